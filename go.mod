@@ -2,7 +2,11 @@ module github.com/failoverblob/failoverblob
 
 go 1.26.8
 
-require gocloud.dev v0.47.0
+require (
+	github.com/sony/gobreaker/v2 v2.4.0
+	gocloud.dev v0.47.0
+	google.golang.org/api v0.297.0
+)
 
 require (
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -20,7 +24,6 @@ require (
 	golang.org/x/sys v0.48.0 // indirect
 	golang.org/x/text v0.41.0 // indirect
 	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da // indirect
-	google.golang.org/api v0.297.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260904194346-d0f1323225a4 // indirect
 	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
