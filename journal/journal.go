@@ -1,0 +1,92 @@
+// Package journal records what each side of a failover bucket is missing.
+//
+// An Entry says that one side lacks a change (a put or a delete of one key at
+// one version) that the other side holds or that must be applied to it. The
+// failover bucket appends an entry before it writes the data the entry
+// describes, so a crash in between leaves only a harmless entry; the
+// reconciler reads the entries, repairs the side that is missing the change
+// (checking versions first, so an entry is only ever a hint), and acknowledges
+// them.
+//
+// The interface is small so that implementations can keep entries in memory
+// (tests), in a local file (one instance) or on the buckets themselves (a
+// fleet of instances).
+package journal
+
+import (
+	"context"
+	"time"
+)
+
+// Side names one side of a failover bucket.
+type Side uint8
+
+const (
+	// Primary is the side that serves reads and writes while healthy.
+	Primary Side = iota
+	// Secondary is the side that takes writes while the primary is down.
+	Secondary
+)
+
+// Other returns the side that is not s.
+func (s Side) Other() Side { return 1 - s }
+
+// String returns "primary" or "secondary".
+func (s Side) String() string {
+	if s == Primary {
+		return "primary"
+	}
+	return "secondary"
+}
+
+// Op is the kind of change an entry records.
+type Op uint8
+
+const (
+	// Put records that an object was written.
+	Put Op = iota
+	// Delete records that an object was deleted (a tombstone).
+	Delete
+)
+
+// String returns "put" or "delete".
+func (o Op) String() string {
+	if o == Put {
+		return "put"
+	}
+	return "delete"
+}
+
+// Entry is one change a side is missing.
+type Entry struct {
+	// ID identifies the entry within its journal. Append assigns it; it is
+	// ignored on input.
+	ID string
+	// Key is the object's key.
+	Key string
+	// Op is the kind of change.
+	Op Op
+	// Version is the change's version as the failover bucket stamped it. The
+	// journal treats it as opaque.
+	Version string
+	// Missing is the side that lacks the change.
+	Missing Side
+	// Size is the object's size in bytes for a Put, when known; otherwise 0.
+	Size int64
+	// Recorded is when the entry was appended. Append sets it when zero.
+	Recorded time.Time
+}
+
+// Journal is a record of pending repairs. Implementations are safe for
+// concurrent use.
+type Journal interface {
+	// Append records e and returns its ID. The entry is durable, to the
+	// degree the implementation promises, once Append returns nil.
+	Append(ctx context.Context, e Entry) (id string, err error)
+	// List returns every entry appended and not yet acknowledged, in the order
+	// they were appended.
+	List(ctx context.Context) ([]Entry, error)
+	// Ack removes the entries with the given IDs. Unknown IDs are ignored, so
+	// Ack is idempotent.
+	Ack(ctx context.Context, ids ...string) error
+}
