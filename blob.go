@@ -1,0 +1,468 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// bucket is the failover bucket's gocloud driver. The portable layer in
+// front of it (blob.Bucket) validates keys and options, sniffs content types
+// and verifies ContentMD5 before a write is committed, so bucket does none of
+// that again.
+type bucket struct {
+	f *Failover
+}
+
+var (
+	_ driver.Bucket   = (*bucket)(nil)
+	_ driver.Reader   = (*reader)(nil)
+	_ driver.Writer   = (*writer)(nil)
+	_ driver.Uploader = (*writer)(nil)
+)
+
+var (
+	errEmptyKey = errors.New("failoverblob: key is empty")
+	// errDeleted answers reads of a key whose pending tombstone has not yet
+	// reached every side.
+	errDeleted = errors.New("failoverblob: object not found (deleted)")
+)
+
+// ErrorCode implements driver.Bucket. Errors from the sides keep the codes
+// their own drivers gave them.
+func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
+	switch {
+	case errors.Is(err, ErrReservedKey), errors.Is(err, errEmptyKey):
+		return gcerrors.InvalidArgument
+	case errors.Is(err, errDeleted):
+		return gcerrors.NotFound
+	case errors.Is(err, ErrUnavailable), errors.Is(err, circuit.ErrOpen):
+		return gcerrors.Unknown
+	}
+	return gcerrors.Code(err)
+}
+
+// As implements driver.Bucket: a **Failover reaches the control surface, and
+// any other type is tried on the primary, then on the secondary.
+func (b *bucket) As(i any) bool {
+	if p, ok := i.(**Failover); ok {
+		*p = b.f
+		return true
+	}
+	return b.f.sides[journal.Primary].b.As(i) || b.f.sides[journal.Secondary].b.As(i)
+}
+
+// ErrorAs implements driver.Bucket, trying the primary's types, then the
+// secondary's.
+func (b *bucket) ErrorAs(err error, i any) bool {
+	return b.f.sides[journal.Primary].b.ErrorAs(err, i) || b.f.sides[journal.Secondary].b.ErrorAs(err, i)
+}
+
+// Close implements driver.Bucket.
+func (b *bucket) Close() error { return b.f.close() }
+
+func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
+
+// read runs op on the side that should answer a read of key, falling over to
+// the other side when that one is down:
+//   - a key with a pending delete reads as not found;
+//   - a key with a pending put is read from the side holding its newest
+//     version, and is unavailable while that side is down;
+//   - any other key is read from the primary, then from the secondary. A miss
+//     on the secondary is proof of absence only in Mirror mode.
+func (f *Failover) read(ctx context.Context, key string, op func(*side) error) error {
+	if p, ok := f.idx.get(key); ok && p.known {
+		if p.deleted {
+			return fmt.Errorf("%w: %q", errDeleted, key)
+		}
+		h := f.sides[p.holder]
+		err := op(h)
+		switch {
+		case err == nil:
+			return nil
+		case !p.verified && (isNotFound(err) || h.outage(ctx, err)):
+			// Only the journal says so (the write may have failed before
+			// the bucket restarted): the other side may hold the newest
+			// version that exists.
+			if err2 := op(f.sides[p.holder.Other()]); err2 == nil || !f.sides[p.holder.Other()].outage(ctx, err2) {
+				return err2
+			}
+			return unavailable(err, "reading %q", key)
+		case h.outage(ctx, err):
+			return unavailable(err, "the %s holds the newest version of %q and is down", h.id, key)
+		default:
+			return err
+		}
+	}
+	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	err := op(pr)
+	if err == nil || !pr.outage(ctx, err) {
+		return err
+	}
+	err2 := op(sec)
+	switch {
+	case err2 == nil:
+		f.opts.Logger.Debug("failoverblob: read served by the secondary", "key", key, "cause", err)
+		return nil
+	case isNotFound(err2) && f.opts.Mode == Mirror:
+		return err2
+	case isNotFound(err2):
+		return unavailable(err, "%q is not on the secondary and the primary is down", key)
+	case sec.outage(ctx, err2):
+		return unavailable(errors.Join(err, err2), "both sides are down reading %q", key)
+	default:
+		return err2
+	}
+}
+
+// Attributes implements driver.Bucket. The version metadata is hidden.
+func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	f := b.f
+	var attrs *blob.Attributes
+	err := f.read(ctx, key, func(s *side) error {
+		return s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			attrs, err = s.b.Attributes(ctx, key)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	a := bucketconv.Attributes(attrs)
+	delete(a.Metadata, VersionMetadataKey)
+	return a, nil
+}
+
+// NewRangeReader implements driver.Bucket.
+func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	var r *reader
+	err := b.f.read(ctx, key, func(s *side) (err error) {
+		r, err = b.f.openReader(ctx, s, key, offset, length, bucketconv.ReaderOptions(opts))
+		return err
+	})
+	return r, err
+}
+
+// reader reads from one side. Its breaker outcome is the time to first
+// byte: the first Read (or Close before any) reports it.
+type reader struct {
+	r    *blob.Reader
+	wd   *watchdog
+	idle time.Duration
+	stop context.CancelFunc
+	done func(error) // nil once reported
+	ctx  context.Context
+	s    *side
+	attr driver.ReaderAttributes
+}
+
+func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *blob.ReaderOptions) (*reader, error) {
+	done, err := s.allow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	wd := newWatchdog(f.opts.FirstByteTimeout, cancel)
+	r, err := s.b.NewRangeReader(rctx, key, offset, length, opts)
+	if err != nil {
+		wd.stop()
+		cancel()
+		done(err)
+		return nil, err
+	}
+	return &reader{
+		r: r, wd: wd, idle: f.opts.IdleTimeout, stop: cancel, done: done, ctx: ctx, s: s,
+		attr: driver.ReaderAttributes{ContentType: r.ContentType(), ModTime: r.ModTime(), Size: r.Size()},
+	}, nil
+}
+
+func (r *reader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if r.done != nil {
+		if err == io.EOF {
+			r.done(nil)
+		} else {
+			r.done(err)
+		}
+		r.done = nil
+	}
+	r.wd.kick(r.idle)
+	return n, err
+}
+
+func (r *reader) Close() error {
+	if r.done != nil {
+		r.done(nil)
+		r.done = nil
+	}
+	r.wd.stop()
+	err := r.r.Close()
+	r.stop()
+	return err
+}
+
+func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attr }
+
+func (r *reader) As(i any) bool { return r.r.As(i) }
+
+// watchdog cancels a call that makes no progress for a while.
+type watchdog struct{ t *time.Timer }
+
+func newWatchdog(d time.Duration, cancel func()) *watchdog {
+	return &watchdog{t: time.AfterFunc(d, cancel)}
+}
+
+// kick restarts the countdown at d.
+func (w *watchdog) kick(d time.Duration) { w.t.Reset(d) }
+
+func (w *watchdog) stop() { w.t.Stop() }
+
+// ListPaged implements driver.Bucket.
+func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	return b.f.list(ctx, opts)
+}
+
+// Copy implements driver.Bucket. In Redirect mode, while the primary is up
+// and neither key has pending work, the copy is the primary's own; otherwise
+// the object is read through the failover bucket and written back through
+// it, so the copy is routed, versioned and journaled like any other write.
+func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
+	for _, k := range []string{dstKey, srcKey} {
+		if err := checkKey(k); err != nil {
+			return err
+		}
+	}
+	if dstKey == "" {
+		return errEmptyKey
+	}
+	f := b.f
+	_, dstPending := f.idx.get(dstKey)
+	_, srcPending := f.idx.get(srcKey)
+	if f.opts.Mode == Redirect && !dstPending && !srcPending {
+		pr := f.sides[journal.Primary]
+		err := pr.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
+			return pr.b.Copy(ctx, dstKey, srcKey, bucketconv.CopyOptions(opts))
+		})
+		if err == nil || !pr.outage(ctx, err) {
+			return err
+		}
+	}
+	if opts.BeforeCopy != nil {
+		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
+			return err
+		}
+	}
+	return f.streamCopy(ctx, dstKey, srcKey)
+}
+
+// streamCopy copies srcKey to dstKey through the failover bucket itself.
+func (f *Failover) streamCopy(ctx context.Context, dstKey, srcKey string) error {
+	b := f.bucket
+	attrs, err := b.Attributes(ctx, srcKey)
+	if err != nil {
+		return err
+	}
+	r, err := b.NewReader(ctx, srcKey, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = r.Close() }()
+	ct := attrs.ContentType
+	return b.Upload(ctx, dstKey, r, &blob.WriterOptions{
+		CacheControl:                attrs.CacheControl,
+		ContentDisposition:          attrs.ContentDisposition,
+		ContentEncoding:             attrs.ContentEncoding,
+		ContentLanguage:             attrs.ContentLanguage,
+		ContentType:                 orDefault(ct, "application/octet-stream"),
+		DisableContentTypeDetection: ct == "",
+		Metadata:                    attrs.Metadata,
+	})
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// Delete implements driver.Bucket. In Redirect mode a delete while the
+// primary is down is acknowledged once its tombstone is recorded in the
+// journal; it then reports success whether or not the object existed, since
+// the primary cannot be asked.
+func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	f := b.f
+	unlock := f.locks.lock(key)
+	defer unlock()
+	if f.opts.Mode == Mirror {
+		return f.deleteMirror(ctx, key, bucketconv.DeleteOptions(opts))
+	}
+	return f.deleteRedirect(ctx, key, bucketconv.DeleteOptions(opts))
+}
+
+func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *blob.DeleteOptions) error {
+	return s.call(ctx, timeout, func(ctx context.Context) error {
+		return s.b.DeleteWithOptions(ctx, key, opts)
+	})
+}
+
+func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *blob.DeleteOptions) error {
+	v := f.clock.Now()
+	p, pending := f.idx.get(key)
+	recorded := false
+	if pending {
+		if _, err := f.record(ctx, key, journal.Delete, v, journal.Primary, 0); err != nil {
+			return err
+		}
+		recorded = true
+	}
+	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	err := pr.delete(ctx, f.opts.CallTimeout, key, opts)
+	switch {
+	case err == nil, isNotFound(err) && pending && p.known && !p.deleted:
+		// The primary no longer has it; the tombstone (if the key had
+		// pending work) keeps the secondary's copy from coming back.
+		f.idx.commit(key, v, true, journal.Primary, 0)
+		return nil
+	case !pr.outage(ctx, err):
+		return err
+	}
+	if !recorded {
+		if _, err := f.record(ctx, key, journal.Delete, v, journal.Primary, 0); err != nil {
+			return err
+		}
+	}
+	f.idx.commit(key, v, true, journal.Primary, 0)
+	// The temporary copy, if any, goes now; the tombstone covers it if not.
+	_ = sec.delete(ctx, f.opts.CallTimeout, key, opts)
+	f.opts.Logger.Warn("failoverblob: delete recorded as a tombstone while the primary is down", "key", key, "cause", err)
+	return nil
+}
+
+func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.DeleteOptions) error {
+	v := f.clock.Now()
+	p, pending := f.idx.get(key)
+	var ids [2]string
+	rec := func(s journal.Side) error {
+		if ids[s] != "" {
+			return nil
+		}
+		id, err := f.record(ctx, key, journal.Delete, v, s, 0)
+		ids[s] = id
+		return err
+	}
+	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+		if p.entries[s] > 0 {
+			if err := rec(s); err != nil {
+				return err
+			}
+		}
+	}
+	var errs [2]error
+	var answered, found, down [2]bool
+	for _, s := range f.sides {
+		if f.opts.Ack == AckBoth && s.id == journal.Secondary && down[journal.Primary] {
+			errs[s.id], down[s.id] = errs[journal.Primary], true
+			break
+		}
+		errs[s.id] = s.delete(ctx, f.opts.CallTimeout, key, opts)
+		switch {
+		case errs[s.id] == nil:
+			answered[s.id], found[s.id] = true, true
+		case isNotFound(errs[s.id]):
+			answered[s.id] = true
+		case s.outage(ctx, errs[s.id]):
+			down[s.id] = true
+			if err := rec(s.id); err != nil {
+				return err
+			}
+		default:
+			return errs[s.id]
+		}
+	}
+	if !answered[0] && !answered[1] {
+		for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+			if ids[s] != "" && p.entries[s] == 0 {
+				f.retract(key, s, ids[s])
+			}
+		}
+		return unavailable(errors.Join(errs[0], errs[1]), "both sides are down deleting %q", key)
+	}
+	f.idx.commit(key, v, true, journal.Primary, 0)
+	existed := found[0] || found[1] || (pending && p.known && !p.deleted)
+	switch {
+	case f.opts.Ack == AckBoth && (down[0] || down[1]):
+		return unavailable(errors.Join(errs[0], errs[1]), "delete of %q reached only one side; a repair is recorded", key)
+	case !existed && !down[0] && !down[1]:
+		return errs[journal.Primary]
+	case !existed && down[journal.Primary]:
+		// The secondary holds every key that is not pending, so its miss
+		// is an answer.
+		return errs[journal.Secondary]
+	}
+	return nil
+}
+
+// SignedURL implements driver.Bucket. The URL is signed by the side that
+// serves the key: the holder of a pending key's newest version, else the
+// primary, else (in Mirror mode, with the primary's breaker open) the
+// secondary. A URL that writes or deletes bypasses the failover bucket: it
+// stamps no version and records no repair.
+func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	f := b.f
+	s := f.sides[journal.Primary]
+	if p, ok := f.idx.get(key); ok && p.known && !p.deleted {
+		s = f.sides[p.holder]
+	} else if s.br.State() == circuit.StateOpen {
+		if f.opts.Mode == Redirect {
+			return "", unavailable(circuit.ErrOpen, "signing a URL for %q while the primary is down", key)
+		}
+		s = f.sides[journal.Secondary]
+	}
+	return s.b.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
+}
+
+// NewTypedWriter implements driver.Bucket. See writer for when the write is
+// durable.
+func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if key == "" {
+		return nil, errEmptyKey
+	}
+	if _, ok := opts.Metadata[VersionMetadataKey]; ok {
+		return nil, fmt.Errorf("%w: metadata key %q", ErrReservedKey, VersionMetadataKey)
+	}
+	f := b.f
+	v := f.clock.Now()
+	md := make(map[string]string, len(opts.Metadata)+1)
+	maps.Copy(md, opts.Metadata)
+	md[VersionMetadataKey] = v.String()
+	wopts := bucketconv.WriterOptions(contentType, opts)
+	wopts.Metadata = md
+	return &writer{f: f, ctx: ctx, key: key, opts: wopts, contentMD5: opts.ContentMD5, version: v}, nil
+}

@@ -1,0 +1,71 @@
+package failoverblob
+
+import (
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// SideStatus is the health of one side.
+type SideStatus struct {
+	Name      string        `json:"name"`
+	State     circuit.State `json:"-"`
+	StateName string        `json:"state"`
+	// Since is when the breaker last changed state (or the bucket opened).
+	Since time.Time `json:"since"`
+	// LastError is the last outage seen on the side, and when.
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	// Requests and Failures are the breaker's counts in its current window.
+	Requests uint32 `json:"requests"`
+	Failures uint32 `json:"failures"`
+}
+
+// Status is a snapshot of a failover bucket's health.
+type Status struct {
+	Mode      string     `json:"mode"`
+	Primary   SideStatus `json:"primary"`
+	Secondary SideStatus `json:"secondary"`
+	// Pending is the number of journal entries not yet reconciled, and
+	// OldestPending when the oldest was recorded (zero when none): the live
+	// recovery-point figure is time.Since(OldestPending).
+	Pending       int       `json:"pending"`
+	OldestPending time.Time `json:"oldest_pending,omitzero"`
+}
+
+// Status returns a snapshot of the bucket's health. It does no I/O.
+func (f *Failover) Status() Status {
+	st := Status{Mode: f.opts.Mode.String()}
+	st.Primary = f.sides[journal.Primary].status()
+	st.Secondary = f.sides[journal.Secondary].status()
+	st.Pending, st.OldestPending = f.idx.stats()
+	return st
+}
+
+func (s *side) status() SideStatus {
+	state, counts := s.br.State(), s.br.Counts()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SideStatus{
+		Name: s.id.String(), State: state, StateName: state.String(), Since: s.since,
+		LastError: s.lastErr, LastErrorAt: s.lastErrAt,
+		Requests: counts.Requests, Failures: counts.TotalFailures,
+	}
+}
+
+// StatusHandler returns an http.Handler that serves Status as JSON, with
+// status code 200 while the primary's breaker is closed and 503 otherwise.
+// Query strings of URLs in error texts are redacted.
+func (f *Failover) StatusHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := f.Status()
+		w.Header().Set("Content-Type", "application/json")
+		if st.Primary.State != circuit.StateClosed {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	})
+}

@@ -1,0 +1,312 @@
+package failoverblob
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// Repair reports what the reconciler did for one key on one side.
+type Repair struct {
+	Key  string
+	Side journal.Side // the side that was repaired
+	// Action is "copied" (the newer object was copied onto Side), "deleted"
+	// (a tombstone was applied to Side), or "none" (Side already held the
+	// newest change, or no side held the data an entry described).
+	Action string
+	// Bytes is the size of the object copied.
+	Bytes int64
+	// Cleaned reports that the temporary copy on the secondary was removed
+	// (Redirect mode).
+	Cleaned bool
+	// Entries is the number of journal entries acknowledged.
+	Entries int
+}
+
+// Report sums up one Drain.
+type Report struct {
+	Keys      int   // keys settled
+	Copied    int   // objects copied
+	Deleted   int   // tombstones applied
+	Cleaned   int   // temporary copies removed from the secondary
+	Bytes     int64 // bytes copied
+	Remaining int   // journal entries still pending afterwards
+}
+
+// Run reconciles until ctx is done or the bucket is closed: every
+// ReconcileInterval it drains the journal, repairing the sides that are
+// reachable. It starts no goroutine that outlives it. It returns nil when
+// the bucket is closed and ctx.Err() when ctx is done.
+func (f *Failover) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-f.closed:
+			return nil
+		case <-t.C:
+		}
+		if n, _ := f.idx.stats(); n > 0 {
+			if _, err := f.Drain(ctx); err != nil && ctx.Err() == nil {
+				f.opts.Logger.Info("failoverblob: reconcile pass incomplete", "err", err)
+			}
+		}
+		t.Reset(f.opts.ReconcileInterval)
+	}
+}
+
+// Drain makes one pass over the journal: for each key with pending entries
+// it brings the side that is missing a change up to the newest version that
+// exists (never overwriting a newer object), applies tombstones, verifies the
+// MD5 of each copy, removes the temporary copy from the secondary in
+// Redirect mode, and acknowledges the entries. Keys whose sides are down are
+// left pending and reported in the error. At most ReconcileConcurrency keys
+// are repaired at once; the goroutines end before Drain returns.
+func (f *Failover) Drain(ctx context.Context) (Report, error) {
+	entries, err := f.opts.Journal.List(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("failoverblob: reading the journal: %w", err)
+	}
+	type group struct {
+		key     string
+		missing journal.Side
+	}
+	groups := map[group][]journal.Entry{}
+	var order []group
+	for _, e := range entries {
+		g := group{e.Key, e.Missing}
+		if groups[g] == nil {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], e)
+	}
+
+	var (
+		mu   sync.Mutex
+		rep  Report
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, f.opts.ReconcileConcurrency)
+	)
+	for _, g := range order {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			r, err := f.repair(ctx, g.key, g.missing, groups[g])
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("repairing %q on the %s: %w", g.key, g.missing, err))
+				return
+			}
+			rep.Keys++
+			rep.Bytes += r.Bytes
+			switch r.Action {
+			case "copied":
+				rep.Copied++
+			case "deleted":
+				rep.Deleted++
+			}
+			if r.Cleaned {
+				rep.Cleaned++
+			}
+			if f.opts.OnRepair != nil {
+				f.opts.OnRepair(r)
+			}
+		}()
+	}
+	wg.Wait()
+	rep.Remaining, _ = f.idx.stats()
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return rep, errors.Join(errs...)
+}
+
+// objectVersion reads the version of key on s; exists is false if s does not
+// have it.
+func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Version, exists bool, err error) {
+	var attrs *blob.Attributes
+	err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		attrs, err = s.b.Attributes(ctx, key)
+		return err
+	})
+	switch {
+	case isNotFound(err):
+		return Version{}, false, nil
+	case err != nil:
+		return Version{}, false, err
+	}
+	return versionOf(attrs.Metadata), true, nil
+}
+
+// repair settles one key on the side missing, given the journal entries that
+// say it is missing changes. It holds the key's lock, so the key's writes in
+// this process wait for it.
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry) (Repair, error) {
+	unlock := f.locks.lock(key)
+	defer unlock()
+	dst, src := f.sides[missing], f.sides[missing.Other()]
+	rep := Repair{Key: key, Side: missing, Action: "none", Entries: len(entries)}
+
+	vDst, inDst, err := f.objectVersion(ctx, dst, key)
+	if err != nil {
+		return rep, err
+	}
+	vSrc, inSrc, err := f.objectVersion(ctx, src, key)
+	if err != nil {
+		return rep, err
+	}
+	// The secondary holds only temporary copies in Redirect mode.
+	temporary := f.opts.Mode == Redirect && missing == journal.Primary
+
+	type change struct {
+		op journal.Op
+		v  Version
+	}
+	changes := make([]change, 0, len(entries))
+	for _, e := range entries {
+		v, err := ParseVersion(e.Version)
+		if err != nil {
+			return rep, err
+		}
+		changes = append(changes, change{e.Op, v})
+	}
+	// Newest first: the first change whose data exists (or any tombstone)
+	// is the key's state; older entries are settled by it.
+	sort.Slice(changes, func(i, j int) bool { return changes[i].v.Compare(changes[j].v) > 0 })
+	for _, c := range changes {
+		if c.op == journal.Delete {
+			if inDst && vDst.Compare(c.v) <= 0 {
+				if err := dst.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+					return rep, err
+				}
+				rep.Action, inDst = "deleted", false
+			}
+			if temporary && inSrc && vSrc.Compare(c.v) <= 0 {
+				if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+					return rep, err
+				}
+				rep.Cleaned, inSrc = true, false
+			}
+			break
+		}
+		if inDst && vDst.Compare(c.v) >= 0 {
+			break // the missing side already has this change or a newer one
+		}
+		if inSrc && vSrc.Compare(c.v) >= 0 {
+			n, err := f.copyObject(ctx, src, dst, key, vSrc)
+			if err != nil {
+				return rep, err
+			}
+			rep.Action, rep.Bytes, vDst, inDst = "copied", n, vSrc, true
+			break
+		}
+		// No side holds this change: its write failed after the entry was
+		// recorded. An older entry may still describe data that exists.
+	}
+	if temporary && inSrc && inDst && vSrc.Compare(vDst) <= 0 {
+		if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+			return rep, err
+		}
+		rep.Cleaned = true
+	}
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	if err := f.opts.Journal.Ack(ctx, ids...); err != nil {
+		return rep, fmt.Errorf("acknowledging journal entries: %w", err)
+	}
+	f.idx.acked(key, missing, len(entries))
+	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", rep.Action, "bytes", rep.Bytes, "cleaned", rep.Cleaned)
+	return rep, nil
+}
+
+// copyObject streams key from src to dst, keeping its attributes and its
+// version, and verifies the MD5 of what arrived. want is the version src is
+// expected to hold; if src changed since, the copy is abandoned.
+func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, want Version) (int64, error) {
+	var attrs *blob.Attributes
+	err := src.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		attrs, err = src.b.Attributes(ctx, key)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	if got := versionOf(attrs.Metadata); got.Compare(want) != 0 {
+		return 0, fmt.Errorf("the %s's copy changed during repair (version %s, expected %s)", src.id, got, want)
+	}
+	r, err := f.openReader(ctx, src, key, 0, -1, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = r.Close() }()
+
+	ct := attrs.ContentType
+	w := &writer{f: f, ctx: ctx, key: key, opts: &blob.WriterOptions{
+		CacheControl:                attrs.CacheControl,
+		ContentDisposition:          attrs.ContentDisposition,
+		ContentEncoding:             attrs.ContentEncoding,
+		ContentLanguage:             attrs.ContentLanguage,
+		ContentType:                 ct,
+		DisableContentTypeDetection: ct == "",
+		Metadata:                    attrs.Metadata,
+	}}
+	var srcMD5 []byte
+	if len(attrs.MD5) == md5.Size {
+		srcMD5 = attrs.MD5 // dst's portable layer verifies it before committing
+	}
+	if err := w.open(dst, srcMD5); err != nil {
+		return 0, err
+	}
+	sw := w.sw[dst.id]
+	h := md5.New()
+	n, rerr, werr := copyTo(io.MultiWriter(sw, h), r)
+	if err := errors.Join(rerr, werr); err != nil {
+		sw.abort(err)
+		return n, err
+	}
+	if n != attrs.Size {
+		sw.abort(io.ErrUnexpectedEOF)
+		return n, fmt.Errorf("read %d bytes of %d from the %s", n, attrs.Size, src.id)
+	}
+	if err := sw.commit(); err != nil {
+		return n, err
+	}
+	if srcMD5 == nil {
+		// No checksum to hand the destination: compare what it stored.
+		var got *blob.Attributes
+		err := dst.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			got, err = dst.b.Attributes(ctx, key)
+			return err
+		})
+		if err != nil {
+			return n, err
+		}
+		if sum := h.Sum(nil); len(got.MD5) == md5.Size && !bytes.Equal(got.MD5, sum) {
+			// Remove the bad copy so the next pass copies again rather
+			// than taking it for the newest version.
+			_ = dst.delete(ctx, f.opts.CallTimeout, key, nil)
+			return n, fmt.Errorf("MD5 mismatch after copying to the %s: stored %x, sent %x", dst.id, got.MD5, sum)
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,126 @@
+package failoverblob
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// VersionMetadataKey is the metadata key under which every write through a
+// failover bucket stamps its version. It is reserved: callers may not set it,
+// and Attributes hides it.
+const VersionMetadataKey = "failover-version"
+
+// Version orders the writes made through failover buckets. It is a hybrid
+// logical clock reading (wall time in nanoseconds plus a logical counter that
+// breaks ties and survives a clock that steps back) and the id of the writer
+// that took it, so two writers never produce the same version.
+//
+// The zero Version is older than every stamped one; an object written without
+// the library (and so without a version) counts as the zero Version.
+type Version struct {
+	Wall    int64  // wall-clock nanoseconds since the Unix epoch
+	Logical uint32 // tie-breaker within one Wall value
+	Writer  string // the writer's id
+}
+
+// IsZero reports whether v is the zero Version.
+func (v Version) IsZero() bool { return v.Wall == 0 && v.Logical == 0 && v.Writer == "" }
+
+// Compare returns -1, 0 or +1 as v is older than, equal to, or newer than w.
+func (v Version) Compare(w Version) int {
+	switch {
+	case v.Wall != w.Wall:
+		return cmpInt(v.Wall < w.Wall)
+	case v.Logical != w.Logical:
+		return cmpInt(v.Logical < w.Logical)
+	default:
+		return strings.Compare(v.Writer, w.Writer)
+	}
+}
+
+func cmpInt(less bool) int {
+	if less {
+		return -1
+	}
+	return 1
+}
+
+// String encodes v so that encodings sort in version order:
+// sixteen hex digits of Wall, a dot, eight of Logical, a dot, the writer id.
+// The zero Version encodes as "".
+func (v Version) String() string {
+	if v.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%016x.%08x.%s", uint64(v.Wall), v.Logical, v.Writer)
+}
+
+// ParseVersion decodes a string made by Version.String. The empty string
+// decodes to the zero Version.
+func ParseVersion(s string) (Version, error) {
+	if s == "" {
+		return Version{}, nil
+	}
+	wall, rest, ok1 := strings.Cut(s, ".")
+	logical, writer, ok2 := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || len(wall) != 16 || len(logical) != 8 || writer == "" {
+		return Version{}, fmt.Errorf("failoverblob: malformed version %q", s)
+	}
+	w, err1 := strconv.ParseUint(wall, 16, 64)
+	l, err2 := strconv.ParseUint(logical, 16, 32)
+	if err1 != nil || err2 != nil {
+		return Version{}, fmt.Errorf("failoverblob: malformed version %q", s)
+	}
+	return Version{Wall: int64(w), Logical: uint32(l), Writer: writer}, nil
+}
+
+// versionOf returns the version stamped in an object's metadata; an object
+// without one (or with a malformed one) is the zero Version.
+func versionOf(md map[string]string) Version {
+	v, _ := ParseVersion(md[VersionMetadataKey])
+	return v
+}
+
+// clock is a hybrid logical clock that hands out strictly increasing versions.
+type clock struct {
+	mu     sync.Mutex
+	last   Version
+	writer string
+}
+
+func newClock(writer string) *clock {
+	if writer == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		writer = hex.EncodeToString(b[:])
+	}
+	return &clock{writer: writer, last: Version{Writer: writer}}
+}
+
+// Now returns a version newer than every version Now returned or Observe saw.
+func (c *clock) Now() Version {
+	wall := time.Now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if wall > c.last.Wall {
+		c.last.Wall, c.last.Logical = wall, 0
+	} else {
+		c.last.Logical++
+	}
+	return c.last
+}
+
+// Observe moves the clock past v, so versions handed out later are newer
+// than a version another writer stamped with a clock ahead of ours.
+func (c *clock) Observe(v Version) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v.Wall > c.last.Wall || (v.Wall == c.last.Wall && v.Logical > c.last.Logical) {
+		c.last.Wall, c.last.Logical = v.Wall, v.Logical
+	}
+}

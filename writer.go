@@ -1,0 +1,461 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// writer is a write through the failover bucket.
+//
+// In Redirect mode the bytes stream to the primary and into a spool; if the
+// primary fails, before or during the stream or at its commit, the spool is
+// replayed to the secondary and a repair is recorded in the journal before
+// the secondary commits. In Mirror mode the bytes stream to both sides at
+// once.
+//
+// The write is durable when Close returns nil: the object is committed on the
+// primary, or on the secondary with its repair recorded in the journal (as
+// durable as the journal is), or in Mirror mode on the sides the AckPolicy
+// requires. Until then any previous object stays readable.
+type writer struct {
+	f          *Failover
+	ctx        context.Context
+	key        string
+	opts       *blob.WriterOptions // for the sides, version stamped
+	contentMD5 []byte              // the caller's, forwarded when replaying
+	version    Version
+
+	started bool
+	sw      [2]*sideWriter // open writers, by side
+	missed  [2]error       // why a side does not get the write
+	sp      *spool         // Redirect: replay copy while writing to the primary
+	src     io.ReadSeeker  // Redirect: a seekable Upload source, replayed instead of a spool
+	srcAt   int64          // where the seekable source started
+	size    int64
+	err     error // sticky failure
+	closed  bool
+}
+
+// sideWriter is a write to one side under its breaker and an idle watchdog.
+type sideWriter struct {
+	s      *side
+	w      *blob.Writer
+	cancel context.CancelFunc
+	wd     *watchdog
+	idle   time.Duration
+	done   func(error)
+}
+
+func (sw *sideWriter) Write(p []byte) (int, error) {
+	sw.wd.kick(sw.idle)
+	return sw.w.Write(p)
+}
+
+// commit closes the side's writer and reports the outcome to its breaker.
+func (sw *sideWriter) commit() error {
+	sw.wd.kick(sw.idle)
+	err := sw.w.Close()
+	sw.wd.stop()
+	sw.cancel()
+	sw.done(err)
+	return err
+}
+
+// abort drops the side's write without committing it.
+func (sw *sideWriter) abort(cause error) {
+	sw.cancel()
+	_ = sw.w.Close()
+	sw.wd.stop()
+	sw.done(cause)
+}
+
+func (w *writer) open(s *side, contentMD5 []byte) error {
+	done, err := s.allow(w.ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	wd := newWatchdog(w.f.opts.IdleTimeout, cancel)
+	opts := w.opts
+	if contentMD5 != nil {
+		o := *w.opts
+		o.ContentMD5 = contentMD5
+		opts = &o
+	}
+	bw, err := s.b.NewWriter(ctx, w.key, opts)
+	if err != nil {
+		wd.stop()
+		cancel()
+		done(err)
+		return err
+	}
+	w.sw[s.id] = &sideWriter{s: s, w: bw, cancel: cancel, wd: wd, idle: w.f.opts.IdleTimeout, done: done}
+	return nil
+}
+
+// abortAll drops every open side write.
+func (w *writer) abortAll(cause error) {
+	for i, sw := range w.sw {
+		if sw != nil {
+			sw.abort(cause)
+			w.sw[i] = nil
+		}
+	}
+}
+
+func (w *writer) fail(err error) error {
+	w.err = err
+	w.abortAll(err)
+	return err
+}
+
+func (w *writer) start() error {
+	w.started = true
+	if w.f.opts.Mode == Mirror {
+		return w.startMirror()
+	}
+	pr := w.f.sides[journal.Primary]
+	err := w.open(pr, nil)
+	if err == nil {
+		if w.src == nil {
+			w.sp = newSpool(w.f.opts.SpoolMemory, w.f.opts.SpoolDir)
+		}
+		return nil
+	}
+	if !pr.outage(w.ctx, err) {
+		return err
+	}
+	return w.redirect(err)
+}
+
+// redirect moves a Redirect-mode write to the secondary after the primary
+// failed with cause, replaying what the primary was sent.
+func (w *writer) redirect(cause error) error {
+	w.missed[journal.Primary] = cause
+	if w.opts.IfNotExist {
+		return unavailable(cause, "writing %q with IfNotExist needs the primary, which is down", w.key)
+	}
+	sec := w.f.sides[journal.Secondary]
+	if err := w.open(sec, w.contentMD5); err != nil {
+		return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
+	}
+	w.f.opts.Logger.Warn("failoverblob: write redirected to the secondary", "key", w.key, "cause", cause)
+	sw := w.sw[journal.Secondary]
+	switch {
+	case w.src != nil:
+		if _, err := w.src.Seek(w.srcAt, io.SeekStart); err != nil {
+			return err
+		}
+		n, rerr, werr := copyTo(sw, w.src)
+		w.size = n
+		if werr != nil {
+			return unavailable(errors.Join(cause, werr), "both sides are down writing %q", w.key)
+		}
+		return rerr
+	case w.sp != nil:
+		_, err := w.sp.WriteTo(sw)
+		_ = w.sp.Close()
+		w.sp = nil
+		if err != nil {
+			return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
+		}
+	}
+	return nil
+}
+
+func (w *writer) startMirror() error {
+	for _, s := range w.f.sides {
+		if err := w.open(s, nil); err != nil {
+			if !s.outage(w.ctx, err) {
+				w.abortAll(err)
+				return err
+			}
+			w.missed[s.id] = err
+		}
+	}
+	return w.checkMirror()
+}
+
+// checkMirror fails a Mirror-mode write that can no longer be acknowledged.
+func (w *writer) checkMirror() error {
+	m := w.missed
+	switch {
+	case m[0] != nil && m[1] != nil:
+		return unavailable(errors.Join(m[0], m[1]), "both sides are down writing %q", w.key)
+	case w.f.opts.Ack == AckBoth && (m[0] != nil || m[1] != nil):
+		return unavailable(errors.Join(m[0], m[1]), "writing %q needs both sides (AckBoth) and one is down", w.key)
+	}
+	return nil
+}
+
+// Write implements io.Writer. An error is sticky: the write then fails at
+// Close and nothing is committed.
+func (w *writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if !w.started {
+		if err := w.start(); err != nil {
+			return 0, w.fail(err)
+		}
+	}
+	w.size += int64(len(p))
+	if w.f.opts.Mode == Mirror {
+		return w.writeMirror(p)
+	}
+	if pw := w.sw[journal.Primary]; pw != nil {
+		if w.sp != nil {
+			if _, err := w.sp.Write(p); err != nil {
+				return 0, w.fail(err)
+			}
+		}
+		_, err := pw.Write(p)
+		if err == nil {
+			return len(p), nil
+		}
+		if !pw.s.outage(w.ctx, err) {
+			return 0, w.fail(err)
+		}
+		pw.abort(err)
+		w.sw[journal.Primary] = nil
+		if err := w.redirect(err); err != nil {
+			return 0, w.fail(err)
+		}
+		return len(p), nil
+	}
+	if _, err := w.sw[journal.Secondary].Write(p); err != nil {
+		return 0, w.fail(err)
+	}
+	return len(p), nil
+}
+
+func (w *writer) writeMirror(p []byte) (int, error) {
+	for i, sw := range w.sw {
+		if sw == nil {
+			continue
+		}
+		if _, err := sw.Write(p); err != nil {
+			if !sw.s.outage(w.ctx, err) {
+				return 0, w.fail(err)
+			}
+			sw.abort(err)
+			w.sw[i], w.missed[i] = nil, err
+		}
+	}
+	if err := w.checkMirror(); err != nil {
+		return 0, w.fail(err)
+	}
+	return len(p), nil
+}
+
+// Upload implements driver.Uploader. In Redirect mode a seekable source is
+// replayed from where it started if the primary fails, so it needs no spool.
+func (w *writer) Upload(r io.Reader) error {
+	rs, ok := r.(io.ReadSeeker)
+	if ok && w.f.opts.Mode == Redirect && !w.started {
+		if at, err := rs.Seek(0, io.SeekCurrent); err == nil {
+			w.src, w.srcAt = rs, at
+		}
+	}
+	if w.src == nil {
+		_, err := io.Copy(struct{ io.Writer }{w}, r)
+		return err
+	}
+	if err := w.start(); err != nil {
+		return w.fail(err)
+	}
+	if pw := w.sw[journal.Primary]; pw != nil {
+		n, rerr, werr := copyTo(pw, rs)
+		w.size = n
+		switch {
+		case werr != nil && pw.s.outage(w.ctx, werr):
+			pw.abort(werr)
+			w.sw[journal.Primary] = nil
+			if err := w.redirect(werr); err != nil {
+				return w.fail(err)
+			}
+			return nil
+		case werr != nil:
+			return w.fail(werr)
+		case rerr != nil:
+			return w.fail(rerr)
+		}
+		return nil
+	}
+	n, rerr, werr := copyTo(w.sw[journal.Secondary], rs)
+	w.size = n
+	if err := errors.Join(werr, rerr); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// copyTo copies src to dst, telling a failure to read src from a failure to
+// write dst.
+func copyTo(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, nil, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil, nil
+		}
+		if rerr != nil {
+			return n, rerr, nil
+		}
+	}
+}
+
+// Close commits the write; see writer for when it is durable. If the
+// context the writer was opened with is done, nothing is committed.
+func (w *writer) Close() error {
+	if w.closed {
+		return errors.New("failoverblob: writer already closed")
+	}
+	w.closed = true
+	defer func() {
+		w.abortAll(context.Canceled)
+		if w.sp != nil {
+			_ = w.sp.Close()
+		}
+	}()
+	if err := w.ctx.Err(); err != nil {
+		w.abortAll(err)
+		return err
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !w.started {
+		if err := w.start(); err != nil {
+			return err
+		}
+	}
+	unlock := w.f.locks.lock(w.key)
+	defer unlock()
+	if w.f.opts.Mode == Mirror {
+		return w.commitMirror()
+	}
+	return w.commitRedirect()
+}
+
+func (w *writer) commitRedirect() error {
+	f := w.f
+	_, pending := f.idx.get(w.key)
+	recorded := false
+	if pw := w.sw[journal.Primary]; pw != nil {
+		if pending {
+			// While a key has pending work, every change to it is recorded,
+			// so the reconciler sees the newest one.
+			if _, err := f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size); err != nil {
+				return err
+			}
+			recorded = true
+		}
+		w.sw[journal.Primary] = nil
+		err := pw.commit()
+		if err == nil {
+			f.idx.commit(w.key, w.version, false, journal.Primary, w.size)
+			return nil
+		}
+		if !pw.s.outage(w.ctx, err) {
+			return err
+		}
+		if err := w.redirect(err); err != nil {
+			return err
+		}
+	}
+	if !recorded {
+		if _, err := f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size); err != nil {
+			return err
+		}
+	}
+	sw := w.sw[journal.Secondary]
+	w.sw[journal.Secondary] = nil
+	if err := sw.commit(); err != nil {
+		if sw.s.outage(w.ctx, err) {
+			return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
+		}
+		return err
+	}
+	f.idx.commit(w.key, w.version, false, journal.Secondary, w.size)
+	return nil
+}
+
+func (w *writer) commitMirror() error {
+	f := w.f
+	p, _ := f.idx.get(w.key)
+	var recorded [2]bool
+	rec := func(s journal.Side) error {
+		if recorded[s] {
+			return nil
+		}
+		_, err := f.record(w.ctx, w.key, journal.Put, w.version, s, w.size)
+		recorded[s] = err == nil
+		return err
+	}
+	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+		if w.missed[s] != nil || p.entries[s] > 0 {
+			if err := rec(s); err != nil {
+				return err
+			}
+		}
+	}
+	var applied [2]bool
+	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+		sw := w.sw[s]
+		if sw == nil {
+			continue
+		}
+		w.sw[s] = nil
+		err := sw.commit()
+		if err == nil {
+			applied[s] = true
+			continue
+		}
+		outage := sw.s.outage(w.ctx, err)
+		if !outage && !applied[journal.Primary] {
+			// A refusal (a failed precondition, say) before anything was
+			// committed refuses the write.
+			return err
+		}
+		w.missed[s] = err
+		// Recorded before the secondary commits; for the secondary, after
+		// the primary did, so a crash in between is left to the verifier.
+		if err := rec(s); err != nil {
+			return err
+		}
+	}
+	if !applied[0] && !applied[1] {
+		return unavailable(errors.Join(w.missed[0], w.missed[1]), "both sides are down writing %q", w.key)
+	}
+	holder := journal.Primary
+	if !applied[journal.Primary] {
+		holder = journal.Secondary
+	}
+	f.idx.commit(w.key, w.version, false, holder, w.size)
+	if f.opts.Ack == AckBoth && !(applied[0] && applied[1]) {
+		return unavailable(w.missed[holder.Other()], "write of %q reached only the %s; a repair is recorded", w.key, holder)
+	}
+	if !applied[journal.Primary] {
+		f.opts.Logger.Warn("failoverblob: mirrored write reached only the secondary", "key", w.key, "cause", w.missed[journal.Primary])
+	}
+	return nil
+}
