@@ -154,7 +154,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	}
 	var r *reader
 	err := b.f.read(ctx, key, func(s *side) (err error) {
-		r, err = b.f.openReader(ctx, s, key, offset, length, bucketconv.ReaderOptions(opts))
+		r, err = b.f.openReader(ctx, s, key, offset, length, &blob.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
 		return err
 	})
 	return r, err
@@ -258,7 +258,7 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 	if f.opts.Mode == Redirect && !dstPending && !srcPending {
 		pr := f.sides[journal.Primary]
 		err := pr.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
-			return pr.b.Copy(ctx, dstKey, srcKey, bucketconv.CopyOptions(opts))
+			return pr.b.Copy(ctx, dstKey, srcKey, &blob.CopyOptions{BeforeCopy: guardHook(opts.BeforeCopy, false)})
 		})
 		if err == nil || !pr.outage(ctx, err) {
 			return err
@@ -314,10 +314,11 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	f := b.f
 	unlock := f.locks.lock(key)
 	defer unlock()
+	dopts := &blob.DeleteOptions{BeforeDelete: guardHook(opts.BeforeDelete, f.opts.Mode == Mirror)}
 	if f.opts.Mode == Mirror {
-		return f.deleteMirror(ctx, key, bucketconv.DeleteOptions(opts))
+		return f.deleteMirror(ctx, key, dopts)
 	}
-	return f.deleteRedirect(ctx, key, bucketconv.DeleteOptions(opts))
+	return f.deleteRedirect(ctx, key, dopts)
 }
 
 func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *blob.DeleteOptions) error {
@@ -464,5 +465,6 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	md[VersionMetadataKey] = v.String()
 	wopts := bucketconv.WriterOptions(contentType, opts)
 	wopts.Metadata = md
+	wopts.BeforeWrite = guardHook(opts.BeforeWrite, f.opts.Mode == Mirror)
 	return &writer{f: f, ctx: ctx, key: key, opts: wopts, contentMD5: opts.ContentMD5, version: v}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -299,6 +300,10 @@ func (s *side) allow(ctx context.Context) (func(error), error) {
 		return nil, fmt.Errorf("failoverblob: %s: %w", s.id, err)
 	}
 	return func(err error) {
+		var he *hookError
+		if errors.As(err, &he) {
+			err = nil // the side did not fail; the caller's hook did
+		}
 		if err != nil && s.br.IsOutage(ctx, err) {
 			s.mu.Lock()
 			s.lastErr, s.lastErrAt = redactURLs(err.Error()), time.Now()
@@ -319,7 +324,35 @@ func redactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?REDAC
 // outage reports whether err, from a call to s for a caller whose context is
 // ctx, means s is down (including its breaker being open).
 func (s *side) outage(ctx context.Context, err error) bool {
-	return err != nil && (errors.Is(err, circuit.ErrOpen) || s.br.IsOutage(ctx, err))
+	var he *hookError
+	return err != nil && !errors.As(err, &he) && (errors.Is(err, circuit.ErrOpen) || s.br.IsOutage(ctx, err))
+}
+
+// hookError marks an error returned by one of the caller's Before* hooks:
+// the caller's answer, never an outage.
+type hookError struct{ err error }
+
+func (e *hookError) Error() string { return e.err.Error() }
+func (e *hookError) Unwrap() error { return e.err }
+
+// guardHook wraps a caller's Before* hook so its errors are not taken for
+// outages. With once set (calls that reach both sides in Mirror mode) the
+// hook runs only for the first side the call reaches, as a caller of a single
+// bucket expects.
+func guardHook(fn func(func(any) bool) error, once bool) func(func(any) bool) error {
+	if fn == nil {
+		return nil
+	}
+	var called atomic.Bool
+	return func(as func(any) bool) error {
+		if once && called.Swap(true) {
+			return nil
+		}
+		if err := fn(as); err != nil {
+			return &hookError{err}
+		}
+		return nil
+	}
 }
 
 // call runs fn against s under the breaker and a deadline of timeout.

@@ -65,6 +65,7 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		pageSize = defaultPageSize
 	}
 	lopts := bucketconv.ListOptions(opts)
+	lopts.BeforeList = guardHook(opts.BeforeList, false)
 	fetch := func(s *side) (objs []*blob.ListObject, next []byte, err error) {
 		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
 			objs, next, err = s.b.ListPage(ctx, bucketconv.FirstPage(tok.sideToken), pageSize, lopts)
