@@ -387,6 +387,11 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.Dele
 			break
 		}
 		errs[s.id] = s.delete(ctx, f.opts.CallTimeout, key, opts)
+		if s.id == journal.Primary && isNotFound(errs[s.id]) && !pending {
+			// Both sides hold every key that is not pending: the primary's
+			// miss is the answer.
+			return errs[s.id]
+		}
 		switch {
 		case errs[s.id] == nil:
 			answered[s.id], found[s.id] = true, true
@@ -414,11 +419,11 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.Dele
 	switch {
 	case f.opts.Ack == AckBoth && (down[0] || down[1]):
 		return unavailable(errors.Join(errs[0], errs[1]), "delete of %q reached only one side; a repair is recorded", key)
-	case !existed && !down[0] && !down[1]:
+	case !existed && !down[journal.Primary]:
 		return errs[journal.Primary]
-	case !existed && down[journal.Primary]:
+	case !existed:
 		// The secondary holds every key that is not pending, so its miss
-		// is an answer.
+		// is an answer too.
 		return errs[journal.Secondary]
 	}
 	return nil
@@ -434,16 +439,25 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 		return "", err
 	}
 	f := b.f
-	s := f.sides[journal.Primary]
-	if p, ok := f.idx.get(key); ok && p.known && !p.deleted {
-		s = f.sides[p.holder]
-	} else if s.br.State() == circuit.StateOpen {
-		if f.opts.Mode == Redirect {
-			return "", unavailable(circuit.ErrOpen, "signing a URL for %q while the primary is down", key)
-		}
-		s = f.sides[journal.Secondary]
+	sign := func(s *side) (url string, err error) {
+		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			url, err = s.b.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
+			return err
+		})
+		return url, err
 	}
-	return s.b.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
+	if p, ok := f.idx.get(key); ok && p.known && !p.deleted {
+		return sign(f.sides[p.holder])
+	}
+	pr := f.sides[journal.Primary]
+	url, err := sign(pr)
+	switch {
+	case err == nil || !pr.outage(ctx, err):
+		return url, err
+	case f.opts.Mode == Redirect:
+		return "", unavailable(err, "signing a URL for %q while the primary is down", key)
+	}
+	return sign(f.sides[journal.Secondary])
 }
 
 // NewTypedWriter implements driver.Bucket. See writer for when the write is

@@ -297,7 +297,7 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 func (s *side) allow(ctx context.Context) (func(error), error) {
 	done, err := s.br.Allow(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("failoverblob: %s: %w", s.id, err)
+		return nil, fmt.Errorf("failoverblob: %w", err) // names the side
 	}
 	return func(err error) {
 		var he *hookError

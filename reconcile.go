@@ -100,35 +100,44 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, f.opts.ReconcileConcurrency)
 	)
-	for _, g := range order {
+	settle := func(g group) {
+		r, err := f.repair(ctx, g.key, g.missing, groups[g])
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("repairing %q on the %s: %w", g.key, g.missing, err))
+			return
+		}
+		rep.Keys++
+		rep.Bytes += r.Bytes
+		switch r.Action {
+		case "copied":
+			rep.Copied++
+		case "deleted":
+			rep.Deleted++
+		}
+		if r.Cleaned {
+			rep.Cleaned++
+		}
+		if f.opts.OnRepair != nil {
+			f.opts.OnRepair(r)
+		}
+	}
+	for i, g := range order {
 		if ctx.Err() != nil {
 			break
+		}
+		if i == 0 {
+			// The first repair alone: while a breaker is half-open it is
+			// the probe, and the others would only be refused.
+			settle(g)
+			continue
 		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			r, err := f.repair(ctx, g.key, g.missing, groups[g])
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("repairing %q on the %s: %w", g.key, g.missing, err))
-				return
-			}
-			rep.Keys++
-			rep.Bytes += r.Bytes
-			switch r.Action {
-			case "copied":
-				rep.Copied++
-			case "deleted":
-				rep.Deleted++
-			}
-			if r.Cleaned {
-				rep.Cleaned++
-			}
-			if f.opts.OnRepair != nil {
-				f.opts.OnRepair(r)
-			}
+			settle(g)
 		}()
 	}
 	wg.Wait()

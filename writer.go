@@ -100,11 +100,12 @@ func (w *writer) open(s *side, contentMD5 []byte) error {
 	return nil
 }
 
-// abortAll drops every open side write.
-func (w *writer) abortAll(cause error) {
+// abortAll drops every open side write, for a reason that is not those
+// sides' fault (so it does not count against their breakers).
+func (w *writer) abortAll() {
 	for i, sw := range w.sw {
 		if sw != nil {
-			sw.abort(cause)
+			sw.abort(nil)
 			w.sw[i] = nil
 		}
 	}
@@ -112,7 +113,7 @@ func (w *writer) abortAll(cause error) {
 
 func (w *writer) fail(err error) error {
 	w.err = err
-	w.abortAll(err)
+	w.abortAll()
 	return err
 }
 
@@ -174,7 +175,7 @@ func (w *writer) startMirror() error {
 	for _, s := range w.f.sides {
 		if err := w.open(s, nil); err != nil {
 			if !s.outage(w.ctx, err) {
-				w.abortAll(err)
+				w.abortAll()
 				return err
 			}
 			w.missed[s.id] = err
@@ -331,13 +332,13 @@ func (w *writer) Close() error {
 	}
 	w.closed = true
 	defer func() {
-		w.abortAll(context.Canceled)
+		w.abortAll()
 		if w.sp != nil {
 			_ = w.sp.Close()
 		}
 	}()
 	if err := w.ctx.Err(); err != nil {
-		w.abortAll(err)
+		w.abortAll()
 		return err
 	}
 	if w.err != nil {
