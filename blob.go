@@ -34,6 +34,7 @@ var (
 
 var (
 	errEmptyKey = errors.New("failoverblob: key is empty")
+	errExists   = errors.New("failoverblob: object exists (IfNotExist)")
 	// errDeleted answers reads of a key whose pending tombstone has not yet
 	// reached every side.
 	errDeleted = errors.New("failoverblob: object not found (deleted)")
@@ -47,6 +48,8 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 		return gcerrors.InvalidArgument
 	case errors.Is(err, errDeleted):
 		return gcerrors.NotFound
+	case errors.Is(err, errExists):
+		return gcerrors.FailedPrecondition
 	case errors.Is(err, ErrUnavailable), errors.Is(err, circuit.ErrOpen):
 		return gcerrors.Unknown
 	}

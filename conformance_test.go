@@ -51,10 +51,10 @@ func (h *harness) MakeDriverForNonexistentBucket(context.Context) (driver.Bucket
 
 // HTTPClient is nil: memblob cannot sign URLs, so the suite skips those
 // checks (it treats Unimplemented from SignedURL as unsupported).
-func (h *harness) HTTPClient() *http.Client        { return nil }
-func (h *harness) SupportsCopy() bool              { return true }
+func (h *harness) HTTPClient() *http.Client         { return nil }
+func (h *harness) SupportsCopy() bool               { return true }
 func (h *harness) SupportsNonSlashDelimiters() bool { return true }
-func (h *harness) Close()                          {}
+func (h *harness) Close()                           {}
 
 // TestConformance runs drivertest in three states: both sides up (each
 // mode), the primary down, and the secondary down.

@@ -327,3 +327,27 @@ func TestRunReconcilesAndStopsOnClose(t *testing.T) {
 		}
 	})
 }
+
+// IfNotExist sees a key whose only copy is the redirected one.
+func TestIfNotExistSeesRedirectedKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute)
+		err := r.b.WriteAll(r.ctx, "k", []byte("v2"), &blob.WriterOptions{IfNotExist: true})
+		if gcerrors.Code(err) != gcerrors.FailedPrecondition {
+			t.Errorf("IfNotExist over a redirected key: got %v, want FailedPrecondition", err)
+		}
+		if got := r.content(primary, "k"); got != "<absent>" {
+			t.Errorf("primary: got %q, want <absent>", got)
+		}
+		r.drain()
+		if got := r.read("k"); got != "v1" {
+			t.Errorf("read after reconcile: got %q, want %q", got, "v1")
+		}
+	})
+}

@@ -3,6 +3,7 @@ package failoverblob
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -351,6 +352,12 @@ func (w *writer) Close() error {
 	}
 	unlock := w.f.locks.lock(w.key)
 	defer unlock()
+	if p, ok := w.f.idx.get(w.key); ok && w.opts.IfNotExist && p.known && !p.deleted {
+		// The newest version may be only on the secondary, where the
+		// primary's precondition cannot see it.
+		w.abortAll()
+		return fmt.Errorf("%w: %q", errExists, w.key)
+	}
 	if w.f.opts.Mode == Mirror {
 		return w.commitMirror()
 	}
