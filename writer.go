@@ -267,8 +267,12 @@ func (w *writer) Upload(r io.Reader) error {
 		}
 	}
 	if w.src == nil {
-		_, err := io.Copy(struct{ io.Writer }{w}, r)
-		return err
+		// A failing source fails the write: nothing is committed at Close.
+		_, rerr, werr := copyTo(w, r)
+		if rerr != nil {
+			return w.fail(rerr)
+		}
+		return werr
 	}
 	if err := w.start(); err != nil {
 		return w.fail(err)
