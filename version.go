@@ -57,7 +57,21 @@ func (v Version) String() string {
 	if v.IsZero() {
 		return ""
 	}
-	return fmt.Sprintf("%016x.%08x.%s", uint64(v.Wall), v.Logical, v.Writer)
+	b := make([]byte, 0, 26+len(v.Writer))
+	b = appendHex(b, uint64(v.Wall), 16)
+	b = append(b, '.')
+	b = appendHex(b, uint64(v.Logical), 8)
+	b = append(b, '.')
+	return string(append(b, v.Writer...))
+}
+
+// appendHex appends x in lower-case hex, zero-padded to width digits.
+func appendHex(b []byte, x uint64, width int) []byte {
+	const digits = "0123456789abcdef"
+	for i := width - 1; i >= 0; i-- {
+		b = append(b, digits[(x>>(4*uint(i)))&0xf])
+	}
+	return b
 }
 
 // ParseVersion decodes a string made by Version.String. The empty string

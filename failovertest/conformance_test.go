@@ -28,7 +28,7 @@ func (h *harness) MakeDriverForNonexistentBucket(context.Context) (driver.Bucket
 	return nil, nil // memblob has no such thing
 }
 
-func (h *harness) HTTPClient() *http.Client        { return nil } // memblob signs no URLs
+func (h *harness) HTTPClient() *http.Client         { return nil } // memblob signs no URLs
 func (h *harness) SupportsCopy() bool               { return true }
 func (h *harness) SupportsNonSlashDelimiters() bool { return true }
 func (h *harness) Close()                           { _ = h.base.Close() }

@@ -11,8 +11,9 @@
 //	...
 //	in.Heal()        // and works again
 //
-// Faults never touch the wrapped bucket unless the Fault says so (Applied), so
-// the wrapped bucket is the ground truth a test checks against.
+// A failed call never reaches the wrapped bucket, unless its Fault says
+// Applied, and a failed write is never committed there; so the wrapped bucket
+// is the ground truth a test checks its expectations against.
 package failovertest
 
 import (
@@ -77,10 +78,12 @@ type Fault struct {
 
 	// AfterBytes, for OpRead and OpWrite, makes the call that opens the
 	// stream succeed and the stream itself fail once AfterBytes bytes have
-	// passed: the Read or Write that would go past that point returns what
-	// fits and the next one fails, with Err (or by hanging, if Hang is set).
-	// A writer that fails this way is aborted: the object is not committed,
-	// and any previous object remains. A stream that ends before AfterBytes
+	// passed, with Err (or by hanging, if Hang is set). A Read that would go
+	// past that point returns the bytes up to it, and the next Read fails; a
+	// Write that would go past it writes the bytes up to it and returns their
+	// count with the failure. A writer that fails this way is aborted: its
+	// Close reports the failure again, the object is not committed, and any
+	// previous object remains. A stream that ends before reaching AfterBytes
 	// is not failed. Zero or negative means the failure is not part-way.
 	// Other ops ignore AfterBytes: their calls fail when made.
 	AfterBytes int64
@@ -207,10 +210,12 @@ func (in *Injector) Heal() {
 // Calls reports how many calls were made for op, failed ones included. A
 // stream counts once, when it is opened.
 //
-// The portable blob.Writer opens its stream lazily, after sniffing the
-// content type, and if that open fails on a Write it tries again in Close; so
-// a failed blob.Bucket.WriteAll of 512 bytes or more without a ContentType
-// counts two calls.
+// Without a ContentType, the portable blob.Writer opens its stream lazily,
+// after sniffing the content type, and if that open fails in a Write it opens
+// again in Close. So a failed blob.Bucket.WriteAll of 512 bytes or more
+// counts two calls; and if the second is not failed (a Fault with Times: 1),
+// the portable layer commits an empty object although WriteAll reported the
+// error. Set WriterOptions.ContentType to open the stream in NewWriter.
 func (in *Injector) Calls(op Op) int64 {
 	if op < 0 || op >= numOps {
 		return 0
