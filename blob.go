@@ -168,6 +168,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 type reader struct {
 	r    *blob.Reader
 	wd   *watchdog
+	wait time.Duration // the bound on the next Read: first byte, then idle
 	idle time.Duration
 	stop context.CancelFunc
 	done func(error) // nil once reported
@@ -184,20 +185,25 @@ func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, 
 	rctx, cancel := context.WithCancel(ctx)
 	wd := newWatchdog(f.opts.FirstByteTimeout, cancel)
 	r, err := s.b.NewRangeReader(rctx, key, offset, length, opts)
+	wd.stop()
 	if err != nil {
-		wd.stop()
 		cancel()
 		done(err)
 		return nil, err
 	}
 	return &reader{
-		r: r, wd: wd, idle: f.opts.IdleTimeout, stop: cancel, done: done, ctx: ctx, s: s,
+		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, done: done, ctx: ctx, s: s,
 		attr: driver.ReaderAttributes{ContentType: r.ContentType(), ModTime: r.ModTime(), Size: r.Size()},
 	}, nil
 }
 
+// Read implements io.Reader. The watchdog runs only while Read waits on the
+// side, so a caller that is slow to read is never taken for a slow side.
 func (r *reader) Read(p []byte) (int, error) {
+	r.wd.kick(r.wait)
 	n, err := r.r.Read(p)
+	r.wd.stop()
+	r.wait = r.idle
 	if r.done != nil {
 		if err == io.EOF {
 			r.done(nil)
@@ -206,7 +212,6 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		r.done = nil
 	}
-	r.wd.kick(r.idle)
 	return n, err
 }
 
@@ -225,7 +230,8 @@ func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attr }
 
 func (r *reader) As(i any) bool { return r.r.As(i) }
 
-// watchdog cancels a call that makes no progress for a while.
+// watchdog cancels a call to a side that makes no progress for a while. It
+// is armed only while the library waits on the side.
 type watchdog struct{ t *time.Timer }
 
 func newWatchdog(d time.Duration, cancel func()) *watchdog {
@@ -333,9 +339,10 @@ func (s *side) delete(ctx context.Context, timeout time.Duration, key string, op
 func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *blob.DeleteOptions) error {
 	v := f.clock.Now()
 	p, pending := f.idx.get(key)
-	recorded := false
+	recorded, id := false, ""
 	if pending {
-		if _, err := f.record(ctx, key, journal.Delete, v, journal.Primary, 0); err != nil {
+		var err error
+		if id, err = f.record(ctx, key, journal.Delete, v, journal.Primary, 0); err != nil {
 			return err
 		}
 		recorded = true
@@ -349,6 +356,10 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *blob.De
 		f.idx.commit(key, v, true, journal.Primary, 0)
 		return nil
 	case !pr.outage(ctx, err):
+		// Refused: the delete must not take effect later either.
+		if recorded {
+			f.retract(key, journal.Primary, id)
+		}
 		return err
 	}
 	if !recorded {
@@ -382,6 +393,13 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.Dele
 			}
 		}
 	}
+	withdraw := func() {
+		for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+			if ids[s] != "" {
+				f.retract(key, s, ids[s])
+			}
+		}
+	}
 	var errs [2]error
 	var answered, found, down [2]bool
 	for _, s := range f.sides {
@@ -405,16 +423,22 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.Dele
 			if err := rec(s.id); err != nil {
 				return err
 			}
-		default:
+		case s.id == journal.Primary:
+			// Refused before anything was deleted: withdraw the
+			// tombstones so the delete does not take effect later.
+			withdraw()
 			return errs[s.id]
+		default:
+			// The primary's delete stands; the secondary's refusal is
+			// repaired like a miss.
+			if err := rec(s.id); err != nil {
+				return err
+			}
+			down[s.id] = true
 		}
 	}
 	if !answered[0] && !answered[1] {
-		for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
-			if ids[s] != "" && p.entries[s] == 0 {
-				f.retract(key, s, ids[s])
-			}
-		}
+		withdraw()
 		return unavailable(errors.Join(errs[0], errs[1]), "both sides are down deleting %q", key)
 	}
 	f.idx.commit(key, v, true, journal.Primary, 0)

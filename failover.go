@@ -131,6 +131,7 @@ type Options struct {
 	// means 4.
 	ReconcileConcurrency int
 	// OnRepair, if set, is called after each key the reconciler settles.
+	// Calls are serialized, but repairs go on while one runs.
 	OnRepair func(Repair)
 
 	// Logger receives failovers, breaker changes and repairs. Nil discards
@@ -484,8 +485,10 @@ func (x *index) commit(key string, v Version, deleted bool, holder journal.Side,
 }
 
 // acked drops n acknowledged entries for the key's missing side, and the key
-// itself once nothing is pending.
-func (x *index) acked(key string, missing journal.Side, n int) {
+// itself once nothing is pending. Entries that remain were recorded after
+// listedAt (when the acknowledged ones were read from the journal), so the
+// key's oldest pending time moves up to it.
+func (x *index) acked(key string, missing journal.Side, n int, listedAt time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	p := x.m[key]
@@ -495,6 +498,8 @@ func (x *index) acked(key string, missing journal.Side, n int) {
 	p.entries[missing] = max(0, p.entries[missing]-n)
 	if p.entries[0] == 0 && p.entries[1] == 0 {
 		delete(x.m, key)
+	} else if p.entries[missing.Other()] == 0 && listedAt.After(p.oldest) {
+		p.oldest = listedAt
 	}
 }
 
@@ -582,6 +587,6 @@ func (f *Failover) retract(key string, missing journal.Side, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
 	if err := f.opts.Journal.Ack(ctx, id); err == nil {
-		f.idx.acked(key, missing, 1)
+		f.idx.acked(key, missing, 1, time.Time{})
 	}
 }

@@ -75,6 +75,7 @@ func (f *Failover) Run(ctx context.Context) error {
 // left pending and reported in the error. At most ReconcileConcurrency keys
 // are repaired at once; the goroutines end before Drain returns.
 func (f *Failover) Drain(ctx context.Context) (Report, error) {
+	listedAt := time.Now()
 	entries, err := f.opts.Journal.List(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("failoverblob: reading the journal: %w", err)
@@ -95,13 +96,19 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 
 	var (
 		mu   sync.Mutex
+		cbMu sync.Mutex // serializes OnRepair, apart from the report's lock
 		rep  Report
 		errs []error
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, f.opts.ReconcileConcurrency)
 	)
 	settle := func(g group) {
-		r, err := f.repair(ctx, g.key, g.missing, groups[g])
+		r, err := f.repair(ctx, g.key, g.missing, groups[g], listedAt)
+		if err == nil && f.opts.OnRepair != nil {
+			cbMu.Lock()
+			f.opts.OnRepair(r)
+			cbMu.Unlock()
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
@@ -118,9 +125,6 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		}
 		if r.Cleaned {
 			rep.Cleaned++
-		}
-		if f.opts.OnRepair != nil {
-			f.opts.OnRepair(r)
 		}
 	}
 	for i, g := range order {
@@ -168,7 +172,7 @@ func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Ve
 // repair settles one key on the side missing, given the journal entries that
 // say it is missing changes. It holds the key's lock, so the key's writes in
 // this process wait for it.
-func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry) (Repair, error) {
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
 	unlock := f.locks.lock(key)
 	defer unlock()
 	dst, src := f.sides[missing], f.sides[missing.Other()]
@@ -243,7 +247,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if err := f.opts.Journal.Ack(ctx, ids...); err != nil {
 		return rep, fmt.Errorf("acknowledging journal entries: %w", err)
 	}
-	f.idx.acked(key, missing, len(entries))
+	f.idx.acked(key, missing, len(entries), listedAt)
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", rep.Action, "bytes", rep.Bytes, "cleaned", rep.Cleaned)
 	return rep, nil
 }

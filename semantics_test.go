@@ -369,3 +369,35 @@ func TestAsReachesFailoverAndSides(t *testing.T) {
 		t.Error("As(**string): got true, want false")
 	}
 }
+
+// A delete the primary refuses (here the caller's own hook) must not take
+// effect later through the journal.
+func TestRefusedDeleteIsNotAppliedLater(t *testing.T) {
+	errRefused := errors.New("refused")
+	for _, mode := range []failoverblob.Mode{failoverblob.Redirect, failoverblob.Mirror} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, failoverblob.Options{Mode: mode})
+				r.faults[primary].Outage(nil)
+				if err := r.write("k", "acked"); err != nil {
+					t.Fatal(err)
+				}
+				r.faults[primary].Heal()
+				time.Sleep(2 * time.Minute)
+				err := r.b.DeleteWithOptions(r.ctx, "k", &blob.DeleteOptions{
+					BeforeDelete: func(func(any) bool) error { return errRefused },
+				})
+				if !errors.Is(err, errRefused) {
+					t.Fatalf("refused delete: got %v, want %v", err, errRefused)
+				}
+				r.drain()
+				if got := r.read("k"); got != "acked" {
+					t.Errorf("read after reconcile: got %q, want %q", got, "acked")
+				}
+				if got := r.content(primary, "k"); got != "acked" {
+					t.Errorf("primary after reconcile: got %q, want %q", got, "acked")
+				}
+			})
+		})
+	}
+}

@@ -54,9 +54,14 @@ type sideWriter struct {
 	done   func(error)
 }
 
+// Write implements io.Writer. The watchdog runs only while Write waits on
+// the side, so a caller that is slow to produce is never taken for a slow
+// side.
 func (sw *sideWriter) Write(p []byte) (int, error) {
 	sw.wd.kick(sw.idle)
-	return sw.w.Write(p)
+	n, err := sw.w.Write(p)
+	sw.wd.stop()
+	return n, err
 }
 
 // commit closes the side's writer and reports the outcome to its breaker.
@@ -91,8 +96,8 @@ func (w *writer) open(s *side, contentMD5 []byte) error {
 		opts = &o
 	}
 	bw, err := s.b.NewWriter(ctx, w.key, opts)
+	wd.stop()
 	if err != nil {
-		wd.stop()
 		cancel()
 		done(err)
 		return err
