@@ -1,0 +1,207 @@
+package failoverblob_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http/httptest"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/failovertest"
+)
+
+// A failover bucket over two buckets is used like any *blob.Bucket. While the
+// primary is healthy, writes land on it alone.
+func ExampleNew() {
+	ctx := context.Background()
+	f, err := failoverblob.New(ctx, memblob.OpenBucket(nil), memblob.OpenBucket(nil), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close() // closes both sides too
+
+	bucket := f.Bucket()
+	if err := bucket.WriteAll(ctx, "greeting.txt", []byte("hello"), nil); err != nil {
+		log.Fatal(err)
+	}
+	data, err := bucket.ReadAll(ctx, "greeting.txt")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(data))
+
+	onPrimary, _ := f.Primary().Exists(ctx, "greeting.txt")
+	onSecondary, _ := f.Secondary().Exists(ctx, "greeting.txt")
+	fmt.Println("on the primary:", onPrimary, "on the secondary:", onSecondary)
+	// Output:
+	// hello
+	// on the primary: true on the secondary: false
+}
+
+// OpenBucket suits code that only needs the *blob.Bucket; the control
+// surface stays reachable through As. In Mirror mode every write goes to both
+// sides.
+func ExampleOpenBucket() {
+	ctx := context.Background()
+	bucket, err := failoverblob.OpenBucket(ctx, memblob.OpenBucket(nil), memblob.OpenBucket(nil),
+		&failoverblob.Options{Mode: failoverblob.Mirror})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer bucket.Close()
+
+	if err := bucket.WriteAll(ctx, "report.csv", []byte("a,b\n"), nil); err != nil {
+		log.Fatal(err)
+	}
+
+	var f *failoverblob.Failover
+	if !bucket.As(&f) {
+		log.Fatal("the bucket is not a failover bucket")
+	}
+	onSecondary, _ := f.Secondary().Exists(ctx, "report.csv")
+	fmt.Println("mode:", f.Status().Mode, "- on the secondary:", onSecondary)
+	// Output:
+	// mode: mirror - on the secondary: true
+}
+
+// A write made while the primary is down lands on the secondary; once the
+// primary is back, Drain copies it over and removes the temporary copy.
+func ExampleFailover_Drain() {
+	ctx := context.Background()
+	base := memblob.OpenBucket(nil)
+	defer base.Close()
+	primary, faults := failovertest.Wrap(base, nil)
+	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+		OnRepair: func(r failoverblob.Repair) {
+			fmt.Printf("repaired %s on the %s: %s %d bytes, temporary copy removed: %t\n",
+				r.Key, r.Side, r.Action, r.Bytes, r.Cleaned)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+
+	faults.Outage(nil)
+	if err := f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil); err != nil {
+		log.Fatal(err)
+	}
+	onSecondary, _ := f.Secondary().Exists(ctx, "report.csv")
+	fmt.Println("during the outage, on the secondary:", onSecondary)
+
+	faults.Heal()
+	rep, err := f.Drain(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("keys %d, copied %d (%d bytes), cleaned %d, remaining %d\n",
+		rep.Keys, rep.Copied, rep.Bytes, rep.Cleaned, rep.Remaining)
+	data, _ := base.ReadAll(ctx, "report.csv")
+	fmt.Printf("on the primary: %q\n", data)
+	// Output:
+	// during the outage, on the secondary: true
+	// repaired report.csv on the primary: copied 4 bytes, temporary copy removed: true
+	// keys 1, copied 1 (4 bytes), cleaned 1, remaining 0
+	// on the primary: "a,b\n"
+}
+
+// Status reports each side's breaker and the pending work. Here the breaker
+// trips on the first outage.
+func ExampleFailover_Status() {
+	ctx := context.Background()
+	primary, faults := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+		Breaker: &circuit.Settings{
+			ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+
+	faults.Outage(nil)
+	if err := f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil); err != nil {
+		log.Fatal(err)
+	}
+	st := f.Status()
+	fmt.Println("mode:", st.Mode)
+	fmt.Println("primary:", st.Primary.StateName, "- secondary:", st.Secondary.StateName)
+	fmt.Println("pending:", st.Pending, "- oldest recorded:", !st.OldestPending.IsZero())
+	// Output:
+	// mode: redirect
+	// primary: open - secondary: closed
+	// pending: 1 - oldest recorded: true
+}
+
+// StatusHandler serves Status as JSON, with 503 while the primary is not
+// healthy.
+func ExampleFailover_StatusHandler() {
+	ctx := context.Background()
+	primary, faults := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+		Breaker: &circuit.Settings{
+			ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+
+	faults.Outage(nil)
+	_ = f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil)
+
+	rec := httptest.NewRecorder()
+	f.StatusHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+	var st struct {
+		Primary struct {
+			State string `json:"state"`
+		} `json:"primary"`
+		Pending int `json:"pending"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(rec.Code, st.Primary.State, st.Pending)
+	// Output:
+	// 503 open 1
+}
+
+// Run reconciles in the background of a service until the bucket is closed.
+func ExampleFailover_Run() {
+	ctx := context.Background()
+	primary, faults := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	repaired := make(chan failoverblob.Repair, 1)
+	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+		OnRepair: func(r failoverblob.Repair) { repaired <- r },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	faults.Outage(nil)
+	if err := f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), &blob.WriterOptions{ContentType: "text/csv"}); err != nil {
+		log.Fatal(err)
+	}
+	faults.Heal()
+
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+
+	r := <-repaired // Run's first pass starts at once
+	fmt.Println(r.Key, r.Action)
+
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("Run returned:", <-done)
+	// Output:
+	// report.csv copied
+	// Run returned: <nil>
+}
