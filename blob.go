@@ -13,7 +13,6 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/circuit"
-	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -63,13 +62,13 @@ func (b *bucket) As(i any) bool {
 		*p = b.f
 		return true
 	}
-	return b.f.sides[journal.Primary].b.As(i) || b.f.sides[journal.Secondary].b.As(i)
+	return i != nil && (b.f.sides[journal.Primary].d.As(i) || b.f.sides[journal.Secondary].d.As(i))
 }
 
 // ErrorAs implements driver.Bucket, trying the primary's types, then the
 // secondary's.
 func (b *bucket) ErrorAs(err error, i any) bool {
-	return b.f.sides[journal.Primary].b.ErrorAs(err, i) || b.f.sides[journal.Secondary].b.ErrorAs(err, i)
+	return b.f.sides[journal.Primary].d.ErrorAs(err, i) || b.f.sides[journal.Secondary].d.ErrorAs(err, i)
 }
 
 // Close implements driver.Bucket.
@@ -104,6 +103,13 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 			return unavailable(err, "reading %q", key)
 		case h.outage(ctx, err):
 			return unavailable(err, "the %s holds the newest version of %q and is down", h.id, key)
+		case isNotFound(err):
+			// The reconciler may have moved the newest version and removed
+			// this copy since the index was read: if so, read again.
+			if q, ok := f.idx.get(key); !ok || !q.known || q.holder != p.holder || q.latest.Compare(p.latest) != 0 {
+				return f.read(ctx, key, op)
+			}
+			return err
 		default:
 			return err
 		}
@@ -112,6 +118,23 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 	err := op(pr)
 	if err == nil || !pr.outage(ctx, err) {
 		return err
+	}
+	if f.opts.Mode == Mirror && ctx.Value(lockHeld{}) != key {
+		// A change in flight may have reached the primary and not yet the
+		// secondary, and a reader may have seen it there: wait for the
+		// change (it holds the key's lock), then read as its outcome says.
+		lock := f.locks.lock(key)
+		if p, ok := f.idx.get(key); ok && p.known {
+			lock.Unlock()
+			return f.read(ctx, key, op)
+		}
+		defer lock.Unlock()
+	}
+	if f.idx.pending(key) {
+		// A change to it failed and may or may not have taken effect: the
+		// secondary's copy may be newer than what the primary served, or
+		// older, and serving it would make that change flicker.
+		return unavailable(err, "%q has pending work of unknown outcome and the primary is down", key)
 	}
 	err2 := op(sec)
 	switch {
@@ -135,19 +158,38 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 		return nil, err
 	}
 	f := b.f
-	var attrs *blob.Attributes
-	err := f.read(ctx, key, func(s *side) error {
-		return s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			attrs, err = s.b.Attributes(ctx, key)
-			return err
-		})
+	var attrs *driver.Attributes
+	err := f.read(ctx, key, func(s *side) (err error) {
+		attrs, err = s.attributes(ctx, f.opts.CallTimeout, key)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	a := bucketconv.Attributes(attrs)
-	delete(a.Metadata, VersionMetadataKey)
-	return a, nil
+	return withoutVersion(attrs), nil
+}
+
+func (s *side) attributes(ctx context.Context, timeout time.Duration, key string) (attrs *driver.Attributes, err error) {
+	err = s.call(ctx, timeout, func(ctx context.Context) (err error) {
+		attrs, err = s.d.Attributes(ctx, key)
+		return err
+	})
+	return attrs, err
+}
+
+// withoutVersion returns a copy of a without the version metadata. Drivers
+// may return attributes they keep, so a is not changed.
+func withoutVersion(a *driver.Attributes) *driver.Attributes {
+	c := *a
+	if _, ok := versionEntry(a.Metadata); ok {
+		c.Metadata = make(map[string]string, len(a.Metadata)-1)
+		for k, v := range a.Metadata {
+			if !isVersionKey(k) {
+				c.Metadata[k] = v
+			}
+		}
+	}
+	return &c
 }
 
 // NewRangeReader implements driver.Bucket.
@@ -157,7 +199,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	}
 	var r *reader
 	err := b.f.read(ctx, key, func(s *side) (err error) {
-		r, err = b.f.openReader(ctx, s, key, offset, length, &blob.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
+		r, err = b.f.openReader(ctx, s, key, offset, length, &driver.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
 		return err
 	})
 	return r, err
@@ -166,34 +208,34 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 // reader reads from one side. Its breaker outcome is the time to first
 // byte: the first Read (or Close before any) reports it.
 type reader struct {
-	r    *blob.Reader
-	wd   *watchdog
-	wait time.Duration // the bound on the next Read: first byte, then idle
-	idle time.Duration
-	stop context.CancelFunc
-	done func(error) // nil once reported
-	ctx  context.Context
-	s    *side
-	attr driver.ReaderAttributes
+	r        driver.Reader
+	wd       watchdog
+	wait     time.Duration // the bound on the next Read: first byte, then idle
+	idle     time.Duration
+	stop     context.CancelFunc
+	t        ticket
+	reported bool // the breaker has the outcome
+	ctx      context.Context
+	s        *side
 }
 
-func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *blob.ReaderOptions) (*reader, error) {
-	done, err := s.allow(ctx)
+func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *driver.ReaderOptions) (*reader, error) {
+	t, err := s.allow(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	wd := newWatchdog(f.opts.FirstByteTimeout, cancel)
-	r, err := s.b.NewRangeReader(rctx, key, offset, length, opts)
+	r, err := s.d.NewRangeReader(rctx, key, offset, length, opts)
 	wd.stop()
 	if err != nil {
+		err = s.coded(err)
 		cancel()
-		done(err)
+		t.finish(err)
 		return nil, err
 	}
 	return &reader{
-		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, done: done, ctx: ctx, s: s,
-		attr: driver.ReaderAttributes{ContentType: r.ContentType(), ModTime: r.ModTime(), Size: r.Size()},
+		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, t: t, ctx: ctx, s: s,
 	}, nil
 }
 
@@ -204,29 +246,32 @@ func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.wd.stop()
 	r.wait = r.idle
-	if r.done != nil {
+	if err != nil && err != io.EOF {
+		err = r.s.coded(err)
+	}
+	if !r.reported {
 		if err == io.EOF {
-			r.done(nil)
+			r.t.finish(nil)
 		} else {
-			r.done(err)
+			r.t.finish(err)
 		}
-		r.done = nil
+		r.reported = true
 	}
 	return n, err
 }
 
 func (r *reader) Close() error {
-	if r.done != nil {
-		r.done(nil)
-		r.done = nil
+	if !r.reported {
+		r.t.finish(nil)
+		r.reported = true
 	}
 	r.wd.stop()
 	err := r.r.Close()
 	r.stop()
-	return err
+	return r.s.coded(err)
 }
 
-func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attr }
+func (r *reader) Attributes() *driver.ReaderAttributes { return r.r.Attributes() }
 
 func (r *reader) As(i any) bool { return r.r.As(i) }
 
@@ -234,14 +279,14 @@ func (r *reader) As(i any) bool { return r.r.As(i) }
 // is armed only while the library waits on the side.
 type watchdog struct{ t *time.Timer }
 
-func newWatchdog(d time.Duration, cancel func()) *watchdog {
-	return &watchdog{t: time.AfterFunc(d, cancel)}
+func newWatchdog(d time.Duration, cancel func()) watchdog {
+	return watchdog{t: time.AfterFunc(d, cancel)}
 }
 
 // kick restarts the countdown at d.
-func (w *watchdog) kick(d time.Duration) { w.t.Reset(d) }
+func (w watchdog) kick(d time.Duration) { w.t.Reset(d) }
 
-func (w *watchdog) stop() { w.t.Stop() }
+func (w watchdog) stop() { w.t.Stop() }
 
 // ListPaged implements driver.Bucket.
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
@@ -267,7 +312,7 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 	if f.opts.Mode == Redirect && !dstPending && !srcPending {
 		pr := f.sides[journal.Primary]
 		err := pr.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
-			return pr.b.Copy(ctx, dstKey, srcKey, &blob.CopyOptions{BeforeCopy: guardHook(opts.BeforeCopy, false)})
+			return pr.d.Copy(ctx, dstKey, srcKey, &driver.CopyOptions{BeforeCopy: guardHook(opts.BeforeCopy, false)})
 		})
 		if err == nil || !pr.outage(ctx, err) {
 			return err
@@ -281,20 +326,34 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 	return f.streamCopy(ctx, dstKey, srcKey)
 }
 
+// lockHeld is the context key that tells read its caller holds the lock of
+// the key (the value) already.
+type lockHeld struct{}
+
 // streamCopy copies srcKey to dstKey through the failover bucket itself.
 func (f *Failover) streamCopy(ctx context.Context, dstKey, srcKey string) error {
 	b := f.bucket
-	attrs, err := b.Attributes(ctx, srcKey)
-	if err != nil {
-		return err
+	// Writes to the source commit under its lock: holding it while the
+	// attributes are read and the reader is opened keeps the copy from
+	// pairing one version's metadata with another version's bytes.
+	lock := f.locks.lock(srcKey)
+	rctx := context.WithValue(ctx, lockHeld{}, srcKey)
+	attrs, err := b.Attributes(rctx, srcKey)
+	var r *blob.Reader
+	if err == nil {
+		r, err = b.NewReader(rctx, srcKey, nil)
 	}
-	r, err := b.NewReader(ctx, srcKey, nil)
+	lock.Unlock()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = r.Close() }()
 	ct := attrs.ContentType
-	return b.Upload(ctx, dstKey, r, &blob.WriterOptions{
+	// Upload replays a seekable source by seeking it back, which would
+	// read the source again, perhaps from the other side or after it
+	// changed: hand it a plain stream, so that a replay comes from the
+	// spool of the bytes read once.
+	return b.Upload(ctx, dstKey, struct{ io.Reader }{r}, &blob.WriterOptions{
 		CacheControl:                attrs.CacheControl,
 		ContentDisposition:          attrs.ContentDisposition,
 		ContentEncoding:             attrs.ContentEncoding,
@@ -321,22 +380,25 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 		return err
 	}
 	f := b.f
-	unlock := f.locks.lock(key)
-	defer unlock()
-	dopts := &blob.DeleteOptions{BeforeDelete: guardHook(opts.BeforeDelete, f.opts.Mode == Mirror)}
+	defer f.locks.lock(key).Unlock()
+	dopts := &driver.DeleteOptions{BeforeDelete: guardHook(opts.BeforeDelete, f.opts.Mode == Mirror)}
 	if f.opts.Mode == Mirror {
+		defer f.idx.commitStarts(key)()
 		return f.deleteMirror(ctx, key, dopts)
 	}
 	return f.deleteRedirect(ctx, key, dopts)
 }
 
-func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *blob.DeleteOptions) error {
+func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *driver.DeleteOptions) error {
+	if opts == nil {
+		opts = &driver.DeleteOptions{}
+	}
 	return s.call(ctx, timeout, func(ctx context.Context) error {
-		return s.b.DeleteWithOptions(ctx, key, opts)
+		return s.d.Delete(ctx, key, opts)
 	})
 }
 
-func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *blob.DeleteOptions) error {
+func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *driver.DeleteOptions) error {
 	v := f.clock.Now()
 	p, pending := f.idx.get(key)
 	recorded, id := false, ""
@@ -374,7 +436,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *blob.De
 	return nil
 }
 
-func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.DeleteOptions) error {
+func (f *Failover) deleteMirror(ctx context.Context, key string, opts *driver.DeleteOptions) error {
 	v := f.clock.Now()
 	p, pending := f.idx.get(key)
 	var ids [2]string
@@ -438,20 +500,43 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *blob.Dele
 		}
 	}
 	if !answered[0] && !answered[1] {
-		withdraw()
-		return unavailable(errors.Join(errs[0], errs[1]), "both sides are down deleting %q", key)
+		err := unavailable(errors.Join(errs[0], errs[1]), "both sides are down deleting %q", key)
+		var he *hookError
+		if errors.As(errs[1], &he) || (errors.Is(errs[0], circuit.ErrOpen) && errors.Is(errs[1], circuit.ErrOpen)) {
+			// The caller's hook refused the delete (it runs for the first
+			// side reached, so the primary was not reached), or neither
+			// side was asked: nothing was deleted.
+			withdraw()
+			return err
+		}
+		// A side that was asked may have deleted the object and lost the
+		// answer. The delete then has to reach both sides, or they stay
+		// apart for good: record it for both, and read the key as deleted
+		// until it is reconciled. The caller still learns it failed.
+		for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+			if rerr := rec(s); rerr != nil {
+				return rerr
+			}
+		}
+		f.idx.commit(key, v, true, journal.Primary, 0)
+		return err
 	}
-	f.idx.commit(key, v, true, journal.Primary, 0)
 	existed := found[0] || found[1] || (pending && p.known && !p.deleted)
-	switch {
-	case f.opts.Ack == AckBoth && (down[0] || down[1]):
-		return unavailable(errors.Join(errs[0], errs[1]), "delete of %q reached only one side; a repair is recorded", key)
-	case !existed && !down[journal.Primary]:
-		return errs[journal.Primary]
-	case !existed:
+	if !existed {
+		// Not found: an answer, not a change. Committing it as the key's
+		// newest change would overrule a write in flight that this answer
+		// says came later, so nothing is recorded.
+		withdraw()
+		if !down[journal.Primary] {
+			return errs[journal.Primary]
+		}
 		// The secondary holds every key that is not pending, so its miss
 		// is an answer too.
 		return errs[journal.Secondary]
+	}
+	f.idx.commit(key, v, true, journal.Primary, 0)
+	if f.opts.Ack == AckBoth && (down[0] || down[1]) {
+		return unavailable(errors.Join(errs[0], errs[1]), "delete of %q reached only one side; a repair is recorded", key)
 	}
 	return nil
 }
@@ -468,7 +553,7 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 	f := b.f
 	sign := func(s *side) (url string, err error) {
 		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			url, err = s.b.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
+			url, err = s.d.SignedURL(ctx, key, opts)
 			return err
 		})
 		return url, err
@@ -500,12 +585,16 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		return nil, fmt.Errorf("%w: metadata key %q", ErrReservedKey, VersionMetadataKey)
 	}
 	f := b.f
+	f.idx.begin(key) // before the version is stamped; Close ends it
 	v := f.clock.Now()
 	md := make(map[string]string, len(opts.Metadata)+1)
 	maps.Copy(md, opts.Metadata)
 	md[VersionMetadataKey] = v.String()
-	wopts := bucketconv.WriterOptions(contentType, opts)
-	wopts.Metadata = md
-	wopts.BeforeWrite = guardHook(opts.BeforeWrite, f.opts.Mode == Mirror)
-	return &writer{f: f, ctx: ctx, key: key, opts: wopts, contentMD5: opts.ContentMD5, version: v}, nil
+	// The options go to the sides' drivers as they came, ContentMD5
+	// included, so a provider verifies the checksum on arrival.
+	w := &writer{f: f, ctx: ctx, key: key, contentType: contentType, version: v, own: *opts, flight: true}
+	w.own.Metadata = md
+	w.own.BeforeWrite = guardHook(opts.BeforeWrite, f.opts.Mode == Mirror)
+	w.opts = &w.own
+	return w, nil
 }

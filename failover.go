@@ -15,8 +15,10 @@ import (
 	"unicode/utf8"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
 
 	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -204,7 +206,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		idx:    index{m: map[string]*pendingKey{}},
 		closed: make(chan struct{}),
 	}
-	f.locks.m = map[string]*keyLock{}
+	f.locks.init()
 	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
 		b := primary
 		if id == journal.Secondary {
@@ -262,7 +264,8 @@ func (f *Failover) close() error {
 // reports about it.
 type side struct {
 	id journal.Side
-	b  *blob.Bucket
+	b  *blob.Bucket  // as given to New; closed by Close
+	d  driver.Bucket // b's driver, which calls go to (see bucketconv.DriverOf)
 	br *circuit.Breaker
 
 	mu        sync.Mutex
@@ -272,7 +275,8 @@ type side struct {
 }
 
 func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.Logger) *side {
-	s := &side{id: id, b: b, since: time.Now()}
+	d, _ := bucketconv.DriverOf(b)
+	s := &side{id: id, b: b, d: d, since: time.Now()}
 	var st circuit.Settings
 	if tmpl != nil {
 		st = *tmpl
@@ -293,25 +297,37 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 }
 
 // allow asks the side's breaker for a call on behalf of a caller whose
-// context is ctx. The returned done records the call's outcome; it also keeps
-// the last outage for the status.
-func (s *side) allow(ctx context.Context) (func(error), error) {
+// context is ctx. The returned ticket's finish records the call's outcome.
+func (s *side) allow(ctx context.Context) (ticket, error) {
 	done, err := s.br.Allow(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("failoverblob: %w", err) // names the side
+		return ticket{}, fmt.Errorf("failoverblob: %w", err) // names the side
 	}
-	return func(err error) {
+	return ticket{s: s, ctx: ctx, done: done}, nil
+}
+
+// ticket is a call a side's breaker let through.
+type ticket struct {
+	s    *side
+	ctx  context.Context
+	done func(error)
+}
+
+// finish reports the call's outcome to the breaker, and keeps the last
+// outage for the status. An error from the caller's own hook is the caller's
+// answer: the side did not fail.
+func (t ticket) finish(err error) {
+	if err != nil {
 		var he *hookError
 		if errors.As(err, &he) {
-			err = nil // the side did not fail; the caller's hook did
+			err = nil
+		} else if t.s.br.IsOutage(t.ctx, err) {
+			t.s.mu.Lock()
+			t.s.lastErr, t.s.lastErrAt = redactURLs(err.Error()), time.Now()
+			t.s.mu.Unlock()
 		}
-		if err != nil && s.br.IsOutage(ctx, err) {
-			s.mu.Lock()
-			s.lastErr, s.lastErrAt = redactURLs(err.Error()), time.Now()
-			s.mu.Unlock()
-		}
-		done(err)
-	}, nil
+	}
+	t.done(err)
 }
 
 // urlQuery matches the query string of a URL in an error message, where a
@@ -356,18 +372,22 @@ func guardHook(fn func(func(any) bool) error, once bool) func(func(any) bool) er
 	}
 }
 
-// call runs fn against s under the breaker and a deadline of timeout.
+// call runs fn against s's driver under the breaker and a deadline of
+// timeout. The error carries the gcerrors code s's driver gives it.
 func (s *side) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
-	done, err := s.allow(ctx)
+	t, err := s.allow(ctx)
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	err = fn(cctx)
+	err = s.coded(fn(cctx))
 	cancel()
-	done(err)
+	t.finish(err)
 	return err
 }
+
+// coded gives an error from s's driver the gcerrors code the driver means.
+func (s *side) coded(err error) error { return bucketconv.Coded(s.d, err) }
 
 // unavailableError is what a caller gets when no side could answer. It
 // matches ErrUnavailable and wraps the failure that caused it.
@@ -426,6 +446,89 @@ type pendingKey struct {
 type index struct {
 	mu sync.RWMutex
 	m  map[string]*pendingKey
+	// flights follows the keys with writes in flight, pending or not.
+	flights map[string]*flight
+	// committing counts, in Mirror mode, the changes of each key being
+	// committed to the sides, which the sides may show apart meanwhile.
+	committing map[string]int
+}
+
+// commitStarts counts a Mirror-mode change of key starting to commit to the
+// sides; the returned function counts it done.
+func (x *index) commitStarts(key string) func() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.committing == nil {
+		x.committing = map[string]int{}
+	}
+	x.committing[key]++
+	return func() {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if x.committing[key]--; x.committing[key] == 0 {
+			delete(x.committing, key)
+		}
+	}
+}
+
+// flight is what the index follows of a key while writes of it are in
+// flight: the newest change committed since the first of them opened.
+type flight struct {
+	writers     int
+	latest      Version
+	deleted     bool // latest is a delete
+	conditional bool // latest is an IfNotExist write, which found the key absent
+}
+
+// begin counts a write of key opening. It is called before the write's
+// version is stamped, so that every change committed after the stamp is
+// seen by overtaken.
+func (x *index) begin(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.flights == nil {
+		x.flights = map[string]*flight{}
+	}
+	fl := x.flights[key]
+	if fl == nil {
+		fl = &flight{}
+		x.flights[key] = fl
+	}
+	fl.writers++
+}
+
+// end counts a write of key closing.
+func (x *index) end(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil {
+		if fl.writers--; fl.writers == 0 {
+			delete(x.flights, key)
+		}
+	}
+}
+
+// overtaken reports whether a change to key newer than v, a version stamped
+// by a write in flight, has committed (in this process), and which. Such a
+// change was stamped after the write began, so it committed while the
+// write's flight was followed.
+func (x *index) overtaken(key string, v Version) (newer bool, by flight) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) > 0 {
+		return true, *fl
+	}
+	return false, flight{}
+}
+
+// conditional records that the change of key at version v, just committed,
+// was an IfNotExist write.
+func (x *index) conditional(key string, v Version) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) == 0 {
+		fl.conditional = true
+	}
 }
 
 // get returns a copy of the key's entry.
@@ -449,6 +552,12 @@ func (x *index) entry(key string, at time.Time) *pendingKey {
 		p.oldest = at
 	}
 	return p
+}
+
+// pending reports whether key has pending work.
+func (x *index) pending(key string) bool {
+	_, ok := x.get(key)
+	return ok
 }
 
 // load adds an entry read from the journal when the bucket opens. The newest
@@ -476,12 +585,26 @@ func (x *index) added(key string, missing journal.Side, at time.Time) {
 func (x *index) commit(key string, v Version, deleted bool, holder journal.Side, size int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil && v.Compare(fl.latest) > 0 {
+		fl.latest, fl.deleted, fl.conditional = v, deleted, false
+	}
 	p := x.m[key]
 	if p == nil || (p.known && v.Compare(p.latest) < 0) {
 		return
 	}
 	p.known, p.verified, p.latest, p.deleted, p.holder = true, true, v, deleted, holder
 	p.size, p.modTime = size, time.Now()
+}
+
+// moved records that side to holds version v of key, the newest there is,
+// before the reconciler removes the copy on the other side, so that reads
+// that followed the index to that copy go to to instead.
+func (x *index) moved(key string, v Version, to journal.Side) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p := x.m[key]; p != nil && p.known && !p.deleted && p.latest.Compare(v) <= 0 {
+		p.latest, p.holder = v, to
+	}
 }
 
 // acked drops n acknowledged entries for the key's missing side, and the key
@@ -520,6 +643,27 @@ func (x *index) snapshot(prefix string) ([]string, map[string]pendingKey) {
 	return keys, states
 }
 
+// unsettled returns the keys under prefix that may read differently on the
+// two sides without the index knowing which is right: they have pending
+// work of unknown outcome (changes that failed and may or may not have
+// taken effect), or a change being committed.
+func (x *index) unsettled(prefix string) map[string]bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	keys := map[string]bool{}
+	for k, p := range x.m {
+		if !p.known && strings.HasPrefix(k, prefix) {
+			keys[k] = true
+		}
+	}
+	for k := range x.committing {
+		if strings.HasPrefix(k, prefix) {
+			keys[k] = true
+		}
+	}
+	return keys
+}
+
 // stats returns the number of pending entries and when the oldest was
 // recorded.
 func (x *index) stats() (n int, oldest time.Time) {
@@ -535,36 +679,36 @@ func (x *index) stats() (n int, oldest time.Time) {
 }
 
 // keyLocks serializes, within one process, the commits of a key's writes and
-// deletes with its repair.
-type keyLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyLock
+// deletes with its repair. Keys share a fixed set of locks by hash, so
+// locking allocates nothing; two keys that share one only wait for each
+// other's commit. The locks are channels rather than mutexes because a
+// commit holds its key's lock while it waits on a side: a goroutine waiting
+// for a channel is durably blocked for testing/synctest, so tests in virtual
+// time see the wait and move the clock on to the side's timeout, where a
+// mutex wait would freeze the bubble.
+type keyLocks [256]keyLock
+
+// keyLock is one lock: a channel holding a token while locked.
+type keyLock chan struct{}
+
+// Unlock unlocks the lock.
+func (k keyLock) Unlock() { <-k }
+
+func (l *keyLocks) init() {
+	for i := range l {
+		l[i] = make(keyLock, 1)
+	}
 }
 
-type keyLock struct {
-	mu   sync.Mutex
-	refs int
-}
-
-// lock locks key and returns the unlock function.
-func (l *keyLocks) lock(key string) func() {
-	l.mu.Lock()
-	k := l.m[key]
-	if k == nil {
-		k = &keyLock{}
-		l.m[key] = k
+// lock locks key and returns the lock to unlock.
+func (l *keyLocks) lock(key string) keyLock {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
 	}
-	k.refs++
-	l.mu.Unlock()
-	k.mu.Lock()
-	return func() {
-		k.mu.Unlock()
-		l.mu.Lock()
-		if k.refs--; k.refs == 0 {
-			delete(l.m, key)
-		}
-		l.mu.Unlock()
-	}
+	k := l[h%uint32(len(l))]
+	k <- struct{}{}
+	return k
 }
 
 // record appends a journal entry saying side missing lacks the change, and

@@ -7,10 +7,8 @@ import (
 	"sort"
 	"strings"
 
-	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 
-	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -64,14 +62,23 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 	if pageSize <= 0 {
 		pageSize = defaultPageSize
 	}
-	lopts := bucketconv.ListOptions(opts)
-	lopts.BeforeList = guardHook(opts.BeforeList, false)
-	fetch := func(s *side) (objs []*blob.ListObject, next []byte, err error) {
-		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
-			objs, next, err = s.b.ListPage(ctx, bucketconv.FirstPage(tok.sideToken), pageSize, lopts)
+	lopts := driver.ListOptions{
+		Prefix:     opts.Prefix,
+		Delimiter:  opts.Delimiter,
+		PageSize:   pageSize,
+		PageToken:  tok.sideToken,
+		BeforeList: guardHook(opts.BeforeList, false),
+	}
+	fetch := func(s *side) (objs []*driver.ListObject, next []byte, err error) {
+		var page *driver.ListPage
+		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			page, err = s.d.ListPaged(ctx, &lopts)
 			return err
 		})
-		return objs, next, err
+		if err != nil {
+			return nil, nil, err
+		}
+		return page.Objects, page.NextPageToken, nil
 	}
 	s := f.sides[tok.side]
 	objs, next, err := fetch(s)
@@ -98,23 +105,41 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		bound = objs[len(objs)-1].Key
 	}
 	inRange := func(k string) bool { return k > tok.last && (!more || k <= bound) }
+	// Served by the secondary, keys that may read differently on the two
+	// sides (a change in progress, or one that failed and may or may not
+	// have taken effect) are not listed as the secondary shows them: in
+	// Mirror mode the listing is then unavailable, as a read of such a key
+	// would be (see read); a best-effort listing leaves them out.
+	unsettled := f.idx.unsettled(opts.Prefix)
+	if s.id == journal.Secondary && f.opts.Mode == Mirror {
+		for k := range unsettled {
+			if inRange(k) {
+				return nil, unavailable(nil, "%q may read differently on the two sides, and the primary is down", k)
+			}
+		}
+	}
 
 	keys, states := f.idx.snapshot(opts.Prefix)
 	merged := make([]*driver.ListObject, 0, len(objs)+len(keys))
 	seen := make(map[string]bool, len(objs))
 	for _, o := range objs {
-		if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) {
+		if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) || (s.id == journal.Secondary && unsettled[o.Key]) {
 			continue
 		}
-		if st, ok := states[o.Key]; ok && !o.IsDir && st.deleted {
+		if st, ok := states[o.Key]; ok && !o.IsDir && (st.deleted || st.holder != s.id) {
+			// Tombstoned, or the newest version is on the other side: this
+			// object is stale, and the pending state below stands for it.
 			continue
 		}
 		seen[o.Key] = true
-		merged = append(merged, bucketconv.ListObject(o))
+		merged = append(merged, o)
 	}
 	for _, k := range keys {
 		st := states[k]
-		if st.deleted || strings.HasPrefix(k, ReservedPrefix) {
+		if st.deleted || strings.HasPrefix(k, ReservedPrefix) || (unsettled[k] && st.holder == s.id) {
+			// A key being committed on the listed side, which reads go to,
+			// is listed as that side shows it: the index catches up only
+			// once the commit is done.
 			continue
 		}
 		obj := &driver.ListObject{Key: k, ModTime: st.modTime, Size: st.size}

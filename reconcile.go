@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
 
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -155,11 +155,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 // objectVersion reads the version of key on s; exists is false if s does not
 // have it.
 func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Version, exists bool, err error) {
-	var attrs *blob.Attributes
-	err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-		attrs, err = s.b.Attributes(ctx, key)
-		return err
-	})
+	attrs, err := s.attributes(ctx, f.opts.CallTimeout, key)
 	switch {
 	case isNotFound(err):
 		return Version{}, false, nil
@@ -173,8 +169,7 @@ func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Ve
 // say it is missing changes. It holds the key's lock, so the key's writes in
 // this process wait for it.
 func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
-	unlock := f.locks.lock(key)
-	defer unlock()
+	defer f.locks.lock(key).Unlock()
 	dst, src := f.sides[missing], f.sides[missing.Other()]
 	rep := Repair{Key: key, Side: missing, Action: "none", Entries: len(entries)}
 
@@ -200,6 +195,16 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 			return rep, err
 		}
 		changes = append(changes, change{e.Op, v})
+	}
+	// The entries were listed before the key was locked. A change committed
+	// since (its entry is left for a later pass) is the key's newest state:
+	// nothing older may be brought back over it, so it counts here too.
+	if p, ok := f.idx.get(key); ok && p.verified {
+		op := journal.Put
+		if p.deleted {
+			op = journal.Delete
+		}
+		changes = append(changes, change{op, p.latest})
 	}
 	// Newest first: the first change whose data exists (or any tombstone)
 	// is the key's state; older entries are settled by it.
@@ -235,6 +240,9 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		// recorded. An older entry may still describe data that exists.
 	}
 	if temporary && inSrc && inDst && vSrc.Compare(vDst) <= 0 {
+		// Entries recorded since the journal was listed stay pending, and
+		// the index may send reads to the copy about to go.
+		f.idx.moved(key, vDst, missing)
 		if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
 			return rep, err
 		}
@@ -253,68 +261,65 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 }
 
 // copyObject streams key from src to dst, keeping its attributes and its
-// version, and verifies the MD5 of what arrived. want is the version src is
-// expected to hold; if src changed since, the copy is abandoned.
+// version. It verifies the bytes read against the MD5 src reports before
+// committing them (and hands that MD5 to dst, so a provider verifies what
+// arrives), or, where src reports none, compares the MD5 dst reports after.
+// want is the version src is expected to hold; if src changed since, the
+// copy is abandoned.
 func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, want Version) (int64, error) {
-	var attrs *blob.Attributes
-	err := src.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-		attrs, err = src.b.Attributes(ctx, key)
-		return err
-	})
+	attrs, err := src.attributes(ctx, f.opts.CallTimeout, key)
 	if err != nil {
 		return 0, err
 	}
 	if got := versionOf(attrs.Metadata); got.Compare(want) != 0 {
 		return 0, fmt.Errorf("the %s's copy changed during repair (version %s, expected %s)", src.id, got, want)
 	}
-	r, err := f.openReader(ctx, src, key, 0, -1, nil)
+	r, err := f.openReader(ctx, src, key, 0, -1, &driver.ReaderOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = r.Close() }()
 
-	ct := attrs.ContentType
-	w := &writer{f: f, ctx: ctx, key: key, opts: &blob.WriterOptions{
-		CacheControl:                attrs.CacheControl,
-		ContentDisposition:          attrs.ContentDisposition,
-		ContentEncoding:             attrs.ContentEncoding,
-		ContentLanguage:             attrs.ContentLanguage,
-		ContentType:                 ct,
-		DisableContentTypeDetection: ct == "",
-		Metadata:                    attrs.Metadata,
-	}}
 	var srcMD5 []byte
 	if len(attrs.MD5) == md5.Size {
-		srcMD5 = attrs.MD5 // dst's portable layer verifies it before committing
+		srcMD5 = attrs.MD5
 	}
-	if err := w.open(dst, srcMD5); err != nil {
+	w := &writer{f: f, ctx: ctx, key: key, contentType: attrs.ContentType, opts: &driver.WriterOptions{
+		CacheControl:       attrs.CacheControl,
+		ContentDisposition: attrs.ContentDisposition,
+		ContentEncoding:    attrs.ContentEncoding,
+		ContentLanguage:    attrs.ContentLanguage,
+		ContentMD5:         srcMD5,
+		Metadata:           attrs.Metadata,
+	}}
+	if err := w.open(dst); err != nil {
 		return 0, err
 	}
 	sw := w.sw[dst.id]
 	h := md5.New()
 	n, rerr, werr := copyTo(io.MultiWriter(sw, h), r)
-	if err := errors.Join(rerr, werr); err != nil {
-		sw.abort(err)
-		return n, err
+	sum := h.Sum(nil)
+	switch {
+	case rerr != nil || werr != nil:
+		err = errors.Join(rerr, werr)
+	case n != attrs.Size:
+		err = fmt.Errorf("read %d bytes of %d from the %s", n, attrs.Size, src.id)
+	case srcMD5 != nil && !bytes.Equal(sum, srcMD5):
+		err = fmt.Errorf("MD5 of the bytes read from the %s is %x, it reports %x", src.id, sum, srcMD5)
 	}
-	if n != attrs.Size {
-		sw.abort(io.ErrUnexpectedEOF)
-		return n, fmt.Errorf("read %d bytes of %d from the %s", n, attrs.Size, src.id)
+	if err != nil {
+		sw.abort(nil)
+		return n, err
 	}
 	if err := sw.commit(); err != nil {
 		return n, err
 	}
 	if srcMD5 == nil {
-		// No checksum to hand the destination: compare what it stored.
-		var got *blob.Attributes
-		err := dst.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			got, err = dst.b.Attributes(ctx, key)
-			return err
-		})
+		got, err := dst.attributes(ctx, f.opts.CallTimeout, key)
 		if err != nil {
 			return n, err
 		}
-		if sum := h.Sum(nil); len(got.MD5) == md5.Size && !bytes.Equal(got.MD5, sum) {
+		if len(got.MD5) == md5.Size && !bytes.Equal(got.MD5, sum) {
 			// Remove the bad copy so the next pass copies again rather
 			// than taking it for the newest version.
 			_ = dst.delete(ctx, f.opts.CallTimeout, key, nil)

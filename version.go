@@ -57,21 +57,22 @@ func (v Version) String() string {
 	if v.IsZero() {
 		return ""
 	}
-	b := make([]byte, 0, 26+len(v.Writer))
-	b = appendHex(b, uint64(v.Wall), 16)
-	b = append(b, '.')
-	b = appendHex(b, uint64(v.Logical), 8)
-	b = append(b, '.')
-	return string(append(b, v.Writer...))
+	var b strings.Builder
+	b.Grow(26 + len(v.Writer))
+	writeHex(&b, uint64(v.Wall), 16)
+	b.WriteByte('.')
+	writeHex(&b, uint64(v.Logical), 8)
+	b.WriteByte('.')
+	b.WriteString(v.Writer)
+	return b.String()
 }
 
-// appendHex appends x in lower-case hex, zero-padded to width digits.
-func appendHex(b []byte, x uint64, width int) []byte {
+// writeHex writes x in lower-case hex, zero-padded to width digits.
+func writeHex(b *strings.Builder, x uint64, width int) {
 	const digits = "0123456789abcdef"
 	for i := width - 1; i >= 0; i-- {
-		b = append(b, digits[(x>>(4*uint(i)))&0xf])
+		b.WriteByte(digits[(x>>(4*uint(i)))&0xf])
 	}
-	return b
 }
 
 // ParseVersion decodes a string made by Version.String. The empty string
@@ -96,9 +97,26 @@ func ParseVersion(s string) (Version, error) {
 // versionOf returns the version stamped in an object's metadata; an object
 // without one (or with a malformed one) is the zero Version.
 func versionOf(md map[string]string) Version {
-	v, _ := ParseVersion(md[VersionMetadataKey])
+	s, _ := versionEntry(md)
+	v, _ := ParseVersion(s)
 	return v
 }
+
+// versionEntry finds the version in metadata as a driver returns it: the
+// portable layer lowercases metadata keys, drivers need not.
+func versionEntry(md map[string]string) (string, bool) {
+	if v, ok := md[VersionMetadataKey]; ok {
+		return v, true
+	}
+	for k, v := range md {
+		if isVersionKey(k) {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func isVersionKey(k string) bool { return strings.EqualFold(k, VersionMetadataKey) }
 
 // clock is a hybrid logical clock that hands out strictly increasing versions.
 type clock struct {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
 
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -26,12 +26,13 @@ import (
 // durable as the journal is), or in Mirror mode on the sides the AckPolicy
 // requires. Until then any previous object stays readable.
 type writer struct {
-	f          *Failover
-	ctx        context.Context
-	key        string
-	opts       *blob.WriterOptions // for the sides, version stamped
-	contentMD5 []byte              // the caller's, forwarded when replaying
-	version    Version
+	f           *Failover
+	ctx         context.Context
+	key         string
+	contentType string
+	opts        *driver.WriterOptions // for the sides, version stamped
+	own         driver.WriterOptions  // what opts points to, for writes through the bucket
+	version     Version
 
 	started bool
 	sw      [2]*sideWriter // open writers, by side
@@ -42,16 +43,17 @@ type writer struct {
 	size    int64
 	err     error // sticky failure
 	closed  bool
+	flight  bool // counted by the index as in flight until Close
 }
 
 // sideWriter is a write to one side under its breaker and an idle watchdog.
 type sideWriter struct {
 	s      *side
-	w      *blob.Writer
+	w      driver.Writer
 	cancel context.CancelFunc
-	wd     *watchdog
+	wd     watchdog
 	idle   time.Duration
-	done   func(error)
+	t      ticket
 }
 
 // Write implements io.Writer. The watchdog runs only while Write waits on
@@ -61,48 +63,44 @@ func (sw *sideWriter) Write(p []byte) (int, error) {
 	sw.wd.kick(sw.idle)
 	n, err := sw.w.Write(p)
 	sw.wd.stop()
-	return n, err
+	return n, sw.s.coded(err)
 }
 
 // commit closes the side's writer and reports the outcome to its breaker.
 func (sw *sideWriter) commit() error {
 	sw.wd.kick(sw.idle)
-	err := sw.w.Close()
+	err := sw.s.coded(sw.w.Close())
 	sw.wd.stop()
 	sw.cancel()
-	sw.done(err)
+	sw.t.finish(err)
 	return err
 }
 
-// abort drops the side's write without committing it.
+// abort drops the side's write without committing it: a driver's writer
+// whose context is cancelled does not commit.
 func (sw *sideWriter) abort(cause error) {
 	sw.cancel()
 	_ = sw.w.Close()
 	sw.wd.stop()
-	sw.done(cause)
+	sw.t.finish(cause)
 }
 
-func (w *writer) open(s *side, contentMD5 []byte) error {
-	done, err := s.allow(w.ctx)
+func (w *writer) open(s *side) error {
+	t, err := s.allow(w.ctx)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(w.ctx)
 	wd := newWatchdog(w.f.opts.IdleTimeout, cancel)
-	opts := w.opts
-	if contentMD5 != nil {
-		o := *w.opts
-		o.ContentMD5 = contentMD5
-		opts = &o
-	}
-	bw, err := s.b.NewWriter(ctx, w.key, opts)
+	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.opts)
 	wd.stop()
 	if err != nil {
+		err = s.coded(err)
 		cancel()
-		done(err)
+		t.finish(err)
 		return err
 	}
-	w.sw[s.id] = &sideWriter{s: s, w: bw, cancel: cancel, wd: wd, idle: w.f.opts.IdleTimeout, done: done}
+	w.sw[s.id] = &sideWriter{s: s, w: bw, cancel: cancel, wd: wd, idle: w.f.opts.IdleTimeout, t: t}
 	return nil
 }
 
@@ -129,7 +127,7 @@ func (w *writer) start() error {
 		return w.startMirror()
 	}
 	pr := w.f.sides[journal.Primary]
-	err := w.open(pr, nil)
+	err := w.open(pr)
 	if err == nil {
 		if w.src == nil {
 			w.sp = newSpool(w.f.opts.SpoolMemory, w.f.opts.SpoolDir)
@@ -150,7 +148,7 @@ func (w *writer) redirect(cause error) error {
 		return unavailable(cause, "writing %q with IfNotExist needs the primary, which is down", w.key)
 	}
 	sec := w.f.sides[journal.Secondary]
-	if err := w.open(sec, w.contentMD5); err != nil {
+	if err := w.open(sec); err != nil {
 		return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
 	}
 	w.f.opts.Logger.Warn("failoverblob: write redirected to the secondary", "key", w.key, "cause", cause)
@@ -179,7 +177,7 @@ func (w *writer) redirect(cause error) error {
 
 func (w *writer) startMirror() error {
 	for _, s := range w.f.sides {
-		if err := w.open(s, nil); err != nil {
+		if err := w.open(s); err != nil {
 			if !s.outage(w.ctx, err) {
 				w.abortAll()
 				return err
@@ -300,8 +298,10 @@ func (w *writer) Upload(r io.Reader) error {
 		}
 		return nil
 	}
+	// start redirected the write, which replayed the source from where it
+	// started: whatever is left comes on top of that.
 	n, rerr, werr := copyTo(w.sw[journal.Secondary], rs)
-	w.size = n
+	w.size += n
 	if err := errors.Join(werr, rerr); err != nil {
 		return w.fail(err)
 	}
@@ -341,6 +341,9 @@ func (w *writer) Close() error {
 		return errors.New("failoverblob: writer already closed")
 	}
 	w.closed = true
+	if w.flight {
+		defer w.f.idx.end(w.key)
+	}
 	defer func() {
 		w.abortAll()
 		if w.sp != nil {
@@ -359,15 +362,57 @@ func (w *writer) Close() error {
 			return err
 		}
 	}
-	unlock := w.f.locks.lock(w.key)
-	defer unlock()
+	defer w.f.locks.lock(w.key).Unlock()
 	if p, ok := w.f.idx.get(w.key); ok && w.opts.IfNotExist && p.known && !p.deleted {
 		// The newest version may be only on the secondary, where the
 		// primary's precondition cannot see it.
 		w.abortAll()
 		return fmt.Errorf("%w: %q", errExists, w.key)
 	}
+	if newer, by := w.f.idx.overtaken(w.key, w.version); newer {
+		// A change stamped after this write opened has already committed.
+		// Committing now would put an older version over it, which the
+		// reconciler would later undo in favour of the newer one, or leave
+		// the sides apart; instead the write takes its place just before
+		// that change, which replaced it. Nothing is left to store.
+		w.abortAll()
+		switch {
+		case w.opts.IfNotExist && !by.deleted:
+			return fmt.Errorf("%w: %q", errExists, w.key)
+		case by.conditional:
+			// That change found the key absent: nothing came just before it.
+			return unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
+		case w.opts.IfNotExist:
+			// Whether the key was absent just before the delete is unknown.
+			return unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)
+		}
+		return nil
+	}
+	if p, ok := w.f.idx.get(w.key); ok && w.opts.IfNotExist && p.known && p.deleted {
+		// A side may still hold the object a pending tombstone deleted, and
+		// its precondition would refuse the write: apply the tombstone there
+		// first. The delete is part of this write and rides on its breaker
+		// slot (a half-open breaker has no other). If it fails, the side's
+		// answer would say the deleted object exists: the write fails.
+		for _, sw := range w.sw {
+			if sw == nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
+			err := sw.s.coded(sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{}))
+			cancel()
+			if err != nil && !isNotFound(err) {
+				w.abortAll()
+				return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
+			}
+		}
+	}
+	if w.opts.IfNotExist {
+		// Still under the key's lock, after the commit.
+		defer w.f.idx.conditional(w.key, w.version)
+	}
 	if w.f.opts.Mode == Mirror {
+		defer w.f.idx.commitStarts(w.key)()
 		return w.commitMirror()
 	}
 	return w.commitRedirect()

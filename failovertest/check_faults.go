@@ -1,0 +1,147 @@
+package failovertest
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// errServerDown is the error of a "5xx" outage window: an error without a
+// gcerrors code, as a driver reports an HTTP 503 (gcerrors.Unknown).
+var errServerDown = errors.New("failovertest: 503 Service Unavailable")
+
+// faultKind is one kind of trouble the schedule puts a side in for a window
+// of time. Windows end with Heal, which is the recovery.
+type faultKind struct {
+	name   string
+	weight int
+	down   bool // the side cannot be reached at all during the window
+	apply  func(in *Injector, rng *rand.Rand)
+}
+
+// allOps sets the same fault on every op.
+func allOps(in *Injector, f Fault) {
+	for _, op := range AllOps {
+		in.Set(op, f)
+	}
+}
+
+func probability(rng *rand.Rand) float64 { return 0.2 + 0.6*rng.Float64() }
+
+// cutAfter is where a stream is cut: anywhere in its first 256 KiB, so that
+// small and large objects alike are cut part-way.
+func cutAfter(rng *rand.Rand) int64 { return 1 + rng.Int64N(256<<10) }
+
+var faultKinds = []faultKind{
+	{name: "outage", weight: 4, down: true, apply: func(in *Injector, _ *rand.Rand) { in.Outage(nil) }},
+	{name: "outage-5xx", weight: 2, down: true, apply: func(in *Injector, _ *rand.Rand) { in.Outage(errServerDown) }},
+	{name: "hang", weight: 2, down: true, apply: func(in *Injector, _ *rand.Rand) { in.Hang() }},
+	{name: "latency", weight: 2, apply: func(in *Injector, rng *rand.Rand) {
+		// From a nuisance to well past every timeout the bucket sets.
+		allOps(in, Fault{Latency: time.Millisecond + time.Duration(rng.Int64N(int64(40*time.Second)))})
+	}},
+	{name: "flaky", weight: 3, apply: func(in *Injector, rng *rand.Rand) {
+		allOps(in, Fault{Probability: probability(rng)})
+	}},
+	{name: "write-cut-mid-stream", weight: 2, apply: func(in *Injector, rng *rand.Rand) {
+		in.Set(OpWrite, Fault{AfterBytes: cutAfter(rng), Probability: probability(rng)})
+	}},
+	{name: "read-cut-mid-stream", weight: 2, apply: func(in *Injector, rng *rand.Rand) {
+		in.Set(OpRead, Fault{AfterBytes: cutAfter(rng), Probability: probability(rng)})
+	}},
+	{name: "write-applied-reported-failed", weight: 3, apply: func(in *Injector, rng *rand.Rand) {
+		in.Set(OpWrite, Fault{Applied: true, Probability: probability(rng)})
+	}},
+	{name: "write-applied-then-hang", weight: 1, apply: func(in *Injector, rng *rand.Rand) {
+		in.Set(OpWrite, Fault{Applied: true, Hang: true, Probability: probability(rng)})
+	}},
+	{name: "delete-copy-applied-reported-failed", weight: 2, apply: func(in *Injector, rng *rand.Rand) {
+		in.Set(OpDelete, Fault{Applied: true, Probability: probability(rng)})
+		in.Set(OpCopy, Fault{Applied: true, Probability: probability(rng)})
+	}},
+}
+
+// bothDownKind names the windows in which the schedule takes both sides
+// down together, on top of the overlaps that independent windows make.
+const bothDownKind = "both-sides-down"
+
+// schedule is the fault timeline of one seed: a sequence of slots of 5 to
+// 45 virtual seconds; at each slot boundary both sides heal and each side
+// independently draws its trouble (or none) for the next slot.
+type schedule struct {
+	rng      *rand.Rand
+	in       [2]*Injector
+	healthy  float64 // chance that a side has no fault in a slot
+	bothDown float64 // chance that a slot takes both sides down
+	total    int
+	windows  map[string]int
+	overlaps int // slots in which both sides were unreachable at once
+}
+
+func newSchedule(seed int64, in [2]*Injector) *schedule {
+	return &schedule{
+		rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed)), in: in,
+		healthy: 0.45, bothDown: 0.08, windows: map[string]int{},
+	}
+}
+
+func (s *schedule) pick() faultKind {
+	total := 0
+	for _, k := range faultKinds {
+		total += k.weight
+	}
+	n := s.rng.IntN(total)
+	for _, k := range faultKinds {
+		if n < k.weight {
+			return k
+		}
+		n -= k.weight
+	}
+	panic("unreachable")
+}
+
+// run drives the timeline until ctx is done, then heals both sides.
+func (s *schedule) run(ctx context.Context) {
+	defer s.heal()
+	for {
+		s.heal()
+		var down [2]bool
+		if s.rng.Float64() < s.bothDown {
+			for i := range s.in {
+				if s.rng.IntN(3) == 0 {
+					s.in[i].Hang()
+				} else {
+					s.in[i].Outage(nil)
+				}
+				down[i] = true
+			}
+			s.windows[bothDownKind]++
+			s.total++
+		} else {
+			for i := range s.in {
+				if s.rng.Float64() < s.healthy {
+					continue
+				}
+				k := s.pick()
+				k.apply(s.in[i], s.rng)
+				down[i] = k.down
+				s.windows[k.name]++
+				s.total++
+			}
+		}
+		if down[0] && down[1] {
+			s.overlaps++
+		}
+		slot := 5*time.Second + time.Duration(s.rng.Int64N(int64(40*time.Second)))
+		if sleep(ctx, slot) != nil {
+			return
+		}
+	}
+}
+
+func (s *schedule) heal() {
+	for _, in := range s.in {
+		in.Heal()
+	}
+}

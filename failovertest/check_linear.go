@@ -1,0 +1,268 @@
+package failovertest
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Each key of the failover bucket is one register: a Put sets it, a Delete
+// clears it, a Copy sets it to some value its source held. The model below
+// is that register for porcupine. A Copy's value is pinned by the first read
+// that sees it.
+
+type regKind uint8
+
+const (
+	regAbsent regKind = iota
+	regValue          // id is the value
+	regCopy           // id is the Copy operation; pin is the value once a read saw it
+)
+
+// pinEmpty pins a copied value to "some empty value", which an empty read
+// shows without naming.
+const pinEmpty = -1
+
+type regState struct {
+	kind regKind
+	id   int64
+	pin  int64
+}
+
+type linKind uint8
+
+const (
+	linPut linKind = iota
+	linPutIfAbsent
+	linPutIfAbsentMaybe // failed IfNotExist write that reached a side
+	linDelete
+	linCopy
+	linSee
+)
+
+type linInput struct {
+	kind  linKind
+	id    int64 // the value of a Put, the operation of a Copy
+	seen  sighting
+	label string
+}
+
+// registerModel returns the model of one key.
+func (a *analysis) registerModel() porcupine.Model {
+	size := func(v int64) int64 { return a.size(valueID(v)) }
+	// see steps a state by a sighting: ok, and the state with any pin made.
+	see := func(s regState, in sighting) (bool, regState) {
+		if in.kind == seenAbsent {
+			return s.kind == regAbsent, s
+		}
+		if s.kind == regAbsent {
+			return false, s
+		}
+		fits := func(v int64) bool {
+			switch in.kind {
+			case seenValue:
+				return v == int64(in.value)
+			case seenEmpty:
+				return size(v) == 0
+			default:
+				return in.size < 0 || size(v) == in.size
+			}
+		}
+		if s.kind == regValue {
+			return fits(s.id), s
+		}
+		switch {
+		case s.pin > 0:
+			return fits(s.pin), s
+		case s.pin == pinEmpty:
+			if in.kind == seenValue && size(int64(in.value)) == 0 && a.cand[s.id][in.value] {
+				s.pin = int64(in.value)
+				return true, s
+			}
+			return in.kind == seenEmpty || (in.kind == seenExists && in.size <= 0), s
+		}
+		switch in.kind {
+		case seenValue:
+			if a.cand[s.id][in.value] {
+				s.pin = int64(in.value)
+				return true, s
+			}
+		case seenEmpty:
+			for v := range a.cand[s.id] {
+				if size(int64(v)) == 0 {
+					s.pin = pinEmpty
+					return true, s
+				}
+			}
+		default:
+			for v := range a.cand[s.id] {
+				if fits(int64(v)) {
+					return true, s
+				}
+			}
+		}
+		return false, s
+	}
+	return porcupine.Model{
+		Init: func() any { return regState{} },
+		Step: func(state, input, _ any) (bool, any) {
+			s, in := state.(regState), input.(linInput)
+			switch in.kind {
+			case linPut:
+				return true, regState{kind: regValue, id: in.id}
+			case linPutIfAbsent:
+				return s.kind == regAbsent, regState{kind: regValue, id: in.id}
+			case linPutIfAbsentMaybe:
+				if s.kind == regAbsent {
+					return true, regState{kind: regValue, id: in.id}
+				}
+				return true, s
+			case linDelete:
+				return true, regState{}
+			case linCopy:
+				return true, regState{kind: regCopy, id: in.id}
+			}
+			return see(s, in.seen)
+		},
+		Hash: func(state any) uint64 {
+			s := state.(regState)
+			return uint64(s.kind)<<60 ^ uint64(s.id)*0x9e3779b97f4a7c15 ^ uint64(s.pin)
+		},
+		DescribeOperation: func(input, _ any) string { return input.(linInput).label },
+		DescribeState: func(state any) string {
+			s := state.(regState)
+			switch s.kind {
+			case regAbsent:
+				return "absent"
+			case regValue:
+				return fmt.Sprintf("#%d", s.id)
+			}
+			return fmt.Sprintf("copy by op #%d (pinned %d)", s.id, s.pin)
+		},
+	}
+}
+
+// history returns the porcupine history of one key.
+func (a *analysis) history(h *keyHistory) []porcupine.Operation {
+	var ops []porcupine.Operation
+	for _, m := range h.muts {
+		in := linInput{id: m.op.index}
+		switch {
+		case m.kind == mutDelete:
+			in.kind = linDelete
+		case m.kind == mutCopy:
+			in.kind = linCopy
+		case m.op.kind == opPutIfAbsent && m.acked:
+			in.kind = linPutIfAbsent
+		case m.op.kind == opPutIfAbsent:
+			in.kind = linPutIfAbsentMaybe
+		default:
+			in.kind = linPut
+		}
+		in.label = m.op.String()
+		ops = append(ops, porcupine.Operation{ClientId: m.op.client, Input: in, Call: m.call, Return: m.ret})
+	}
+	for _, s := range h.seen {
+		in := linInput{kind: linSee, seen: s.sighting, label: fmt.Sprintf("%s: %s", s.op, s.sighting)}
+		if s.op.kind == opList {
+			// A listing's sizes of keys with pending work come from what the
+			// bucket recorded, which cannot know whether a write that failed
+			// took effect: they are checked against the writes that may be
+			// current (explain), and only the key's presence linearizably.
+			in.seen.size = -1
+		}
+		ops = append(ops, porcupine.Operation{ClientId: s.op.client, Input: in, Call: s.op.call, Return: s.op.ret})
+	}
+	return ops
+}
+
+// checkLinearizable checks each key's history with porcupine. A history
+// that is not linearizable is drawn to an HTML file named in the failure.
+func (a *analysis) checkLinearizable() {
+	start := time.Now()
+	defer func() { a.report.LinearizabilityTime += time.Since(start) }()
+	model := a.registerModel()
+	keys := make([]string, 0, len(a.keys))
+	for k := range a.keys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ops := a.history(a.keys[k])
+		if a.linearizableWithout(model, ops) {
+			a.report.KeysLinearizable++
+			continue
+		}
+		switch porcupine.CheckOperationsTimeout(model, ops, a.r.o.LinearizabilityTimeout) {
+		case porcupine.Ok:
+			a.report.KeysLinearizable++
+		case porcupine.Unknown:
+			a.report.KeysUnknown++
+			a.unknown = append(a.unknown, k)
+
+		default:
+			a.report.KeysNotLinearizable++
+			where := ""
+			_, info := porcupine.CheckOperationsVerbose(model, ops, a.r.o.LinearizabilityTimeout)
+			name := fmt.Sprintf("failovertest-seed%d-%s.html", a.r.seed, strings.ReplaceAll(k, "/", "_"))
+			path := filepath.Join(os.TempDir(), name)
+			if err := porcupine.VisualizePath(model, info, path); err == nil {
+				where = "; drawn in " + path
+			}
+			a.violation("the history of %s (%d operations) is not linearizable%s", k, len(ops), where)
+		}
+	}
+}
+
+// linearizableWithout tries cheaper sub-histories first. An operation that
+// failed returns at infinity, so it can always be placed after everything
+// else: if a history is linearizable without some of them, it is with them.
+// The search is exponential in the failed deletes that may take effect at
+// any time, so the sub-histories keep few of them: none, then for each
+// sighting of an absent key the failed delete that began last before it.
+func (a *analysis) linearizableWithout(model porcupine.Model, ops []porcupine.Operation) bool {
+	var settled, failedDeletes []porcupine.Operation
+	for _, op := range ops {
+		switch {
+		case op.Return != math.MaxInt64:
+			settled = append(settled, op)
+		case op.Input.(linInput).kind == linDelete:
+			failedDeletes = append(failedDeletes, op)
+		}
+	}
+	if len(settled) == len(ops) {
+		return false // nothing to leave out: the caller checks the history
+	}
+	if porcupine.CheckOperationsTimeout(model, settled, a.r.o.LinearizabilityTimeout) == porcupine.Ok {
+		return true
+	}
+	if len(failedDeletes) == 0 {
+		return false
+	}
+	chosen := map[int]bool{}
+	for _, op := range settled {
+		if in := op.Input.(linInput); in.kind != linSee || in.seen.kind != seenAbsent {
+			continue
+		}
+		best := -1
+		for i, d := range failedDeletes {
+			if d.Call < op.Return && (best < 0 || d.Call > failedDeletes[best].Call) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			chosen[best] = true
+		}
+	}
+	sub := append([]porcupine.Operation(nil), settled...)
+	for i := range chosen {
+		sub = append(sub, failedDeletes[i])
+	}
+	return porcupine.CheckOperationsTimeout(model, sub, a.r.o.LinearizabilityTimeout) == porcupine.Ok
+}

@@ -1,0 +1,284 @@
+package failovertest
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
+)
+
+// The context keys by which the recorder tells who made a call to a side:
+// one of the check's clients (and which of its operations), or the
+// reconciler.
+type (
+	opKey         struct{}
+	reconcilerKey struct{}
+)
+
+// commit is one change that reached a side: an object stored (value is its
+// id) or deleted (value is zero).
+type commit struct {
+	side       int
+	key        string
+	value      valueID // what the side holds afterwards; 0: nothing
+	prev       valueID // what it held before; 0: nothing
+	prevOp     int64   // the client operation that made the state before; 0: none or unknown
+	op         int64   // the client operation that made it; 0: none
+	reconciler bool    // made by a reconcile pass
+	at         int64   // logical time of the history when it was made
+}
+
+// commitLog is the ground truth of both sides: every change to a key the
+// check owns, in the order the sides applied it. Changes are applied under
+// its lock, so each side's current state is exact.
+type commitLog struct {
+	mu      sync.Mutex
+	now     func() int64 // the history's logical time
+	prefix  string
+	current [2]map[string]valueID
+	madeBy  [2]map[string]int64 // the client operation behind each current state
+	commits []commit
+}
+
+func newCommitLog(prefix string) *commitLog {
+	return &commitLog{prefix: prefix, current: [2]map[string]valueID{{}, {}}, madeBy: [2]map[string]int64{{}, {}}}
+}
+
+// apply runs change, which mutates key on side, and logs its effect if it
+// succeeds. value reports what the side holds afterwards.
+func (l *commitLog) apply(ctx context.Context, side int, key string, change func() error, value func() valueID) error {
+	if !strings.HasPrefix(key, l.prefix) {
+		return change()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := change(); err != nil {
+		return err
+	}
+	c := commit{side: side, key: key, value: value(), prev: l.current[side][key], at: l.now()}
+	c.op, _ = ctx.Value(opKey{}).(int64)
+	c.reconciler = ctx.Value(reconcilerKey{}) != nil
+	c.prevOp = l.madeBy[side][key]
+	l.madeBy[side][key] = c.op
+	if c.value == 0 {
+		delete(l.current[side], key)
+	} else {
+		l.current[side][key] = c.value
+	}
+	l.commits = append(l.commits, c)
+	return nil
+}
+
+func (l *commitLog) snapshot() []commit {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]commit(nil), l.commits...)
+}
+
+// latency draws the virtual time each call to a side takes, so that calls
+// overlap in time the way requests to a remote store do.
+type latency struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+// call returns the time a small call takes: 1 to 20 ms.
+func (l *latency) call() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return time.Millisecond + time.Duration(l.rng.Int64N(int64(19*time.Millisecond)))
+}
+
+// transferQuantum is how many bytes a stream moves between two waits for
+// their transfer time: every wait makes the whole synctest bubble settle,
+// so waiting for each small chunk would cost far more than the bytes.
+const transferQuantum = 256 << 10
+
+// transfer adds n bytes to the count of a stream, and returns the time to
+// wait for those moved since the last wait, at about 100 MB/s, once there
+// are transferQuantum of them.
+func (l *latency) transfer(count *int64, n int) time.Duration {
+	*count += int64(n)
+	if *count < transferQuantum {
+		return 0
+	}
+	d := time.Duration(*count) * 10 * time.Nanosecond
+	*count = 0
+	return d
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// recorder is a side as the check sees it: base with latency, and every
+// change logged. It sits below the Injector, so a failed call that the
+// Injector stops never reaches it, and an Applied one does.
+type recorder struct {
+	base *blob.Bucket
+	side int
+	log  *commitLog
+	lat  *latency
+}
+
+var (
+	_ driver.Bucket = (*recorder)(nil)
+	_ driver.Writer = (*recordingWriter)(nil)
+)
+
+func valueOf(md map[string]string) valueID {
+	id, _ := strconv.ParseInt(md[valueMetadataKey], 10, 64)
+	return valueID(id)
+}
+
+func (r *recorder) ErrorCode(err error) gcerrors.ErrorCode { return gcerrors.Code(err) }
+func (r *recorder) As(i any) bool                          { return r.base.As(i) }
+func (r *recorder) ErrorAs(err error, i any) bool          { return r.base.ErrorAs(err, i) }
+func (r *recorder) Close() error                           { return nil }
+
+func (r *recorder) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return nil, err
+	}
+	a, err := r.base.Attributes(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return bucketconv.Attributes(a), nil
+}
+
+func (r *recorder) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return nil, err
+	}
+	pageSize := opts.PageSize
+	if pageSize <= 0 {
+		pageSize = defaultPageSize
+	}
+	objs, next, err := r.base.ListPage(ctx, bucketconv.FirstPage(opts.PageToken), pageSize, bucketconv.ListOptions(opts))
+	if err != nil {
+		return nil, err
+	}
+	page := &driver.ListPage{Objects: make([]*driver.ListObject, 0, len(objs)), NextPageToken: next}
+	for _, o := range objs {
+		page.Objects = append(page.Objects, bucketconv.ListObject(o))
+	}
+	return page, nil
+}
+
+func (r *recorder) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return nil, err
+	}
+	br, err := r.base.NewRangeReader(ctx, key, offset, length, bucketconv.ReaderOptions(opts))
+	if err != nil {
+		return nil, err
+	}
+	return &recordingReader{r: br, ctx: ctx, lat: r.lat, attrs: driver.ReaderAttributes{ContentType: br.ContentType(), ModTime: br.ModTime(), Size: br.Size()}}, nil
+}
+
+func (r *recorder) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return nil, err
+	}
+	wo := bucketconv.WriterOptions(contentType, opts)
+	wo.ContentMD5 = opts.ContentMD5
+	w, err := r.base.NewWriter(ctx, key, wo)
+	if err != nil {
+		return nil, err
+	}
+	return &recordingWriter{rec: r, w: w, ctx: ctx, key: key, value: valueOf(opts.Metadata)}, nil
+}
+
+func (r *recorder) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return err
+	}
+	var value valueID
+	return r.log.apply(ctx, r.side, dstKey, func() error {
+		if err := r.base.Copy(ctx, dstKey, srcKey, bucketconv.CopyOptions(opts)); err != nil {
+			return err
+		}
+		if a, err := r.base.Attributes(ctx, dstKey); err == nil {
+			value = valueOf(a.Metadata)
+		}
+		return nil
+	}, func() valueID { return value })
+}
+
+func (r *recorder) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
+	if err := sleep(ctx, r.lat.call()); err != nil {
+		return err
+	}
+	return r.log.apply(ctx, r.side, key, func() error {
+		return r.base.DeleteWithOptions(ctx, key, bucketconv.DeleteOptions(opts))
+	}, func() valueID { return 0 })
+}
+
+func (r *recorder) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
+	return r.base.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
+}
+
+type recordingReader struct {
+	r     *blob.Reader
+	ctx   context.Context
+	lat   *latency
+	moved int64 // bytes read since the last wait
+	attrs driver.ReaderAttributes
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if serr := sleep(r.ctx, r.lat.transfer(&r.moved, n)); serr != nil && err == nil {
+		return n, serr
+	}
+	return n, err
+}
+
+func (r *recordingReader) Close() error                         { return r.r.Close() }
+func (r *recordingReader) Attributes() *driver.ReaderAttributes { return &r.attrs }
+func (r *recordingReader) As(i any) bool                        { return r.r.As(i) }
+
+type recordingWriter struct {
+	rec   *recorder
+	w     *blob.Writer
+	ctx   context.Context
+	key   string
+	value valueID
+	moved int64 // bytes written since the last wait
+}
+
+func (w *recordingWriter) Write(p []byte) (int, error) {
+	if err := sleep(w.ctx, w.rec.lat.transfer(&w.moved, len(p))); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
+}
+
+// Close commits the object, unless the writer's context is done (as the
+// Injector does to abort a write), in which case nothing is committed.
+func (w *recordingWriter) Close() error {
+	if err := sleep(w.ctx, w.rec.lat.call()); err != nil {
+		_ = w.w.Close()
+		return err
+	}
+	return w.rec.log.apply(w.ctx, w.rec.side, w.key, w.w.Close, func() valueID { return w.value })
+}
