@@ -97,7 +97,15 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 			// Only the journal says so (the write may have failed before
 			// the bucket restarted): the other side may hold the newest
 			// version that exists.
-			if err2 := op(f.sides[p.holder.Other()]); err2 == nil || !f.sides[p.holder.Other()].outage(ctx, err2) {
+			err2 := op(f.sides[p.holder.Other()])
+			switch {
+			case err2 == nil:
+				return nil
+			case isNotFound(err2) && h.outage(ctx, err):
+				// The side the journal names is down: the other side's
+				// miss is no proof of absence.
+				return unavailable(err, "the %s may hold the newest version of %q and is down", h.id, key)
+			case !f.sides[p.holder.Other()].outage(ctx, err2):
 				return err2
 			}
 			return unavailable(err, "reading %q", key)
@@ -490,6 +498,11 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *driver.De
 			// tombstones so the delete does not take effect later.
 			withdraw()
 			return errs[s.id]
+		case !answered[journal.Primary]:
+			// The primary is down and the secondary refuses: nothing was
+			// deleted.
+			withdraw()
+			return errs[s.id]
 		default:
 			// The primary's delete stands; the secondary's refusal is
 			// repaired like a miss.
@@ -553,7 +566,9 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 	f := b.f
 	sign := func(s *side) (url string, err error) {
 		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			url, err = s.d.SignedURL(ctx, key, opts)
+			o := *opts
+			o.BeforeSign = guardHook(opts.BeforeSign, false)
+			url, err = s.d.SignedURL(ctx, key, &o)
 			return err
 		})
 		return url, err

@@ -183,6 +183,9 @@ type Failover struct {
 	locks  keyLocks
 	bucket *blob.Bucket
 
+	retractedMu sync.Mutex
+	retracted   map[string]bool // journal entries withdrawn by this process
+
 	closeOnce sync.Once
 	closed    chan struct{}
 }
@@ -205,6 +208,8 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		clock:  newClock(o.WriterID),
 		idx:    index{m: map[string]*pendingKey{}},
 		closed: make(chan struct{}),
+
+		retracted: map[string]bool{},
 	}
 	f.locks.init()
 	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
@@ -403,12 +408,13 @@ func (e *unavailableError) Error() string {
 	return "failoverblob: " + e.msg + ": " + e.cause.Error()
 }
 
-func (e *unavailableError) Unwrap() []error {
-	if e.cause == nil {
-		return []error{ErrUnavailable}
-	}
-	return []error{ErrUnavailable, e.cause}
-}
+// Unwrap returns ErrUnavailable only: the cause's gcerrors code (a
+// watchdog's cancellation, a miss on the other side) must not become the
+// error's code, which is Unknown. Cause returns the cause.
+func (e *unavailableError) Unwrap() error { return ErrUnavailable }
+
+// Cause returns the failure that made the call unavailable.
+func (e *unavailableError) Cause() error { return e.cause }
 
 func unavailable(cause error, format string, args ...any) error {
 	return &unavailableError{msg: fmt.Sprintf(format, args...), cause: cause}
@@ -730,7 +736,18 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 func (f *Failover) retract(key string, missing journal.Side, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
+	f.retractedMu.Lock()
+	f.retracted[id] = true // a Drain that listed it before must not apply it
+	f.retractedMu.Unlock()
 	if err := f.opts.Journal.Ack(ctx, id); err == nil {
 		f.idx.acked(key, missing, 1, time.Time{})
 	}
+}
+
+// isRetracted reports whether the entry was withdrawn after a Drain may have
+// listed it. Callers hold the key's lock, which retract also held.
+func (f *Failover) isRetracted(id string) bool {
+	f.retractedMu.Lock()
+	defer f.retractedMu.Unlock()
+	return f.retracted[id]
 }

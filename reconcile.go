@@ -170,8 +170,20 @@ func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Ve
 // this process wait for it.
 func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
 	defer f.locks.lock(key).Unlock()
+	// Entries withdrawn since the journal was listed (a refused delete's
+	// tombstone, say) must not be applied.
+	live := entries[:0:0]
+	for _, e := range entries {
+		if !f.isRetracted(e.ID) {
+			live = append(live, e)
+		}
+	}
+	entries = live
 	dst, src := f.sides[missing], f.sides[missing.Other()]
 	rep := Repair{Key: key, Side: missing, Action: "none", Entries: len(entries)}
+	if len(entries) == 0 {
+		return rep, nil
+	}
 
 	vDst, inDst, err := f.objectVersion(ctx, dst, key)
 	if err != nil {

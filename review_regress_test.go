@@ -1,0 +1,87 @@
+package failoverblob_test
+
+import (
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob"
+)
+
+// A tombstone withdrawn by a refused delete must not be applied by a Drain
+// that listed the journal before it was withdrawn.
+func TestRetractedTombstoneIsNotAppliedByAConcurrentDrain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute)
+		entered, release := make(chan struct{}), make(chan struct{})
+		delErr := make(chan error)
+		go func() {
+			delErr <- r.b.DeleteWithOptions(r.ctx, "k", &blob.DeleteOptions{BeforeDelete: func(func(any) bool) error {
+				close(entered)
+				<-release
+				return errors.New("caller refuses the delete")
+			}})
+		}()
+		<-entered
+		drained := make(chan error)
+		go func() { _, err := r.f.Drain(r.ctx); drained <- err }()
+		synctest.Wait()
+		close(release)
+		if err := <-delErr; err == nil {
+			t.Fatal("refused delete: got nil error")
+		}
+		if err := <-drained; err != nil {
+			t.Fatal(err)
+		}
+		if got := r.read("k"); got != "v1" {
+			t.Errorf("read after the refused delete and Drain: got %q, want %q", got, "v1")
+		}
+	})
+}
+
+// After a restart, a key whose journal names a side that is down is
+// unavailable, not NotFound on the other side's miss.
+func TestRestartedBucketDoesNotTakeAMissForAbsence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		f2, err := failoverblob.New(r.ctx, r.f.Primary(), r.f.Secondary(), &failoverblob.Options{Journal: r.journal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Outage(nil)
+		_, err = f2.Bucket().ReadAll(r.ctx, "k")
+		if !errors.Is(err, failoverblob.ErrUnavailable) || gcerrors.Code(err) == gcerrors.NotFound {
+			t.Errorf("read after restart with the holder down: got %v (code %v), want ErrUnavailable, not NotFound", err, gcerrors.Code(err))
+		}
+	})
+}
+
+// An unavailable error's code is Unknown, whatever caused it: a watchdog's
+// cancellation must not read as the caller's own.
+func TestUnavailableIsNotReportedAsCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{FirstByteTimeout: 3 * time.Second, CallTimeout: 3 * time.Second})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Hang()
+		_, err := r.b.ReadAll(r.ctx, "k")
+		if !errors.Is(err, failoverblob.ErrUnavailable) || gcerrors.Code(err) != gcerrors.Unknown {
+			t.Errorf("read from a hung primary: got %v (code %v), want ErrUnavailable with code Unknown", err, gcerrors.Code(err))
+		}
+	})
+}
