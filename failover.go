@@ -183,6 +183,8 @@ type Failover struct {
 	locks  keyLocks
 	bucket *blob.Bucket
 
+	drainMu sync.Mutex // one Drain at a time
+
 	retractedMu sync.Mutex
 	retracted   map[string]bool // journal entries withdrawn by this process
 

@@ -73,8 +73,13 @@ func (f *Failover) Run(ctx context.Context) error {
 // MD5 of each copy, removes the temporary copy from the secondary in
 // Redirect mode, and acknowledges the entries. Keys whose sides are down are
 // left pending and reported in the error. At most ReconcileConcurrency keys
-// are repaired at once; the goroutines end before Drain returns.
+// are repaired at once; the goroutines end before Drain returns. Passes do
+// not overlap: a Drain called during another waits for it.
 func (f *Failover) Drain(ctx context.Context) (Report, error) {
+	// One pass at a time: two passes over the same listing would
+	// acknowledge entries twice.
+	f.drainMu.Lock()
+	defer f.drainMu.Unlock()
 	listedAt := time.Now()
 	entries, err := f.opts.Journal.List(ctx)
 	if err != nil {
