@@ -3,13 +3,13 @@ module github.com/failoverblob/failoverblob
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/sony/gobreaker/v2 v2.4.0
 	gocloud.dev v0.47.0
 	google.golang.org/api v0.297.0
 )
 
 require (
-	github.com/anishathalye/porcupine v1.3.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
