@@ -315,9 +315,7 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 		return errEmptyKey
 	}
 	f := b.f
-	_, dstPending := f.idx.get(dstKey)
-	_, srcPending := f.idx.get(srcKey)
-	if f.opts.Mode == Redirect && !dstPending && !srcPending {
+	if f.opts.Mode == Redirect && !f.idx.pending(dstKey) && !f.idx.pending(srcKey) {
 		pr := f.sides[journal.Primary]
 		err := pr.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
 			return pr.d.Copy(ctx, dstKey, srcKey, &driver.CopyOptions{BeforeCopy: guardHook(opts.BeforeCopy, false)})
