@@ -753,3 +753,7 @@ func (f *Failover) isRetracted(id string) bool {
 	defer f.retractedMu.Unlock()
 	return f.retracted[id]
 }
+
+// Options returns the bucket's options, with defaults filled in for the
+// fields left zero.
+func (f *Failover) Options() Options { return f.opts }

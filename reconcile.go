@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gocloud.dev/blob/driver"
+	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -159,15 +160,16 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 
 // objectVersion reads the version of key on s; exists is false if s does not
 // have it.
-func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Version, exists bool, err error) {
-	attrs, err := s.attributes(ctx, f.opts.CallTimeout, key)
+// attrs are the attributes read, for a conditional write over them.
+func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Version, exists bool, attrs *driver.Attributes, err error) {
+	attrs, err = s.attributes(ctx, f.opts.CallTimeout, key)
 	switch {
 	case isNotFound(err):
-		return Version{}, false, nil
+		return Version{}, false, nil, nil
 	case err != nil:
-		return Version{}, false, err
+		return Version{}, false, nil, err
 	}
-	return versionOf(attrs.Metadata), true, nil
+	return versionOf(attrs.Metadata), true, attrs, nil
 }
 
 // repair settles one key on the side missing, given the journal entries that
@@ -190,11 +192,11 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		return rep, nil
 	}
 
-	vDst, inDst, err := f.objectVersion(ctx, dst, key)
+	vDst, inDst, dstAttrs, err := f.objectVersion(ctx, dst, key)
 	if err != nil {
 		return rep, err
 	}
-	vSrc, inSrc, err := f.objectVersion(ctx, src, key)
+	vSrc, inSrc, _, err := f.objectVersion(ctx, src, key)
 	if err != nil {
 		return rep, err
 	}
@@ -246,7 +248,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 			break // the missing side already has this change or a newer one
 		}
 		if inSrc && vSrc.Compare(c.v) >= 0 {
-			n, err := f.copyObject(ctx, src, dst, key, vSrc)
+			n, err := f.copyObject(ctx, src, dst, key, vSrc, dstAttrs)
 			if err != nil {
 				return rep, err
 			}
@@ -282,8 +284,9 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 // committing them (and hands that MD5 to dst, so a provider verifies what
 // arrives), or, where src reports none, compares the MD5 dst reports after.
 // want is the version src is expected to hold; if src changed since, the
-// copy is abandoned.
-func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, want Version) (int64, error) {
+// copy is abandoned. prior is what dst held when the copy was decided (nil:
+// nothing); where dst's provider can, the write is conditional on it.
+func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, want Version, prior *driver.Attributes) (int64, error) {
 	attrs, err := src.attributes(ctx, f.opts.CallTimeout, key)
 	if err != nil {
 		return 0, err
@@ -308,6 +311,7 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, w
 		ContentLanguage:    attrs.ContentLanguage,
 		ContentMD5:         srcMD5,
 		Metadata:           attrs.Metadata,
+		BeforeWrite:        dst.writeIf(prior),
 	}}
 	if err := w.open(dst); err != nil {
 		return 0, err
@@ -329,6 +333,9 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, w
 		return n, err
 	}
 	if err := sw.commit(); err != nil {
+		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
+			return n, fmt.Errorf("the %s's copy changed during repair (conditional write refused): %w", dst.id, err)
+		}
 		return n, err
 	}
 	if srcMD5 == nil {

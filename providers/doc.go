@@ -1,0 +1,58 @@
+// Package providers opens the buckets a failover bucket sits on — S3, GCS,
+// Azure Blob, local files and memory — by URL, with clients tuned to fail
+// fast and with the conditional writes the reconciler uses.
+//
+// gocloud's own openers (registered on blob.DefaultURLMux by s3blob, gcsblob
+// and azureblob) use each SDK's default transport, which is built for a
+// service with nowhere else to go: the GCS client retries a 503, a reset or
+// a refused connection for a minute or more, and an S3 client with no
+// deadline waits on a hung endpoint forever. The openers here give every
+// attempt a deadline (Transport.AttemptTimeout) and bound the attempts
+// (Transport.MaxAttempts), so a failing side is reported within a known time
+// and the failover bucket moves on. GCS small writes are sent with a buffer
+// sized to the object rather than the client's 16 MiB chunk buffer.
+//
+// # Opening
+//
+// OpenBucket and DefaultMux open:
+//
+//	s3://bucket?region=us-east-1                         S3 (aws-sdk-go-v2)
+//	s3://bucket?endpoint=http://host:9000&use_path_style=true&region=us-east-1
+//	                                                     an S3-compatible service
+//	gs://bucket                                          GCS (cloud.google.com/go/storage)
+//	gs://bucket?endpoint=http://127.0.0.1:4443           a GCS emulator
+//	azblob://container                                   Azure Blob
+//	file:///path/to/dir, mem://                          gocloud's fileblob, memblob
+//	failover://?primary=...&secondary=...                a failover bucket over two of these
+//
+// Each provider's parameters are listed on its opener (S3URLOpener,
+// GCSURLOpener, AzureURLOpener); all three also take attempt_timeout,
+// max_attempts and max_backoff. The failover parameters are listed on
+// failoverblob.URLOpener. The nested URLs of a failover URL must be
+// query-escaped (url.QueryEscape).
+//
+// blob.OpenBucket(ctx, "failover://...") works too, once the failoverblob
+// package is imported: it opens the sides through blob.DefaultURLMux, that
+// is, with gocloud's own openers and the SDKs' default transports. The
+// failover bucket's own deadlines still bound every call; the sides simply
+// take longer to be found failing.
+//
+// # Credentials
+//
+// Credentials come only from each SDK's standard chain (environment, shared
+// configuration files, instance or workload identity) or from the
+// parameters documented on the openers, none of which carries a secret.
+// Errors name the bucket, never a credential.
+//
+// # Conditional writes
+//
+// Buckets opened here implement failoverblob.ConditionalWriter: when the
+// reconciler copies an object onto a side, the write succeeds only if the
+// object it replaces is the one it examined (S3 If-Match / If-None-Match:*,
+// GCS generation preconditions, Azure If-Match / If-None-Match:*). A newer
+// object written by another process in between is never overwritten. S3
+// honours these on general-purpose buckets since 2024; S3-compatible
+// services may ignore them. file:// and mem:// buckets have no conditional
+// write: there the version check before each copy is the only guard, which
+// suffices while one process reconciles.
+package providers

@@ -1,0 +1,169 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+
+	"cloud.google.com/go/storage"
+	"github.com/googleapis/gax-go/v2"
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/blob/gcsblob"
+	"gocloud.dev/gcp"
+	"google.golang.org/api/option"
+)
+
+// GCSURLOpener opens "gs://bucket" URLs with gocloud's gcsblob on a
+// cloud.google.com/go/storage client (JSON API, XML reads) whose transport
+// follows Transport.
+//
+// Parameters:
+//   - endpoint: the service's base URL, such as "http://127.0.0.1:4443" for
+//     an emulator; the client then sends no credentials. Unlike the
+//     STORAGE_EMULATOR_HOST variable it applies to this bucket only.
+//   - anonymous: "true" sends no credentials.
+//   - access_id, private_key_path: the identity and key SignedURL signs
+//     with, as in gcsblob; by default they are read from the default
+//     credentials when those are a service-account key.
+//   - attempt_timeout, max_attempts, max_backoff: override Transport.
+//
+// Otherwise credentials come from Application Default Credentials; no
+// parameter carries a secret. gcsblob's grpc and zonal parameters are not
+// supported here.
+type GCSURLOpener struct {
+	// Transport is the default for buckets this opener opens.
+	Transport Transport
+}
+
+// OpenBucketURL implements blob.BucketURLOpener.
+func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+	q := u.Query()
+	t, err := o.Transport.fromQuery(q)
+	if err != nil {
+		return nil, fmt.Errorf("open gs bucket %q: %w", u.Host, err)
+	}
+	var endpoint, accessID, keyPath string
+	anonymous := false
+	for k := range q {
+		v := q.Get(k)
+		switch k {
+		case "endpoint":
+			endpoint = v
+		case "anonymous":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("open gs bucket %q: parameter anonymous=%q: not true or false", u.Host, v)
+			}
+			anonymous = b
+		case "access_id":
+			accessID = v
+		case "private_key_path":
+			keyPath = v
+		default:
+			return nil, fmt.Errorf("open gs bucket %q: unknown parameter %q (known: endpoint, anonymous, access_id, private_key_path, %s, %s, %s)", u.Host, k, paramAttemptTimeout, paramMaxAttempts, paramMaxBackoff)
+		}
+	}
+	var opts gcsblob.Options
+	copts := []option.ClientOption{}
+	base := t.httpTransport()
+	switch {
+	case endpoint != "":
+		eu, err := url.Parse(endpoint)
+		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			return nil, fmt.Errorf("open gs bucket %q: parameter endpoint=%q: want a URL such as http://127.0.0.1:4443", u.Host, endpoint)
+		}
+		copts = append(copts, option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"),
+			option.WithHTTPClient(&http.Client{Transport: base}))
+	case anonymous:
+		copts = append(copts, option.WithHTTPClient(&http.Client{Transport: base}))
+	default:
+		creds, err := gcp.DefaultCredentials(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("open gs bucket %q: no default credentials (set anonymous=true for public buckets): %w", u.Host, err)
+		}
+		hc, err := gcp.NewHTTPClient(base, gcp.CredentialsTokenSource(creds))
+		if err != nil {
+			return nil, fmt.Errorf("open gs bucket %q: %w", u.Host, err)
+		}
+		copts = append(copts, option.WithHTTPClient(&hc.Client))
+		opts.GoogleAccessID, opts.PrivateKey = serviceAccountKey(creds.JSON)
+	}
+	if accessID != "" {
+		opts.GoogleAccessID, opts.PrivateKey = accessID, nil
+	}
+	if keyPath != "" {
+		pk, err := os.ReadFile(keyPath)
+		if err != nil {
+			return nil, fmt.Errorf("open gs bucket %q: reading private_key_path: %w", u.Host, err)
+		}
+		opts.PrivateKey = pk
+	}
+	c, err := storage.NewClient(ctx, copts...)
+	if err != nil {
+		return nil, fmt.Errorf("open gs bucket %q: %w", u.Host, err)
+	}
+	t.applyGCS(c)
+	opts.Client = c
+	b, err := gcsblob.OpenBucket(ctx, nil, u.Host, &opts)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return wrap(b, gcsCond{}, t.SmallWrite), nil
+}
+
+// applyGCS gives c t's retry rules. Every call is retried, writes included:
+// a retried upload sends the whole object again, and a conditional one keeps
+// its precondition.
+func (t Transport) applyGCS(c *storage.Client) {
+	c.SetRetry(
+		storage.WithPolicy(storage.RetryAlways),
+		storage.WithMaxAttempts(t.MaxAttempts),
+		storage.WithBackoff(gax.Backoff{Initial: t.backoff(1), Max: t.MaxBackoff, Multiplier: 2}),
+	)
+}
+
+// GCSClient applies t to a storage client opened outside this package.
+func (t Transport) GCSClient(c *storage.Client) { t.withDefaults().applyGCS(c) }
+
+// serviceAccountKey reads the signing identity from a service-account key
+// file's JSON, if that is what the credentials are.
+func serviceAccountKey(js []byte) (string, []byte) {
+	var f struct {
+		Type        string `json:"type"`
+		ClientEmail string `json:"client_email"`
+		PrivateKey  string `json:"private_key"`
+	}
+	if json.Unmarshal(js, &f) != nil || f.Type != "service_account" {
+		return "", nil
+	}
+	return f.ClientEmail, []byte(f.PrivateKey)
+}
+
+// gcsCond makes writes conditional on the object's generation.
+type gcsCond struct{}
+
+func (gcsCond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
+	cond := storage.Conditions{DoesNotExist: true}
+	if prior != nil {
+		var oa storage.ObjectAttrs
+		if prior.AsFunc == nil || !prior.AsFunc(&oa) || oa.Generation == 0 {
+			return nil
+		}
+		cond = storage.Conditions{GenerationMatch: oa.Generation}
+	}
+	return func(as func(any) bool) error {
+		var oh **storage.ObjectHandle
+		if !as(&oh) {
+			return fmt.Errorf("conditional write: the gcs writer did not expose its object handle")
+		}
+		*oh = (*oh).If(cond)
+		return nil
+	}
+}

@@ -1,0 +1,131 @@
+package providers
+
+import (
+	"context"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
+)
+
+// conditioner builds the BeforeWrite hook of a conditional write for one
+// provider.
+type conditioner interface {
+	writeIf(prior *driver.Attributes) func(func(any) bool) error
+}
+
+// bucket is a provider's driver with what a failover bucket needs on top:
+// conditional writes for the reconciler (failoverblob.ConditionalWriter) and,
+// for GCS, small writes sent without the 16 MiB chunk buffer.
+type bucket struct {
+	driver.Bucket
+	inner      *blob.Bucket // owns the driver; closed by Close
+	cond       conditioner
+	smallWrite int // hold writes up to this many bytes; 0 means do not
+}
+
+// wrap returns b as a bucket with cond's conditional writes and small-write
+// handling up to smallWrite bytes.
+func wrap(b *blob.Bucket, cond conditioner, smallWrite int) *blob.Bucket {
+	d, _ := bucketconv.DriverOf(b)
+	return blob.NewBucket(&bucket{Bucket: d, inner: b, cond: cond, smallWrite: smallWrite})
+}
+
+// WriteIf implements failoverblob.ConditionalWriter.
+func (b *bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
+	if b.cond == nil {
+		return nil
+	}
+	return b.cond.writeIf(prior)
+}
+
+// Close closes the provider's bucket.
+func (b *bucket) Close() error { return b.inner.Close() }
+
+// NewTypedWriter implements driver.Bucket. Where small writes are held, the
+// provider's writer is made only once the write is known to be small (at
+// Close) or large (past smallWrite bytes).
+func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	if b.smallWrite <= 0 || opts.BufferSize != 0 {
+		return b.Bucket.NewTypedWriter(ctx, key, contentType, opts)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &heldWriter{ctx: ctx, cancel: cancel, b: b, key: key, contentType: contentType, opts: opts}, nil
+}
+
+// heldWriter holds a write's first bytes until it knows the write's size
+// class.
+type heldWriter struct {
+	ctx         context.Context
+	cancel      context.CancelFunc // aborts the provider's write
+	b           *bucket
+	key         string
+	contentType string
+	opts        *driver.WriterOptions
+
+	held []byte
+	w    driver.Writer // nil until made
+	err  error
+}
+
+func (w *heldWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.w == nil && len(w.held)+len(p) <= w.b.smallWrite {
+		w.held = append(w.held, p...)
+		return len(p), nil
+	}
+	if w.w == nil {
+		if err := w.make(w.opts); err != nil {
+			return 0, err
+		}
+	}
+	return w.w.Write(p)
+}
+
+// make makes the provider's writer with opts and hands it the held bytes.
+func (w *heldWriter) make(opts *driver.WriterOptions) error {
+	if err := w.ctx.Err(); err != nil {
+		w.err = err
+		return err
+	}
+	pw, err := w.b.Bucket.NewTypedWriter(w.ctx, w.key, w.contentType, opts)
+	if err != nil {
+		w.err = err
+		return err
+	}
+	w.w = pw
+	if len(w.held) > 0 {
+		if _, err := pw.Write(w.held); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	w.held = nil
+	return nil
+}
+
+func (w *heldWriter) Close() error {
+	defer w.cancel()
+	if w.err != nil && w.w != nil {
+		// A failed write must not commit what got through.
+		w.cancel()
+		_ = w.w.Close()
+		return w.err
+	}
+	if w.w == nil {
+		if w.err != nil {
+			return w.err
+		}
+		// Small: one buffer the size of the object (the provider rounds it
+		// up to its granularity).
+		o := *w.opts
+		o.BufferSize = max(len(w.held), 1)
+		if err := w.make(&o); err != nil {
+			return err
+		}
+	}
+	return w.w.Close()
+}
