@@ -50,7 +50,7 @@ func (o *AzureURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.B
 	if err != nil {
 		return nil, fmt.Errorf("open azblob container %q: %w", u.Host, err)
 	}
-	return wrap(b, azureCond{}, 0), nil
+	return wrap(b, azureCond{}).open(), nil
 }
 
 // azureClient makes a container client with t's transport and retries,

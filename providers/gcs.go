@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
@@ -115,18 +116,43 @@ func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buc
 		_ = c.Close()
 		return nil, err
 	}
-	return wrap(b, gcsCond{}, t.SmallWrite), nil
+	w := wrap(b, gcsCond{})
+	w.smallWrite, w.smallBudget, w.tuneWriter = t.SmallWrite, t.attemptBudget(), t.gcsWriter
+	return w.open(), nil
 }
 
-// applyGCS gives c t's retry rules. Every call is retried, writes included:
-// a retried upload sends the whole object again, and a conditional one keeps
-// its precondition.
+// applyGCS gives c t's retry rules. The client retries only idempotent
+// calls: reads, deletes, and writes with a precondition (the reconciler's).
+// A plain write is tried once, since the client cannot know that sending it
+// again is safe; behind a failover bucket a failed write goes to the other
+// side instead.
 func (t Transport) applyGCS(c *storage.Client) {
 	c.SetRetry(
-		storage.WithPolicy(storage.RetryAlways),
+		storage.WithPolicy(storage.RetryIdempotent),
 		storage.WithMaxAttempts(t.MaxAttempts),
 		storage.WithBackoff(gax.Backoff{Initial: t.backoff(1), Max: t.MaxBackoff, Multiplier: 2}),
 	)
+}
+
+// gcsWriter gives a GCS writer t's limits. The client retries the chunks
+// of a resumable upload until the writer's ChunkRetryDeadline (32 s by
+// default) rather than for a number of attempts, so the deadline is set to
+// MaxAttempts-1 attempt timeouts plus their backoffs: with one attempt, a
+// failed chunk is not retried. ChunkTransferTimeout bounds each attempt.
+// (A one-request upload is retried, if at all, until its context ends; the
+// small-write path gives it a context bounded by attemptBudget.)
+func (t Transport) gcsWriter(as func(any) bool) error {
+	var w *storage.Writer
+	if !as(&w) {
+		return nil
+	}
+	deadline := time.Nanosecond
+	for n := 1; n < t.MaxAttempts; n++ {
+		deadline += t.AttemptTimeout + t.backoff(n)
+	}
+	w.ChunkRetryDeadline = deadline
+	w.ChunkTransferTimeout = t.AttemptTimeout
+	return nil
 }
 
 // GCSClient applies t to a storage client opened outside this package.

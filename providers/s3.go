@@ -94,7 +94,7 @@ func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buck
 	if err != nil {
 		return nil, err
 	}
-	return wrap(b, s3Cond{}, 0), nil
+	return wrap(b, s3Cond{}).open(), nil
 }
 
 // applyAWS gives cfg t's HTTP client and retryer.

@@ -115,3 +115,13 @@ func (t Transport) backoff(n int) time.Duration {
 	}
 	return min(d, t.MaxBackoff)
 }
+
+// attemptBudget is the longest MaxAttempts attempts and the waits between
+// them can take.
+func (t Transport) attemptBudget() time.Duration {
+	d := time.Duration(t.MaxAttempts) * t.AttemptTimeout
+	for n := 1; n < t.MaxAttempts; n++ {
+		d += t.backoff(n)
+	}
+	return d
+}

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
@@ -23,14 +24,23 @@ type bucket struct {
 	inner      *blob.Bucket // owns the driver; closed by Close
 	cond       conditioner
 	smallWrite int // hold writes up to this many bytes; 0 means do not
+	// smallBudget bounds the one request that sends a small write, retries
+	// included.
+	smallBudget time.Duration
+	// tuneWriter, if set, runs after the caller's BeforeWrite on every
+	// write, to give the provider's writer the transport's limits.
+	tuneWriter func(asFunc func(any) bool) error
 }
 
 // wrap returns b as a bucket with cond's conditional writes and small-write
 // handling up to smallWrite bytes.
-func wrap(b *blob.Bucket, cond conditioner, smallWrite int) *blob.Bucket {
+func wrap(b *blob.Bucket, cond conditioner) *bucket {
 	d, _ := bucketconv.DriverOf(b)
-	return blob.NewBucket(&bucket{Bucket: d, inner: b, cond: cond, smallWrite: smallWrite})
+	return &bucket{Bucket: d, inner: b, cond: cond}
 }
+
+// open returns b as a *blob.Bucket.
+func (b *bucket) open() *blob.Bucket { return blob.NewBucket(b) }
 
 // WriteIf implements failoverblob.ConditionalWriter.
 func (b *bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
@@ -47,6 +57,19 @@ func (b *bucket) Close() error { return b.inner.Close() }
 // provider's writer is made only once the write is known to be small (at
 // Close) or large (past smallWrite bytes).
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	if b.tuneWriter != nil {
+		o := *opts
+		before, tune := opts.BeforeWrite, b.tuneWriter
+		o.BeforeWrite = func(as func(any) bool) error {
+			if before != nil {
+				if err := before(as); err != nil {
+					return err
+				}
+			}
+			return tune(as)
+		}
+		opts = &o
+	}
 	if b.smallWrite <= 0 || opts.BufferSize != 0 {
 		return b.Bucket.NewTypedWriter(ctx, key, contentType, opts)
 	}
@@ -120,9 +143,15 @@ func (w *heldWriter) Close() error {
 			return w.err
 		}
 		// Small: one buffer the size of the object (the provider rounds it
-		// up to its granularity).
+		// up to its granularity), and one request whose retries end with
+		// the attempt budget.
 		o := *w.opts
 		o.BufferSize = max(len(w.held), 1)
+		if w.b.smallBudget > 0 {
+			var cancel context.CancelFunc
+			w.ctx, cancel = context.WithTimeout(w.ctx, w.b.smallBudget)
+			defer cancel()
+		}
 		if err := w.make(&o); err != nil {
 			return err
 		}
