@@ -8,13 +8,20 @@
 //
 //	go run ./examples/outage
 //
-// With -primary and -secondary it runs against the buckets those URLs open
-// through gocloud's default URL mux. This program registers the file:// and
-// mem:// schemes; add a blank import of another gocloud driver (s3blob,
-// gcsblob, ...) to reach other buckets. The outage is still simulated, by a
-// fault-injecting wrapper in front of each side; the walkthrough's objects go
-// under a fresh prefix and are deleted from both buckets afterwards.
+// With -emulators the primary is an S3 emulator and the secondary a GCS
+// emulator, both started in-process on loopback and reached through the real
+// AWS and Google SDK clients over HTTP:
 //
+//	go run ./examples/outage -emulators
+//
+// With -primary and -secondary it runs against the buckets those URLs open
+// through the providers package: s3://, gs://, azblob://, file:// and mem://,
+// with credentials from each SDK's usual chain. The outage is still
+// simulated, by a fault-injecting wrapper in front of each side; the
+// walkthrough's objects go under a fresh prefix and are deleted from both
+// buckets afterwards.
+//
+//	go run ./examples/outage -primary 's3://my-bucket?region=us-east-1' -secondary 'gs://my-dr-bucket'
 //	go run ./examples/outage -primary 'file:///tmp/p?create_dir=1' -secondary 'file:///tmp/s?create_dir=1'
 //
 // The program exits with status 1 if any check fails.
@@ -28,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,12 +45,13 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/memblob" // registers mem:// for -primary and -secondary
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/internal/emulators"
+	"github.com/failoverblob/failoverblob/providers"
 )
 
 // The breaker of each side trips after tripAfter outages in a row and stays
@@ -74,6 +83,7 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 	fs.SetOutput(w)
 	primaryURL := fs.String("primary", "", "URL of the primary bucket (default: a fileblob bucket in a temporary directory)")
 	secondaryURL := fs.String("secondary", "", "URL of the secondary bucket (default: a fileblob bucket in a temporary directory)")
+	useEmulators := fs.Bool("emulators", false, "use in-process S3 (primary) and GCS (secondary) emulators, reached over HTTP by the real SDK clients")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -82,6 +92,23 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 	}
 	if (*primaryURL == "") != (*secondaryURL == "") {
 		return errors.New("give both -primary and -secondary, or neither")
+	}
+	if *useEmulators {
+		if *primaryURL != "" {
+			return errors.New("give -emulators or -primary and -secondary, not both")
+		}
+		s3srv, err := emulators.NewS3("outage-primary")
+		if err != nil {
+			return err
+		}
+		defer s3srv.Close()
+		gcssrv, err := emulators.NewGCS("outage-secondary")
+		if err != nil {
+			return err
+		}
+		defer gcssrv.Close()
+		*primaryURL = "s3://outage-primary?endpoint=" + url.QueryEscape(s3srv.URL()) + "&use_path_style=true&region=us-east-1&anonymous=true"
+		*secondaryURL = "gs://outage-secondary?endpoint=" + url.QueryEscape(gcssrv.URL())
 	}
 
 	d := &demo{ctx: ctx, out: w, start: time.Now(), want: map[string]string{}, deleted: map[string]bool{}}
@@ -106,7 +133,7 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 		_, _ = rand.Read(id[:])
 		d.prefix = "failoverblob-outage-" + hex.EncodeToString(id[:]) + "/"
 		for i, u := range []string{*primaryURL, *secondaryURL} {
-			b, err := blob.OpenBucket(ctx, u)
+			b, err := providers.OpenBucket(ctx, u)
 			if err != nil {
 				return err
 			}

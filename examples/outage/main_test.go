@@ -24,6 +24,7 @@ func TestRun(t *testing.T) {
 	}{
 		{"mem URLs", []string{"-primary", "mem://", "-secondary", "mem://"}},
 		{"file URLs", []string{"-primary", fileURL("primary"), "-secondary", fileURL("secondary")}},
+		{"S3 and GCS emulators", []string{"-emulators"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
