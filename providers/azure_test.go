@@ -1,0 +1,75 @@
+package providers_test
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/stretchr/testify/require"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/providers"
+)
+
+// There is no Azure Blob emulator in Go, so the Azure opener's transport is
+// checked against a server that only fails: it must be asked exactly
+// max_attempts times, whether it answers 503 or hangs, and the credentials
+// must not show in the error.
+func TestAzureAttemptsAreBounded(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString([]byte("azure-shared-key-not-for-errors"))
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "devaccount")
+	t.Setenv("AZURE_STORAGE_KEY", key)
+	for _, hang := range []bool{false, true} {
+		name := "503"
+		if hang {
+			name = "hang"
+		}
+		t.Run(name, func(t *testing.T) {
+			var requests atomic.Int64
+			release := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if hang {
+					select {
+					case <-release:
+					case <-r.Context().Done():
+					}
+					return
+				}
+				w.Header().Set("x-ms-error-code", "ServerBusy")
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}))
+			defer srv.Close()
+			defer close(release)
+			u := "azblob://box?localemu=true&protocol=http&domain=" + url.QueryEscape(strings.TrimPrefix(srv.URL, "http://")) +
+				"&attempt_timeout=200ms&max_attempts=3&max_backoff=10ms"
+			b, err := providers.OpenBucket(context.Background(), u)
+			require.NoError(t, err)
+			defer b.Close()
+			var c *container.Client
+			require.True(t, b.As(&c), "the Azure client is reachable with As")
+			d, _ := bucketconv.DriverOf(b)
+			_, ok := d.(failoverblob.ConditionalWriter)
+			require.True(t, ok, "Azure buckets offer conditional writes")
+
+			done := make(chan error, 1)
+			go func() { _, err := b.Attributes(context.Background(), "k"); done <- err }()
+			select {
+			case err := <-done:
+				require.Error(t, err)
+				require.Equal(t, int64(3), requests.Load(), "tried max_attempts times: %v", err)
+				require.NotContains(t, err.Error(), key)
+			case <-time.After(30 * time.Second):
+				t.Fatal("a call to a failing Azure endpoint did not return")
+			}
+		})
+	}
+}
