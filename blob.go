@@ -76,6 +76,28 @@ func (b *bucket) Close() error { return b.f.close() }
 
 func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
 
+// newestSide reads the version of key on both sides and returns the side
+// holding the newer one (the primary on a tie). ok is false if either side
+// could not answer or neither holds the key. It is for keys the index knows
+// only from the journal: every change to a pending key is journaled as
+// missing from the primary, even one that then committed there, so after a
+// restart the journal alone cannot say which side holds the newest version.
+func (f *Failover) newestSide(ctx context.Context, key string) (journal.Side, bool) {
+	vp, inP, _, err := f.objectVersion(ctx, f.sides[journal.Primary], key)
+	if err != nil {
+		return 0, false
+	}
+	vs, inS, _, err := f.objectVersion(ctx, f.sides[journal.Secondary], key)
+	switch {
+	case err != nil || (!inP && !inS):
+		return 0, false
+	case inP && (!inS || vp.Compare(vs) >= 0):
+		return journal.Primary, true
+	default:
+		return journal.Secondary, true
+	}
+}
+
 // read runs op on the side that should answer a read of key, falling over to
 // the other side when that one is down:
 //   - a key with a pending delete reads as not found;
@@ -87,6 +109,12 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 	if p, ok := f.idx.get(key); ok && p.known {
 		if p.deleted {
 			return fmt.Errorf("%w: %q", errDeleted, key)
+		}
+		if !p.verified && !p.settled {
+			if s, ok := f.newestSide(ctx, key); ok {
+				f.idx.settle(key, p.latest, s)
+				p.holder = s
+			}
 		}
 		h := f.sides[p.holder]
 		err := op(h)

@@ -442,6 +442,7 @@ type pendingKey struct {
 	oldest   time.Time // when the oldest of them was recorded
 	known    bool      // a change below is known (committed, or loaded from the journal)
 	verified bool      // the change was committed by this process, not only read from the journal
+	settled  bool      // holder was confirmed by reading both sides' versions
 	latest   Version
 	deleted  bool
 	holder   journal.Side // the side holding latest, when !deleted
@@ -578,6 +579,17 @@ func (x *index) load(e journal.Entry, v Version) {
 	if !p.known || v.Compare(p.latest) > 0 {
 		p.known, p.latest, p.deleted, p.holder = true, v, e.Op == journal.Delete, e.Missing.Other()
 		p.size, p.modTime = e.Size, e.Recorded
+	}
+}
+
+// settle records that side holds the newest version of key that exists, as
+// read from both sides, if the index still knows the key only from the
+// journal as it did when latest was its newest change.
+func (x *index) settle(key string, latest Version, side journal.Side) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p := x.m[key]; p != nil && p.known && !p.verified && !p.deleted && p.latest.Compare(latest) == 0 {
+		p.holder, p.settled = side, true
 	}
 }
 
