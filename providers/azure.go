@@ -42,22 +42,28 @@ func (o *AzureURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.B
 	}
 	rest := *u
 	rest.RawQuery = q.Encode()
+	tr := t.httpTransport()
 	az := &azureblob.URLOpener{
 		ServiceURLOptions: *azureblob.NewDefaultServiceURLOptions(),
-		MakeClient:        t.azureClient,
+		MakeClient: func(svc azureblob.ServiceURL, name azureblob.ContainerName) (*container.Client, error) {
+			return t.azureClient(svc, name, tr)
+		},
 	}
 	b, err := az.OpenBucketURL(ctx, &rest)
 	if err != nil {
+		tr.CloseIdleConnections()
 		return nil, fmt.Errorf("open azblob container %q: %w", u.Host, err)
 	}
-	return wrap(b, azureCond{}).open(), nil
+	w := wrap(b, azureCond{})
+	w.release = tr.CloseIdleConnections
+	return w.open(), nil
 }
 
 // azureClient makes a container client with t's transport and retries,
 // choosing credentials from the environment as azureblob does.
-func (t Transport) azureClient(svcURL azureblob.ServiceURL, name azureblob.ContainerName) (*container.Client, error) {
+func (t Transport) azureClient(svcURL azureblob.ServiceURL, name azureblob.ContainerName, tr *http.Transport) (*container.Client, error) {
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
-		Transport: &http.Client{Transport: t.httpTransport()},
+		Transport: &http.Client{Transport: tr},
 		Retry: policy.RetryOptions{
 			MaxRetries:    int32(t.MaxAttempts - 1),
 			RetryDelay:    t.backoff(1),

@@ -114,9 +114,15 @@ func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buc
 	b, err := gcsblob.OpenBucket(ctx, nil, u.Host, &opts)
 	if err != nil {
 		_ = c.Close()
+		base.CloseIdleConnections()
 		return nil, err
 	}
 	w := wrap(b, gcsCond{})
+	// gcsblob does not close a client it is given.
+	w.release = func() {
+		_ = c.Close()
+		base.CloseIdleConnections()
+	}
 	w.smallWrite, w.smallBudget, w.tuneWriter = t.SmallWrite, t.attemptBudget(), t.gcsWriter
 	return w.open(), nil
 }

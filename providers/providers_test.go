@@ -274,3 +274,29 @@ func TestCredentialsStayOutOfErrorsLogsAndStatus(t *testing.T) {
 	require.NotEmpty(t, logs.String(), "the outage was logged")
 	require.NotContains(t, all.String(), secret)
 }
+
+// TestCloseReleasesClients checks that closing a bucket releases what was
+// made for it: the GCS client and every pooled connection, whose
+// goroutines would otherwise live on for the idle timeout.
+func TestCloseReleasesClients(t *testing.T) {
+	ctx := context.Background()
+	s3e, gcse := startS3(t), startGCS(t)
+	pooled := func() int {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		return strings.Count(string(buf[:n]), "net/http.(*persistConn).readLoop")
+	}
+	before := pooled() // connections of other tests' clients, which may linger
+	b, err := providers.OpenBucket(ctx, failoverURL(s3e.url, gcse.url, "mode=mirror", "reconcile=false"))
+	require.NoError(t, err)
+	require.NoError(t, b.WriteAll(ctx, "k", []byte("v"), nil))
+	require.Greater(t, pooled(), before, "the write left pooled connections")
+	require.NoError(t, b.Close())
+	deadline := time.Now().Add(5 * time.Second)
+	for pooled() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pooled connections outlived Close", pooled()-before)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

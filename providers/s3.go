@@ -88,18 +88,23 @@ func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buck
 	if err != nil {
 		return nil, fmt.Errorf("open s3 bucket %q: %w", u.Host, err)
 	}
-	t.applyAWS(&cfg)
+	tr := t.applyAWS(&cfg)
 	opts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
 	b, err := s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, clientOpts...), u.Host, &opts)
 	if err != nil {
+		tr.CloseIdleConnections()
 		return nil, err
 	}
-	return wrap(b, s3Cond{}).open(), nil
+	w := wrap(b, s3Cond{})
+	w.release = tr.CloseIdleConnections
+	return w.open(), nil
 }
 
-// applyAWS gives cfg t's HTTP client and retryer.
-func (t Transport) applyAWS(cfg *aws.Config) {
-	cfg.HTTPClient = &http.Client{Transport: t.httpTransport()}
+// applyAWS gives cfg t's HTTP client and retryer, and returns the client's
+// transport.
+func (t Transport) applyAWS(cfg *aws.Config) *http.Transport {
+	tr := t.httpTransport()
+	cfg.HTTPClient = &http.Client{Transport: tr}
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = t.MaxAttempts
@@ -109,13 +114,14 @@ func (t Transport) applyAWS(cfg *aws.Config) {
 			o.RateLimiter = ratelimit.None
 		})
 	}
+	return tr
 }
 
 // S3Config returns aws.Config options for a client opened outside this
 // package that should follow t, for use with config.LoadDefaultConfig's
 // result: call it on the loaded config before s3.NewFromConfig.
 func (t Transport) S3Config(cfg *aws.Config) {
-	t.withDefaults().applyAWS(cfg)
+	_ = t.withDefaults().applyAWS(cfg)
 }
 
 // s3Cond makes writes conditional with If-Match / If-None-Match.

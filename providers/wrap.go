@@ -22,6 +22,9 @@ type conditioner interface {
 type bucket struct {
 	driver.Bucket
 	inner      *blob.Bucket // owns the driver; closed by Close
+	// release frees what this package made for the bucket (the client,
+	// its pooled connections); Close calls it after closing inner.
+	release func()
 	cond       conditioner
 	smallWrite int // hold writes up to this many bytes; 0 means do not
 	// smallBudget bounds the one request that sends a small write, retries
@@ -50,8 +53,14 @@ func (b *bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	return b.cond.writeIf(prior)
 }
 
-// Close closes the provider's bucket.
-func (b *bucket) Close() error { return b.inner.Close() }
+// Close closes the provider's bucket and releases its client.
+func (b *bucket) Close() error {
+	err := b.inner.Close()
+	if b.release != nil {
+		b.release()
+	}
+	return err
+}
 
 // NewTypedWriter implements driver.Bucket. Where small writes are held, the
 // provider's writer is made only once the write is known to be small (at
