@@ -21,10 +21,10 @@ type conditioner interface {
 // for GCS, small writes sent without the 16 MiB chunk buffer.
 type bucket struct {
 	driver.Bucket
-	inner      *blob.Bucket // owns the driver; closed by Close
+	inner *blob.Bucket // owns the driver; closed by Close
 	// release frees what this package made for the bucket (the client,
 	// its pooled connections); Close calls it after closing inner.
-	release func()
+	release    func()
 	cond       conditioner
 	smallWrite int // hold writes up to this many bytes; 0 means do not
 	// smallBudget bounds the one request that sends a small write, retries
