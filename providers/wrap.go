@@ -66,6 +66,9 @@ func (b *bucket) Close() error {
 // provider's writer is made only once the write is known to be small (at
 // Close) or large (past smallWrite bytes).
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	// A write with no precondition is not retried by the provider's client
+	// (see applyGCS), so it needs no buffer to retry from.
+	plain := opts.BeforeWrite == nil && !opts.IfNotExist
 	if b.tuneWriter != nil {
 		o := *opts
 		before, tune := opts.BeforeWrite, b.tuneWriter
@@ -83,7 +86,7 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		return b.Bucket.NewTypedWriter(ctx, key, contentType, opts)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	return &heldWriter{ctx: ctx, cancel: cancel, b: b, key: key, contentType: contentType, opts: opts}, nil
+	return &heldWriter{ctx: ctx, cancel: cancel, b: b, key: key, contentType: contentType, opts: opts, plain: plain}, nil
 }
 
 // heldWriter holds a write's first bytes until it knows the write's size
@@ -95,6 +98,7 @@ type heldWriter struct {
 	key         string
 	contentType string
 	opts        *driver.WriterOptions
+	plain       bool // no precondition: the client sends it once
 
 	held []byte
 	w    driver.Writer // nil until made
@@ -151,11 +155,16 @@ func (w *heldWriter) Close() error {
 		if w.err != nil {
 			return w.err
 		}
-		// Small: one buffer the size of the object (the provider rounds it
-		// up to its granularity), and one request whose retries end with
-		// the attempt budget.
+		// Small: one request, whose retries end with the attempt budget. A
+		// plain write is sent straight from the held bytes (a negative
+		// BufferSize means no upload buffer); a conditional one, which the
+		// client retries, gets a buffer the size of the object (rounded up
+		// by the client to its 256 KiB granularity) to retry from.
 		o := *w.opts
 		o.BufferSize = max(len(w.held), 1)
+		if w.plain {
+			o.BufferSize = -1
+		}
 		if w.b.smallBudget > 0 {
 			var cancel context.CancelFunc
 			w.ctx, cancel = context.WithTimeout(w.ctx, w.b.smallBudget)
