@@ -131,6 +131,15 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 			// object is stale, and the pending state below stands for it.
 			continue
 		}
+		if o.IsDir && tombstoneUnder(keys, states, o.Key) {
+			live, err := f.dirLive(ctx, s, o.Key, keys, states)
+			if err != nil {
+				return nil, err
+			}
+			if !live {
+				continue // every object under it is deleted
+			}
+		}
 		seen[o.Key] = true
 		merged = append(merged, o)
 	}
@@ -170,4 +179,51 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		page.NextPageToken = listToken{side: s.id, sideToken: next, last: last}.encode()
 	}
 	return page, nil
+}
+
+// tombstoneUnder reports whether a key under prefix has a pending delete.
+func tombstoneUnder(keys []string, states map[string]pendingKey, prefix string) bool {
+	i := sort.SearchStrings(keys, prefix)
+	for ; i < len(keys) && strings.HasPrefix(keys[i], prefix); i++ {
+		if states[keys[i]].deleted {
+			return true
+		}
+	}
+	return false
+}
+
+// dirLive reports whether the directory prefix, listed by s, holds an
+// object that is not deleted: one on s without a pending delete, or a
+// pending put. It is asked only of directories with a tombstone under them,
+// so the extra listing is rare.
+func (f *Failover) dirLive(ctx context.Context, s *side, prefix string, keys []string, states map[string]pendingKey) (bool, error) {
+	i := sort.SearchStrings(keys, prefix)
+	for ; i < len(keys) && strings.HasPrefix(keys[i], prefix); i++ {
+		if !states[keys[i]].deleted {
+			return true, nil
+		}
+	}
+	opts := &driver.ListOptions{Prefix: prefix, PageSize: defaultPageSize}
+	for {
+		var page *driver.ListPage
+		err := s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			page, err = s.d.ListPaged(ctx, opts)
+			return err
+		})
+		if err != nil {
+			if s.outage(ctx, err) {
+				return false, unavailable(err, "listing needs the %s, which is down", s.id)
+			}
+			return false, err
+		}
+		for _, o := range page.Objects {
+			if st, ok := states[o.Key]; !ok || !st.deleted {
+				return true, nil
+			}
+		}
+		if len(page.NextPageToken) == 0 {
+			return false, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
 }

@@ -2,6 +2,7 @@ package failoverblob_test
 
 import (
 	"errors"
+	"io"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -120,6 +121,43 @@ func TestRestartedBucketReadsTheNewestVersionNotTheJournalsGuess(t *testing.T) {
 		}
 		if a.Size != int64(len("v2 on the primary")) {
 			t.Errorf("attributes after restart: size %d; want the newest version's, %d", a.Size, len("v2 on the primary"))
+		}
+	})
+}
+
+// A directory whose every object has a pending delete is gone: a listing
+// with a delimiter must not show it while the side that serves the listing
+// still holds the deleted objects.
+func TestListingHidesDirectoryOfOnlyTombstonedObjects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		for _, k := range []string{"gone/a", "gone/b", "kept/a", "kept/b"} {
+			if err := r.write(k, "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.faults[primary].Outage(nil)
+		for _, k := range []string{"gone/a", "gone/b", "kept/a"} {
+			if err := r.b.Delete(r.ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute) // the primary's breaker half-opens
+		var got []string
+		it := r.b.List(&blob.ListOptions{Delimiter: "/"})
+		for {
+			o, err := it.Next(r.ctx)
+			if err != nil {
+				if err != io.EOF {
+					t.Fatal(err)
+				}
+				break
+			}
+			got = append(got, o.Key)
+		}
+		if len(got) != 1 || got[0] != "kept/" {
+			t.Errorf("listing with delimiter: got %q, want [kept/]", got)
 		}
 	})
 }
