@@ -1,8 +1,10 @@
 package failoverblob_test
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/failovertest"
 )
 
 // A tombstone withdrawn by a refused delete must not be applied by a Drain
@@ -158,6 +161,33 @@ func TestListingHidesDirectoryOfOnlyTombstonedObjects(t *testing.T) {
 		}
 		if len(got) != 1 || got[0] != "kept/" {
 			t.Errorf("listing with delimiter: got %q, want [kept/]", got)
+		}
+	})
+}
+
+// A spool that cannot be written (its directory is gone) costs only the
+// replay: the write still goes to a healthy primary. If the primary then
+// fails part-way, the write fails, and nothing partial reaches the
+// secondary.
+func TestUnwritableSpoolDoesNotFailWritesToAHealthyPrimary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{SpoolMemory: -1, SpoolDir: filepath.Join(t.TempDir(), "missing")}
+		r := newRig(t, opts)
+		big := bytes.Repeat([]byte("x"), 256<<10)
+		if err := r.b.WriteAll(r.ctx, "k", big, nil); err != nil {
+			t.Fatalf("write to a healthy primary with an unwritable spool: %v", err)
+		}
+		if got := r.content(primary, "k"); got != string(big) {
+			t.Fatalf("primary holds %d bytes, want %d", len(got), len(big))
+		}
+
+		r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 100 << 10})
+		err := r.b.WriteAll(r.ctx, "k2", big, nil)
+		if !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("write failing part-way with no spool: got %v, want ErrUnavailable", err)
+		}
+		if got := r.content(secondary, "k2"); got != "<absent>" {
+			t.Errorf("the secondary holds %d bytes of a write that could not be replayed", len(got))
 		}
 	})
 }

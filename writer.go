@@ -38,6 +38,7 @@ type writer struct {
 	sw      [2]*sideWriter // open writers, by side
 	missed  [2]error       // why a side does not get the write
 	sp      *spool         // Redirect: replay copy while writing to the primary
+	spErr   error          // Redirect: why the spool was dropped; the write cannot be replayed
 	src     io.ReadSeeker  // Redirect: a seekable Upload source, replayed instead of a spool
 	srcAt   int64          // where the seekable source started
 	size    int64
@@ -147,6 +148,9 @@ func (w *writer) redirect(cause error) error {
 	if w.opts.IfNotExist {
 		return unavailable(cause, "writing %q with IfNotExist needs the primary, which is down", w.key)
 	}
+	if w.spErr != nil {
+		return unavailable(errors.Join(cause, w.spErr), "the primary failed writing %q and the bytes sent to it could not be kept for the secondary", w.key)
+	}
 	sec := w.f.sides[journal.Secondary]
 	if err := w.open(sec); err != nil {
 		return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
@@ -218,7 +222,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	if pw := w.sw[journal.Primary]; pw != nil {
 		if w.sp != nil {
 			if _, err := w.sp.Write(p); err != nil {
-				return 0, w.fail(err)
+				// The primary can still take the write; only a replay to
+				// the secondary is lost, should the primary fail.
+				_ = w.sp.Close()
+				w.sp, w.spErr = nil, fmt.Errorf("replay spool: %w", err)
+				w.f.opts.Logger.Warn("failoverblob: replay spool dropped; this write cannot go to the secondary if the primary fails", "key", w.key, "cause", err)
 			}
 		}
 		_, err := pw.Write(p)
