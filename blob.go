@@ -329,10 +329,12 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	return b.f.list(ctx, opts)
 }
 
-// Copy implements driver.Bucket. In Redirect mode, while the primary is up
-// and neither key has pending work, the copy is the primary's own; otherwise
-// the object is read through the failover bucket and written back through
-// it, so the copy is routed, versioned and journaled like any other write.
+// Copy implements driver.Bucket. The object is read through the failover
+// bucket and written back through it, so the copy is routed, versioned and
+// journaled like any other write. A side's own copy is not used: it would
+// keep the source's version stamp, older than the copy itself, and a
+// redirected write of dstKey made earlier by another process would then win
+// over the copy on reconcile.
 func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
 	for _, k := range []string{dstKey, srcKey} {
 		if err := checkKey(k); err != nil {
@@ -342,22 +344,12 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 	if dstKey == "" {
 		return errEmptyKey
 	}
-	f := b.f
-	if f.opts.Mode == Redirect && !f.idx.pending(dstKey) && !f.idx.pending(srcKey) {
-		pr := f.sides[journal.Primary]
-		err := pr.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
-			return pr.d.Copy(ctx, dstKey, srcKey, &driver.CopyOptions{BeforeCopy: guardHook(opts.BeforeCopy, false)})
-		})
-		if err == nil || !pr.outage(ctx, err) {
-			return err
-		}
-	}
 	if opts.BeforeCopy != nil {
 		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
 			return err
 		}
 	}
-	return f.streamCopy(ctx, dstKey, srcKey)
+	return b.f.streamCopy(ctx, dstKey, srcKey)
 }
 
 // lockHeld is the context key that tells read its caller holds the lock of
@@ -582,15 +574,21 @@ func (f *Failover) deleteMirror(ctx context.Context, key string, opts *driver.De
 
 // SignedURL implements driver.Bucket. The URL is signed by the side that
 // serves the key: the holder of a pending key's newest version, else the
-// primary, else (in Mirror mode, with the primary's breaker open) the
-// secondary. A URL that writes or deletes bypasses the failover bucket: it
-// stamps no version and records no repair.
+// primary, else (in Mirror mode, with the primary down) the secondary.
+// Signing is local to most providers and would succeed for a side that is
+// down, so the side is first asked for the key's attributes: an outage
+// there moves the URL to the other side, as a read would move. A URL that
+// writes or deletes bypasses the failover bucket: it stamps no version and
+// records no repair.
 func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {
 	if err := checkKey(key); err != nil {
 		return "", err
 	}
 	f := b.f
 	sign := func(s *side) (url string, err error) {
+		if _, err := s.attributes(ctx, f.opts.CallTimeout, key); err != nil && s.outage(ctx, err) {
+			return "", err
+		}
 		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			o := *opts
 			o.BeforeSign = guardHook(opts.BeforeSign, false)
@@ -600,7 +598,12 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 		return url, err
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.deleted {
-		return sign(f.sides[p.holder])
+		h := f.sides[p.holder]
+		url, err := sign(h)
+		if err != nil && h.outage(ctx, err) {
+			return "", unavailable(err, "the %s holds the newest version of %q and is down", h.id, key)
+		}
+		return url, err
 	}
 	pr := f.sides[journal.Primary]
 	url, err := sign(pr)

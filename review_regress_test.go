@@ -191,3 +191,48 @@ func TestUnwritableSpoolDoesNotFailWritesToAHealthyPrimary(t *testing.T) {
 		}
 	})
 }
+
+// A copy is a new write: it must be ordered after writes made before it,
+// by any process. Here another process wrote the destination during its
+// own outage of the primary, before the copy; when it reconciles, its
+// older write must not replace the copy. A server-side copy would carry
+// the source's old version and lose.
+func TestCopyIsVersionedAsANewWriteAcrossProcesses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		if err := r.write("src", "copied"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+
+		// Another process, with its own view of the sides and its own
+		// journal, writes dst while the primary is down for it.
+		var sides [2]*blob.Bucket
+		var faults [2]*failovertest.Injector
+		for i := range sides {
+			sides[i], faults[i] = failovertest.Wrap(r.raw[i], nil)
+		}
+		other, err := failoverblob.New(r.ctx, sides[0], sides[1], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		faults[primary].Outage(nil)
+		if err := other.Bucket().WriteAll(r.ctx, "dst", []byte("older, redirected"), nil); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+
+		if err := r.b.Copy(r.ctx, "dst", "src", nil); err != nil {
+			t.Fatal(err)
+		}
+		faults[primary].Heal()
+		time.Sleep(time.Minute)
+		if _, err := other.Drain(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.content(primary, "dst"); got != "copied" {
+			t.Errorf("dst on the primary after the other process reconciled: %q, want the later copy", got)
+		}
+	})
+}
