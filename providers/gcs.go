@@ -161,8 +161,10 @@ func (t Transport) gcsWriter(as func(any) bool) error {
 	return nil
 }
 
-// GCSClient applies t to a storage client opened outside this package.
-func (t Transport) GCSClient(c *storage.Client) { t.withDefaults().applyGCS(c) }
+// ApplyGCS gives a storage client opened outside this package t's retry
+// rules. Its HTTP transport is set when the client is made: pass
+// option.WithHTTPClient with a client of your own timeouts.
+func (t Transport) ApplyGCS(c *storage.Client) { t.withDefaults().applyGCS(c) }
 
 // serviceAccountKey reads the signing identity from a service-account key
 // file's JSON, if that is what the credentials are.

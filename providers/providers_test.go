@@ -11,10 +11,13 @@ import (
 	"time"
 
 	"cloud.google.com/go/storage"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
@@ -299,4 +302,31 @@ func TestCloseReleasesClients(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestConditionalWrapsBucketsOpenedElsewhere gives a bucket opened with
+// gocloud's own s3blob the conditional writes, and leaves others alone.
+func TestConditionalWrapsBucketsOpenedElsewhere(t *testing.T) {
+	ctx := context.Background()
+	e := startS3(t)
+	client := s3.New(s3.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(e.srv.URL()),
+		UsePathStyle: true,
+		Credentials:  aws.AnonymousCredentials{},
+	})
+	raw, err := s3blob.OpenBucket(ctx, client, testBucket, nil)
+	require.NoError(t, err)
+	b := providers.Conditional(raw)
+	defer b.Close()
+	d, _ := bucketconv.DriverOf(b)
+	cw, ok := d.(failoverblob.ConditionalWriter)
+	require.True(t, ok)
+	require.NoError(t, b.WriteAll(ctx, "k", []byte("v1"), nil))
+	err = b.WriteAll(ctx, "k", []byte("v2"), &blob.WriterOptions{BeforeWrite: cw.WriteIf(nil)})
+	require.Equal(t, gcerrors.FailedPrecondition, gcerrors.Code(err), "%v", err)
+
+	m := memblob.OpenBucket(nil)
+	defer m.Close()
+	require.Same(t, m, providers.Conditional(m), "a bucket without conditional writes is returned as it is")
 }

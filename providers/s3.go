@@ -117,10 +117,10 @@ func (t Transport) applyAWS(cfg *aws.Config) *http.Transport {
 	return tr
 }
 
-// S3Config returns aws.Config options for a client opened outside this
-// package that should follow t, for use with config.LoadDefaultConfig's
-// result: call it on the loaded config before s3.NewFromConfig.
-func (t Transport) S3Config(cfg *aws.Config) {
+// ApplyAWS gives an aws.Config loaded outside this package (for example by
+// config.LoadDefaultConfig) t's HTTP client and retryer; make the S3 client
+// from it afterwards.
+func (t Transport) ApplyAWS(cfg *aws.Config) {
 	_ = t.withDefaults().applyAWS(cfg)
 }
 

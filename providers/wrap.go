@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"cloud.google.com/go/storage"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 
@@ -175,4 +178,23 @@ func (w *heldWriter) Close() error {
 		}
 	}
 	return w.w.Close()
+}
+
+// Conditional returns b with the conditional writes the reconciler uses
+// (see failoverblob.ConditionalWriter), for a bucket opened outside this
+// package with gocloud's s3blob, gcsblob or azureblob. Any other bucket is
+// returned as it is. Closing the result closes b.
+func Conditional(b *blob.Bucket) *blob.Bucket {
+	var c conditioner
+	switch {
+	case b.As(new(*s3.Client)):
+		c = s3Cond{}
+	case b.As(new(*storage.Client)):
+		c = gcsCond{}
+	case b.As(new(*container.Client)):
+		c = azureCond{}
+	default:
+		return b
+	}
+	return wrap(b, c).open()
 }
