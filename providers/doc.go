@@ -54,5 +54,8 @@
 // honours these on general-purpose buckets since 2024; S3-compatible
 // services may ignore them. file:// and mem:// buckets have no conditional
 // write: there the version check before each copy is the only guard, which
-// suffices while one process reconciles.
+// suffices while one process reconciles. Conditional adds the conditional
+// writes to an S3, GCS or Azure bucket opened elsewhere with gocloud's
+// drivers, and Transport.ApplyAWS and Transport.ApplyGCS give clients made
+// elsewhere the fail-fast settings.
 package providers
