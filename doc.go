@@ -37,6 +37,7 @@
 //	breaker_timeout         duration a tripped breaker stays open
 //	breaker_interval        the breaker's rolling window
 //	breaker_probes          probe calls while half-open
+//	journal_file            path of a durable journal (journal.OpenFile)
 //
 // Unknown or repeated parameters, values that do not parse and malformed
 // side URLs are errors naming the parameter.

@@ -190,6 +190,9 @@ type Failover struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// onClose, if set, runs after the sides are closed: the URL opener
+	// closes the journal file it opened.
+	onClose func() error
 }
 
 // New returns a failover bucket over primary and secondary. It reads the
@@ -263,6 +266,9 @@ func (f *Failover) close() error {
 	f.closeOnce.Do(func() {
 		close(f.closed)
 		err = errors.Join(f.sides[0].b.Close(), f.sides[1].b.Close())
+		if f.onClose != nil {
+			err = errors.Join(err, f.onClose())
+		}
 	})
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // Scheme is the URL scheme the failover bucket registers its URLOpener under
@@ -53,10 +54,10 @@ func init() {
 //   - breaker_interval: the breaker's rolling window (default 60s).
 //   - breaker_probes: probe calls a half-open breaker lets through
 //     (default 1).
-//
-// The journal cannot be chosen by URL: set URLOpener.Options.Journal and
-// register the opener on a URLMux of your own, or use New. Without one the
-// journal is in memory and pending work is lost with the process.
+//   - journal_file: a path for a durable journal (journal.OpenFile), held
+//     by this bucket until it is closed. Without it the journal is
+//     URLOpener.Options.Journal, or else in memory and lost with the
+//     process.
 type URLOpener struct {
 	// Mux opens the primary and secondary URLs. Nil means
 	// blob.DefaultURLMux().
@@ -73,6 +74,7 @@ var urlParams = []string{
 	"spool_memory", "spool_dir", "writer_id", "best_effort_list",
 	"reconcile", "reconcile_interval", "reconcile_concurrency",
 	"breaker_failures", "breaker_timeout", "breaker_interval", "breaker_probes",
+	"journal_file",
 }
 
 // OpenBucketURL opens the failover bucket u describes. Closing the bucket
@@ -86,23 +88,51 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 	if mux == nil {
 		mux = blob.DefaultURLMux()
 	}
-	primary, err := mux.OpenBucket(ctx, p.primary)
-	if err != nil {
-		return nil, fmt.Errorf("open failover bucket: primary: %w", err)
-	}
-	secondary, err := mux.OpenBucket(ctx, p.secondary)
-	if err != nil {
-		_ = primary.Close()
-		return nil, fmt.Errorf("open failover bucket: secondary: %w", err)
-	}
-	f, err := New(ctx, primary, secondary, &p.opts)
-	if err != nil {
-		_ = primary.Close()
-		_ = secondary.Close()
+	var closers []func() error
+	var closeJournal func() error
+	fail := func(err error) (*blob.Bucket, error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			_ = closers[i]()
+		}
 		return nil, fmt.Errorf("open failover bucket: %w", err)
 	}
+	if p.journalFile != "" {
+		j, err := journal.OpenFile(p.journalFile)
+		if err != nil {
+			return fail(err)
+		}
+		p.opts.Journal, closeJournal = j, j.Close
+		closers = append(closers, j.Close)
+	}
+	primary, err := mux.OpenBucket(ctx, p.primary)
+	if err != nil {
+		return fail(fmt.Errorf("primary: %w", err))
+	}
+	closers = append(closers, primary.Close)
+	secondary, err := mux.OpenBucket(ctx, p.secondary)
+	if err != nil {
+		return fail(fmt.Errorf("secondary: %w", err))
+	}
+	closers = append(closers, secondary.Close)
+	f, err := New(ctx, primary, secondary, &p.opts)
+	if err != nil {
+		return fail(err)
+	}
+	runDone := make(chan struct{})
 	if p.reconcile {
-		go func() { _ = f.Run(context.Background()) }()
+		go func() {
+			defer close(runDone)
+			_ = f.Run(context.Background())
+		}()
+	} else {
+		close(runDone)
+	}
+	if closeJournal != nil {
+		// Closed once the reconciler has stopped using it.
+		f.onClose = func() error {
+			<-runDone
+			return closeJournal()
+		}
 	}
 	return f.Bucket(), nil
 }
@@ -111,6 +141,7 @@ type failoverURL struct {
 	primary, secondary string
 	opts               Options
 	reconcile          bool
+	journalFile        string
 }
 
 // parseFailoverURL reads u's parameters over the defaults in opts.
@@ -230,6 +261,12 @@ func parseFailoverURL(u *url.URL, opts Options) (failoverURL, error) {
 	}
 	if s, ok := get("writer_id"); ok {
 		p.opts.WriterID = s
+	}
+	if s, ok := get("journal_file"); ok {
+		if s == "" {
+			err = fmt.Errorf("parameter journal_file is empty: give the journal's path")
+		}
+		p.journalFile = s
 	}
 	boolean("best_effort_list", &p.opts.BestEffortList)
 	boolean("reconcile", &p.reconcile)

@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"context"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 func failoverURL(primary, secondary string, params ...string) string {
@@ -90,6 +92,7 @@ func TestURLErrors(t *testing.T) {
 		{"zero concurrency", failoverURL("mem://", "mem://", "reconcile_concurrency=0"), "must be at least 1"},
 		{"bad bool", failoverURL("mem://", "mem://", "reconcile=maybe"), "not true or false"},
 		{"repeated", failoverURL("mem://", "mem://", "mode=mirror", "mode=redirect"), `"mode" is given 2 times`},
+		{"empty journal file", failoverURL("mem://", "mem://", "journal_file="), "parameter journal_file is empty"},
 		{"host given", "failover://orders?primary=mem%3A%2F%2F&secondary=mem%3A%2F%2F", "names its sides in the primary and secondary parameters"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,4 +155,47 @@ func TestURLNestedThroughSameMuxAndReconcilesInBackground(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "the background reconciler did not repair the primary: %v", err)
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func TestURLJournalFileKeepsPendingWorkAcrossReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "failover.journal")
+	// The sides outlive the failover buckets: a mux whose scheme hands out
+	// the same two memblob buckets, behind fault injectors, each time.
+	raw := map[string]*blob.Bucket{"p": memblob.OpenBucket(nil), "s": memblob.OpenBucket(nil)}
+	faults := map[string]*failovertest.Injector{}
+	m := new(blob.URLMux)
+	m.RegisterBucket("shared", openerFunc(func(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+		b, in := failovertest.Wrap(raw[u.Host], nil)
+		faults[u.Host] = in
+		return b, nil
+	}))
+	m.RegisterBucket(failoverblob.Scheme, &failoverblob.URLOpener{Mux: m})
+	u := failoverURL("shared://p", "shared://s", "reconcile=false", "journal_file="+url.QueryEscape(path))
+
+	b, err := m.OpenBucket(ctx, u)
+	require.NoError(t, err)
+	faults["p"].Outage(nil)
+	require.NoError(t, b.WriteAll(ctx, "k", []byte("redirected"), nil))
+	require.NoError(t, b.Delete(ctx, "gone"))
+	_, err = m.OpenBucket(ctx, u)
+	require.ErrorIs(t, err, journal.ErrLocked, "one bucket at a time holds the journal file")
+	require.NoError(t, b.Close())
+
+	// Reopened, as after a restart: the pending work is still known.
+	b, err = m.OpenBucket(ctx, u)
+	require.NoError(t, err)
+	defer b.Close()
+	var f *failoverblob.Failover
+	require.True(t, b.As(&f))
+	require.Equal(t, 2, f.Status().Pending)
+	got, err := b.ReadAll(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "redirected", string(got))
+	rep, err := f.Drain(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 0, rep.Remaining)
+	got, err = raw["p"].ReadAll(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "redirected", string(got))
 }
