@@ -80,6 +80,14 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		}
 		return page.Objects, page.NextPageToken, nil
 	}
+	// The index is read before the side is: a repair acknowledged, or a
+	// change committed, while the page is fetched must not make the page
+	// and the index disagree about a key (the page would then show what the
+	// index no longer stands for, or drop what it does). Read first, the
+	// index can only be older than the page, and the page's objects then
+	// stand for themselves.
+	unsettled := f.idx.unsettled(opts.Prefix)
+	keys, states := f.idx.snapshot(opts.Prefix)
 	s := f.sides[tok.side]
 	objs, next, err := fetch(s)
 	if err != nil && s.outage(ctx, err) && len(opts.PageToken) == 0 &&
@@ -110,7 +118,6 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 	// have taken effect) are not listed as the secondary shows them: in
 	// Mirror mode the listing is then unavailable, as a read of such a key
 	// would be (see read); a best-effort listing leaves them out.
-	unsettled := f.idx.unsettled(opts.Prefix)
 	if s.id == journal.Secondary && f.opts.Mode == Mirror {
 		for k := range unsettled {
 			if inRange(k) {
@@ -119,7 +126,6 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		}
 	}
 
-	keys, states := f.idx.snapshot(opts.Prefix)
 	merged := make([]*driver.ListObject, 0, len(objs)+len(keys))
 	seen := make(map[string]bool, len(objs))
 	for _, o := range objs {

@@ -2,6 +2,7 @@ package failoverblob_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"path/filepath"
@@ -10,9 +11,12 @@ import (
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
 )
 
@@ -233,6 +237,86 @@ func TestCopyIsVersionedAsANewWriteAcrossProcesses(t *testing.T) {
 		}
 		if got := r.content(primary, "dst"); got != "copied" {
 			t.Errorf("dst on the primary after the other process reconciled: %q, want the later copy", got)
+		}
+	})
+}
+
+// pausedList is a side whose listing pauses after the page is read, until
+// release is closed, so a test can act in between.
+type pausedList struct {
+	driver.Bucket
+	paused  chan struct{}
+	release chan struct{}
+}
+
+func (p *pausedList) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	page, err := p.Bucket.ListPaged(ctx, opts)
+	if p.paused != nil {
+		close(p.paused)
+		p.paused = nil
+		<-p.release
+	}
+	return page, err
+}
+
+// A listing whose page was read before a repair was acknowledged must still
+// show the repaired key: the page predates the copy, and the index read
+// after the repair no longer has the key either.
+func TestListingRacingARepairKeepsTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		raw := [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}
+		pd, pin := failovertest.NewDriver(raw[primary], nil)
+		list := &pausedList{Bucket: pd}
+		f, err := failoverblob.New(ctx, blob.NewBucket(list), raw[secondary], &failoverblob.Options{
+			Breaker: &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := f.Bucket()
+		pin.Outage(nil)
+		if err := b.WriteAll(ctx, "k", []byte("redirected"), nil); err != nil {
+			t.Fatal(err)
+		}
+		pin.Heal()
+		time.Sleep(2 * time.Minute)
+		// A call the primary answers closes its half-open breaker, so the
+		// paused listing does not hold its only probe slot.
+		if _, err := b.Attributes(ctx, "other"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Fatalf("attributes of a missing key: %v", err)
+		}
+
+		list.paused, list.release = make(chan struct{}), make(chan struct{})
+		paused, release := list.paused, list.release
+		released := false
+		defer func() {
+			if !released {
+				close(release)
+			}
+		}()
+		got := make(chan []string)
+		go func() {
+			var keys []string
+			it := b.List(nil)
+			for {
+				o, err := it.Next(ctx)
+				if err != nil {
+					break
+				}
+				keys = append(keys, o.Key)
+			}
+			got <- keys
+		}()
+		<-paused
+		if _, err := f.Drain(ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		released = true
+		if keys := <-got; len(keys) != 1 || keys[0] != "k" {
+			t.Errorf("listing that raced the repair of k: %q, want [k]", keys)
 		}
 	})
 }
