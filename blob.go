@@ -253,6 +253,7 @@ type reader struct {
 	reported bool // the breaker has the outcome
 	ctx      context.Context
 	s        *side
+	key      string
 }
 
 func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *driver.ReaderOptions) (*reader, error) {
@@ -271,7 +272,7 @@ func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, 
 		return nil, err
 	}
 	return &reader{
-		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, t: t, ctx: ctx, s: s,
+		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, t: t, ctx: ctx, s: s, key: key,
 	}, nil
 }
 
@@ -292,6 +293,13 @@ func (r *reader) Read(p []byte) (int, error) {
 			r.t.finish(err)
 		}
 		r.reported = true
+	}
+	if isNotFound(err) {
+		// The object was there when the read began. A client that reopens
+		// a cut stream (as the GCS client does) can find it gone: moved by
+		// the reconciler, or deleted since. Not found would be false for a
+		// read that has begun; the caller should read again.
+		err = unavailable(err, "%q went from the %s while it was read; read it again", r.key, r.s.id)
 	}
 	return n, err
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -317,6 +318,25 @@ func TestListingRacingARepairKeepsTheKey(t *testing.T) {
 		released = true
 		if keys := <-got; len(keys) != 1 || keys[0] != "k" {
 			t.Errorf("listing that raced the repair of k: %q, want [k]", keys)
+		}
+	})
+}
+
+// A read that has begun must not end in NotFound: the object existed when
+// it was opened. A client that reopens a cut stream can find the object
+// gone (the reconciler moved it, or it was deleted); the caller is told to
+// read again instead.
+func TestReadThatBeganIsNotReportedNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		if err := r.write("k", strings.Repeat("x", 4096)); err != nil {
+			t.Fatal(err)
+		}
+		_, notFound := r.raw[primary].ReadAll(r.ctx, "missing")
+		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Err: notFound, AfterBytes: 1000})
+		_, err := r.b.ReadAll(r.ctx, "k")
+		if gcerrors.Code(err) == gcerrors.NotFound || !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("read cut by a not-found part-way: got %v (code %v), want ErrUnavailable", err, gcerrors.Code(err))
 		}
 	})
 }
