@@ -79,6 +79,39 @@ type CheckOptions struct {
 	// history (in real time); a check that runs out is reported as unknown,
 	// not as a failure. Zero means 30 seconds.
 	LinearizabilityTimeout time.Duration
+
+	// Sides, if not nil, runs the check over the wire, in real time: the
+	// sides are the two buckets Sides returns, and the faults are switched
+	// on their network paths through faults, rather than injected in front
+	// of in-memory buckets in virtual time. Sides is called once per seed,
+	// with the seed's subtest, and must return buckets and fault switches
+	// of that seed's own (fresh emulators behind their own fault proxies,
+	// say), since seeds run in parallel and every seed switches faults on
+	// its own schedule; t's Cleanup is the place to stop them. The check
+	// writes only under a prefix of its own for each seed, closes both
+	// buckets when the seed is done, and reads them directly at the end to
+	// check convergence, once every fault has healed.
+	//
+	// A call that fails over the wire may still have taken effect, at its
+	// side or later (a request held up on the network can land after its
+	// caller gave up), so the check takes every failed change to a side as
+	// one that may land at any time; an answer of NotFound or
+	// FailedPrecondition is taken as no change, so the sides' clients should
+	// make one attempt per call.
+	//
+	// Over the wire a seed fixes the clients' operations, the values written
+	// and the fault schedule, but not how they interleave in real time: a
+	// replay runs the same plan, and may take a few runs to meet a failure
+	// again.
+	Sides func(t *testing.T) (primary, secondary *blob.Bucket, faults WireFaults)
+	// Window is, for a run over Sides, the longest fault window: each
+	// window lasts from a sixth of Window to Window, and the clients and the
+	// reconcile passes keep pace with it (a client waits up to Window/20
+	// between operations; a reconcile pass runs every Window/20 to
+	// Window/2). WireSlow delays reach three times Window. The sides'
+	// timeouts should be of the order of Window. Zero means 300 ms. Runs in
+	// virtual time ignore it.
+	Window time.Duration
 }
 
 func (o *CheckOptions) withDefaults() CheckOptions {
@@ -111,6 +144,9 @@ func (o *CheckOptions) withDefaults() CheckOptions {
 	if c.LinearizabilityTimeout <= 0 {
 		c.LinearizabilityTimeout = 30 * time.Second
 	}
+	if c.Window <= 0 {
+		c.Window = 300 * time.Millisecond
+	}
 	return c
 }
 
@@ -140,6 +176,16 @@ func (o *CheckOptions) withDefaults() CheckOptions {
 // against the operations that wrote what it replaced, and the sides must
 // hold exactly the final state as Target.Mirror promises. Each failure
 // names the seed, the operation and how to replay it.
+//
+// With CheckOptions.Sides the same clients, checks and report run over the
+// wire and in real time: the sides are buckets the caller provides (real
+// SDK clients talking to emulators through fault proxies, say), open gets
+// them as they are except that the check logs the changes made to them, and
+// a seeded schedule of WireFault windows (connections reset, hung, cut,
+// slowed or refused, 503 answers) runs on their network paths. The run is
+// as long as the clients take to make their operations; at the end every
+// fault heals, the check waits four times Window more for requests held on
+// the network to land, and reconciles and checks as above.
 //
 // CheckFailover returns the figures of the run; it fails t if any seed
 // fails.
@@ -194,12 +240,22 @@ type seedResult struct {
 	err        error    // the seed could not run
 }
 
-// checkSeed runs one seed in a synctest bubble and checks its history
-// outside it, where the linearizability checker's timeout runs in real time.
+// checkSeed runs one seed in a synctest bubble (or over the wire, in real
+// time) and checks its history outside it, where the linearizability
+// checker's timeout runs in real time.
 func checkSeed(t *testing.T, open func(ctx context.Context, primary, secondary *blob.Bucket) (Target, error), o CheckOptions, seed int64) seedResult {
-	r := newRun(o, seed)
-	var err error
-	synctest.Test(t, func(t *testing.T) { err = r.exercise(open) })
+	var (
+		r   *run
+		err error
+	)
+	if o.Sides != nil {
+		if r, err = newWireRun(t, o, seed); err == nil {
+			err = r.exercise(open)
+		}
+	} else {
+		r = newRun(o, seed)
+		synctest.Test(t, func(t *testing.T) { err = r.exercise(open) })
+	}
 	if err != nil {
 		return seedResult{err: err, report: CheckReport{Seeds: 1, FailedSeeds: []int64{seed}}}
 	}
@@ -329,16 +385,18 @@ type run struct {
 	keys    []string
 	raw     [2]*blob.Bucket
 	sides   [2]*blob.Bucket
-	in      [2]*Injector
+	in      [2]*Injector // nil over the wire
 	log     *commitLog
 	target  Target
 	sched   *schedule
+	pace    pace
+	failed  atomic.Int64 // over the wire: calls to a side that failed
 	clock   atomic.Int64 // logical time, for the history
 	nextOp  atomic.Int64
 	mu      sync.Mutex
 	ops     []*op
 	healAt  time.Time
-	settled time.Duration // virtual time from the last heal to nothing pending
+	settled time.Duration // time from the last heal to nothing pending
 	drains  int           // reconcile passes during the faults
 
 	rawPrimary, rawSecondary map[string]rawObject // what the sides hold at the end
@@ -346,12 +404,29 @@ type run struct {
 
 const keyPrefix = "chaos/"
 
+// pace is the timing of a run: in virtual time in a synctest bubble, or in
+// real time over the wire.
+type pace struct {
+	clock                       string        // "virtual" or "real", for messages
+	think                       time.Duration // the longest a client waits between operations
+	reconcileMin, reconcileSpan time.Duration // between reconcile passes during the faults
+	stuckAfter                  time.Duration // an operation still running after this long is stuck
+	settleWithin                time.Duration // reconcile converges within this long of the heal
+	retry                       time.Duration // between reconcile passes after the heal, and tries of a final read
+	grace                       time.Duration // after the heal, for requests held on the network to land
+}
+
+// virtualPace is the pace of a run in a synctest bubble. Every call to a
+// side is bounded by the failover bucket's own timeouts, so an operation
+// still running after stuckAfter is stuck.
+var virtualPace = pace{
+	clock: "virtual", think: 2 * time.Second, reconcileMin: 2 * time.Second, reconcileSpan: 18 * time.Second,
+	stuckAfter: 10 * time.Minute, settleWithin: time.Hour, retry: time.Second,
+}
+
+// newRun returns a seed's run in virtual time, over in-memory sides.
 func newRun(o CheckOptions, seed int64) *run {
-	r := &run{o: o, seed: seed, prefix: keyPrefix, log: newCommitLog(keyPrefix)}
-	r.log.now = r.clock.Load
-	for i := range o.Keys {
-		r.keys = append(r.keys, fmt.Sprintf("%sk%02d", keyPrefix, i))
-	}
+	r := newRunAt(o, seed, keyPrefix, virtualPace)
 	for i := range r.raw {
 		r.raw[i] = memblob.OpenBucket(nil)
 		rec := &recorder{base: r.raw[i], side: i, log: r.log, lat: &latency{rng: rand.New(rand.NewPCG(uint64(seed), uint64(i)))}}
@@ -361,10 +436,15 @@ func newRun(o CheckOptions, seed int64) *run {
 	return r
 }
 
-// stuckAfter bounds each client operation in virtual time. Every call to a
-// side is bounded by the failover bucket's own timeouts, so an operation
-// still running after this long is stuck.
-const stuckAfter = 10 * time.Minute
+// newRunAt returns a run whose keys are under prefix, without its sides.
+func newRunAt(o CheckOptions, seed int64, prefix string, p pace) *run {
+	r := &run{o: o, seed: seed, prefix: prefix, log: newCommitLog(prefix), pace: p}
+	r.log.now = r.clock.Load
+	for i := range o.Keys {
+		r.keys = append(r.keys, fmt.Sprintf("%sk%02d", prefix, i))
+	}
+	return r
+}
 
 // exercise runs the seed in the bubble: clients, faults and reconcile
 // passes, then healing, convergence and the final reads.
@@ -405,7 +485,9 @@ func (r *run) exercise(open func(ctx context.Context, primary, secondary *blob.B
 	stopFaults()
 	background.Wait()
 
-	// Every fault is healed: reconcile until nothing is pending.
+	// Every fault is healed: reconcile until nothing is pending. Over the
+	// wire, requests held on the network land first.
+	time.Sleep(r.pace.grace)
 	r.healAt = time.Now()
 	rctx := context.WithValue(ctx, reconcilerKey{}, true)
 	for {
@@ -413,11 +495,11 @@ func (r *run) exercise(open func(ctx context.Context, primary, secondary *blob.B
 		if err == nil && pending == 0 {
 			break
 		}
-		if time.Since(r.healAt) > time.Hour {
-			r.finalFault(fmt.Sprintf("reconcile did not converge within an hour (virtual) of the last fault: %d pending, last error: %v", pending, err))
+		if time.Since(r.healAt) > r.pace.settleWithin {
+			r.finalFault(fmt.Sprintf("reconcile did not converge within %v (%s) of the last fault: %d pending, last error: %v", r.pace.settleWithin, r.pace.clock, pending, err))
 			break
 		}
-		time.Sleep(time.Second)
+		time.Sleep(r.pace.retry)
 	}
 	r.settled = time.Since(r.healAt)
 	r.finalReads(ctx)
@@ -435,11 +517,12 @@ func (r *run) finalFault(msg string) {
 }
 
 // reconcileNowAndThen runs a reconcile pass every 2 to 20 virtual seconds
-// while the faults go on, as Run would, racing the clients.
+// (over the wire, every Window/20 to Window/2) while the faults go on, as
+// Run would, racing the clients.
 func (r *run) reconcileNowAndThen(ctx context.Context) {
 	rng := rand.New(rand.NewPCG(uint64(r.seed), 0xdea1))
 	rctx := context.WithValue(ctx, reconcilerKey{}, true)
-	for sleep(ctx, 2*time.Second+time.Duration(rng.Int64N(int64(18*time.Second)))) == nil {
+	for sleep(ctx, r.pace.reconcileMin+time.Duration(rng.Int64N(int64(r.pace.reconcileSpan)))) == nil {
 		_, _ = r.target.Reconcile(rctx)
 		r.drains++
 	}
@@ -469,19 +552,20 @@ func (r *run) classify(err error) outcome {
 func (r *run) do(ctx context.Context, o *op, call func(ctx context.Context) error) {
 	o.index = r.nextOp.Add(1)
 	ctx = context.WithValue(ctx, opKey{}, o.index)
-	ctx, cancel := context.WithTimeout(ctx, stuckAfter)
+	ctx, cancel := context.WithTimeout(ctx, r.pace.stuckAfter)
 	defer cancel()
 	o.call = r.clock.Add(1)
 	o.err = call(ctx)
 	o.ret = r.clock.Add(1)
 	o.out = r.classify(o.err)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		o.faults = append(o.faults, fmt.Sprintf("did not return within %v (virtual): a call to a side was not bounded by a timeout", stuckAfter))
+		o.faults = append(o.faults, fmt.Sprintf("did not return within %v (%s): a call to a side was not bounded by a timeout", r.pace.stuckAfter, r.pace.clock))
 	}
 	r.record(o)
 }
 
-// client runs n operations, with 0 to 2 virtual seconds between them.
+// client runs n operations, with 0 to 2 virtual seconds (over the wire, 0
+// to Window/20) between them.
 func (r *run) client(ctx context.Context, c, n int) {
 	rng := rand.New(rand.NewPCG(uint64(r.seed), uint64(c)+100))
 	total := 0
@@ -489,7 +573,7 @@ func (r *run) client(ctx context.Context, c, n int) {
 		total += k.weight
 	}
 	for range n {
-		time.Sleep(time.Duration(rng.Int64N(int64(2 * time.Second))))
+		time.Sleep(time.Duration(rng.Int64N(int64(r.pace.think))))
 		kind := opKind(0)
 		for w := rng.IntN(total); w >= opKinds[kind].weight; kind++ {
 			w -= opKinds[kind].weight
@@ -720,7 +804,7 @@ func (r *run) isKey(k string) bool {
 
 // finalReads reads every key once more through the bucket, after
 // convergence: its attributes (which name even an empty value) and its
-// bytes. They must answer; a read that fails is retried for a while.
+// bytes. They must answer; a read that fails is retried 60 times.
 func (r *run) finalReads(ctx context.Context) {
 	for _, k := range r.keys {
 		for _, kind := range []opKind{opAttributes, opGet} {
@@ -735,10 +819,10 @@ func (r *run) finalReads(ctx context.Context) {
 				if o.out == outOK || o.out == outNotFound {
 					break
 				}
-				time.Sleep(time.Second)
+				time.Sleep(r.pace.retry)
 			}
 			if o.out != outOK && o.out != outNotFound {
-				o.faults = append(o.faults, "the final read still fails a minute after reconcile settled")
+				o.faults = append(o.faults, fmt.Sprintf("the final read still fails %v (%s) after reconcile settled", 60*r.pace.retry, r.pace.clock))
 			}
 		}
 	}

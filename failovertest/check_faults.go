@@ -66,12 +66,25 @@ var faultKinds = []faultKind{
 // down together, on top of the overlaps that independent windows make.
 const bothDownKind = "both-sides-down"
 
-// schedule is the fault timeline of one seed: a sequence of slots of 5 to
-// 45 virtual seconds; at each slot boundary both sides heal and each side
-// independently draws its trouble (or none) for the next slot.
+// windowKind is a kind of fault window as a schedule applies it to a side
+// (0: primary, 1: secondary).
+type windowKind struct {
+	name   string
+	weight int
+	down   bool
+	apply  func(side int, rng *rand.Rand)
+}
+
+// schedule is the fault timeline of one seed: a sequence of slots of
+// slotMin to slotMin+slotSpan; at each slot boundary both sides heal and each
+// side independently draws its trouble (or none) for the next slot.
 type schedule struct {
 	rng      *rand.Rand
-	in       [2]*Injector
+	kinds    []windowKind
+	heal     func(side int)
+	takeDown func(side int, rng *rand.Rand) // a side's part of a both-sides-down window
+	slotMin  time.Duration
+	slotSpan time.Duration
 	healthy  float64 // chance that a side has no fault in a slot
 	bothDown float64 // chance that a slot takes both sides down
 	total    int
@@ -79,20 +92,36 @@ type schedule struct {
 	overlaps int // slots in which both sides were unreachable at once
 }
 
+// newSchedule returns the timeline of a run in virtual time, whose faults
+// the sides' Injectors inject: slots of 5 to 45 virtual seconds.
 func newSchedule(seed int64, in [2]*Injector) *schedule {
-	return &schedule{
-		rng: rand.New(rand.NewPCG(uint64(seed), 0x5eed)), in: in,
+	s := &schedule{
+		rng:  rand.New(rand.NewPCG(uint64(seed), 0x5eed)),
+		heal: func(side int) { in[side].Heal() },
+		takeDown: func(side int, rng *rand.Rand) {
+			if rng.IntN(3) == 0 {
+				in[side].Hang()
+			} else {
+				in[side].Outage(nil)
+			}
+		},
+		slotMin: 5 * time.Second, slotSpan: 40 * time.Second,
 		healthy: 0.45, bothDown: 0.08, windows: map[string]int{},
 	}
+	for _, k := range faultKinds {
+		apply := k.apply
+		s.kinds = append(s.kinds, windowKind{name: k.name, weight: k.weight, down: k.down, apply: func(side int, rng *rand.Rand) { apply(in[side], rng) }})
+	}
+	return s
 }
 
-func (s *schedule) pick() faultKind {
+func (s *schedule) pick() windowKind {
 	total := 0
-	for _, k := range faultKinds {
+	for _, k := range s.kinds {
 		total += k.weight
 	}
 	n := s.rng.IntN(total)
-	for _, k := range faultKinds {
+	for _, k := range s.kinds {
 		if n < k.weight {
 			return k
 		}
@@ -103,28 +132,24 @@ func (s *schedule) pick() faultKind {
 
 // run drives the timeline until ctx is done, then heals both sides.
 func (s *schedule) run(ctx context.Context) {
-	defer s.heal()
+	defer s.healBoth()
 	for {
-		s.heal()
+		s.healBoth()
 		var down [2]bool
 		if s.rng.Float64() < s.bothDown {
-			for i := range s.in {
-				if s.rng.IntN(3) == 0 {
-					s.in[i].Hang()
-				} else {
-					s.in[i].Outage(nil)
-				}
+			for i := range down {
+				s.takeDown(i, s.rng)
 				down[i] = true
 			}
 			s.windows[bothDownKind]++
 			s.total++
 		} else {
-			for i := range s.in {
+			for i := range down {
 				if s.rng.Float64() < s.healthy {
 					continue
 				}
 				k := s.pick()
-				k.apply(s.in[i], s.rng)
+				k.apply(i, s.rng)
 				down[i] = k.down
 				s.windows[k.name]++
 				s.total++
@@ -133,15 +158,15 @@ func (s *schedule) run(ctx context.Context) {
 		if down[0] && down[1] {
 			s.overlaps++
 		}
-		slot := 5*time.Second + time.Duration(s.rng.Int64N(int64(40*time.Second)))
+		slot := s.slotMin + time.Duration(s.rng.Int64N(int64(s.slotSpan)))
 		if sleep(ctx, slot) != nil {
 			return
 		}
 	}
 }
 
-func (s *schedule) heal() {
-	for _, in := range s.in {
-		in.Heal()
+func (s *schedule) healBoth() {
+	for i := range 2 {
+		s.heal(i)
 	}
 }

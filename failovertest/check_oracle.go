@@ -10,7 +10,7 @@ import (
 )
 
 // rawObject is what a side holds for a key at the end, read directly from
-// the in-memory bucket under the wrappers.
+// the bucket under the wrappers.
 type rawObject struct {
 	metadata valueID // the value named by its metadata
 	content  valueID // the value its bytes decode to (0 if empty)
@@ -92,6 +92,7 @@ type analysis struct {
 	byIndex    map[int64]*op
 	sizes      []int64        // by value id: the size of the value, -1 if none
 	stored     map[int64]bool // client operations whose data reached a side
+	mayStore   map[int64]bool // over the wire: client operations whose data may have reached a side
 	keys       map[string]*keyHistory
 	cand       map[int64]map[valueID]bool // per Copy: the values its source may have held
 	report     CheckReport
@@ -106,7 +107,7 @@ func (a *analysis) violation(format string, args ...any) {
 
 // check analyses the history of the seed.
 func (r *run) check() seedResult {
-	a := &analysis{r: r, byIndex: map[int64]*op{}, stored: map[int64]bool{}, keys: map[string]*keyHistory{}, cand: map[int64]map[valueID]bool{}}
+	a := &analysis{r: r, byIndex: map[int64]*op{}, stored: map[int64]bool{}, mayStore: map[int64]bool{}, keys: map[string]*keyHistory{}, cand: map[int64]map[valueID]bool{}}
 	a.ops = append(a.ops, r.ops...)
 	sort.Slice(a.ops, func(i, j int) bool { return a.ops[i].index < a.ops[j].index })
 	a.sizes = make([]int64, len(a.ops)+2)
@@ -124,7 +125,13 @@ func (r *run) check() seedResult {
 	}
 	commits := r.log.snapshot()
 	for _, c := range commits {
-		if c.op != 0 {
+		switch {
+		case c.uncertain:
+			if c.op != 0 {
+				a.mayStore[c.op] = true
+			}
+			continue
+		case c.op != 0:
 			a.stored[c.op] = true
 		}
 		if c.reconciler {
@@ -141,9 +148,16 @@ func (r *run) check() seedResult {
 	}
 	a.report.BothSidesDown = r.sched.overlaps
 	for _, in := range r.in {
+		if in == nil {
+			continue
+		}
 		for _, op := range AllOps {
 			a.report.CallsFaulted += in.Fired(op)
 		}
+	}
+	if r.o.Sides != nil {
+		a.report.OverTheWire = true
+		a.report.CallsFaulted += r.failed.Load()
 	}
 
 	a.collect()
@@ -192,7 +206,7 @@ func (a *analysis) collect() {
 			case o.out == outOK:
 				rep.WritesAcked++
 				mut(mutPut)
-			case a.stored[o.index]:
+			case a.stored[o.index] || a.mayStore[o.index]:
 				rep.WritesAmbiguous++
 				mut(mutPut)
 			default:
@@ -216,7 +230,7 @@ func (a *analysis) collect() {
 				mut(mutCopy)
 			case o.out == outNotFound:
 				rep.CopiesNotFound++
-			case a.stored[o.index]:
+			case a.stored[o.index] || a.mayStore[o.index]:
 				rep.CopiesAmbiguous++
 				mut(mutCopy)
 			default:
@@ -428,11 +442,13 @@ func (a *analysis) explain(h *keyHistory, s seenAt) {
 // from any of several operations, a change counts as older only if every
 // operation that may have made it is older than every one that may have made
 // the value replaced. On the secondary in Redirect mode, deletes remove
-// temporary copies and are checked by convergence instead.
+// temporary copies and are checked by convergence instead. Over the wire,
+// changes whose call failed, and those over a state the log cannot know,
+// are left to the reads and convergence.
 func (a *analysis) checkReconciler(commits []commit) {
 	for _, c := range commits {
 		h := a.keys[c.key]
-		if !c.reconciler || h == nil || c.prev == c.value {
+		if !c.reconciler || h == nil || c.prev == c.value || c.uncertain || c.prev == valueUnknown || c.value == valueUnknown {
 			continue
 		}
 		if c.prev == 0 {

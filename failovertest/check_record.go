@@ -24,7 +24,9 @@ type (
 )
 
 // commit is one change that reached a side: an object stored (value is its
-// id) or deleted (value is zero).
+// id) or deleted (value is zero). Over the wire, where a side's state is not
+// always known, a value may be valueUnknown, and a change whose call failed
+// is logged as uncertain: it may have reached the side, or may yet.
 type commit struct {
 	side       int
 	key        string
@@ -33,8 +35,14 @@ type commit struct {
 	prevOp     int64   // the client operation that made the state before; 0: none or unknown
 	op         int64   // the client operation that made it; 0: none
 	reconciler bool    // made by a reconcile pass
+	uncertain  bool    // the call failed: the change may or may not take effect
 	at         int64   // logical time of the history when it was made
 }
+
+// valueUnknown is a side's state that the log cannot know: a change whose
+// call failed may land at any time, and changes that ran at once landed in
+// an unknown order.
+const valueUnknown valueID = -1
 
 // commitLog is the ground truth of both sides: every change to a key the
 // check owns, in the order the sides applied it. Changes are applied under
@@ -46,6 +54,7 @@ type commitLog struct {
 	current [2]map[string]valueID
 	madeBy  [2]map[string]int64 // the client operation behind each current state
 	commits []commit
+	flights [2]map[string]*keyFlights // over the wire: changes in flight, by side and key
 }
 
 func newCommitLog(prefix string) *commitLog {

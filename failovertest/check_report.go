@@ -9,10 +9,12 @@ import (
 )
 
 // CheckReport is what CheckFailover did and found, summed over its seeds.
-// Times are virtual (testing/synctest).
+// Times are virtual (testing/synctest), or real for a run over the wire.
 type CheckReport struct {
 	Seeds       int     // seeds run
 	FailedSeeds []int64 // seeds that found a violation or could not run
+	// OverTheWire says the seeds ran over CheckOptions.Sides, in real time.
+	OverTheWire bool
 
 	Ops        int            // client operations, final reads excluded
 	OpsByKind  map[string]int // client operations by kind (Put, Get, ...)
@@ -25,12 +27,14 @@ type CheckReport struct {
 	// once, planned or by overlap.
 	BothSidesDown int
 	// CallsFaulted counts the calls to a side that a fault failed, slowed
-	// or cut (Injector.Fired, summed).
+	// or cut (Injector.Fired, summed); over the wire, the calls to a side
+	// that failed (NotFound and FailedPrecondition answers aside).
 	CallsFaulted int64
 
 	// Writes are Puts (IfNotExist ones included): acknowledged; failed and
 	// never stored on a side; or failed after the value reached a side
-	// (ambiguous: they may or may not appear).
+	// (ambiguous: they may or may not appear). Over the wire, a write is
+	// ambiguous if a call that sent it to a side failed.
 	WritesAcked, WritesFailed, WritesAmbiguous int
 	// Deletes: acknowledged; answered NotFound; failed (may have taken
 	// effect).
@@ -56,7 +60,8 @@ type CheckReport struct {
 	LinearizabilityTime time.Duration
 
 	// Settle is the total, and SettleMax the longest, time from the last
-	// fault healing to nothing pending.
+	// fault healing (over the wire, and the requests held on the network
+	// landing) to nothing pending.
 	Settle, SettleMax time.Duration
 }
 
@@ -71,6 +76,7 @@ func (r *CheckReport) add(o CheckReport) {
 	}
 	r.Seeds += o.Seeds
 	r.FailedSeeds = append(r.FailedSeeds, o.FailedSeeds...)
+	r.OverTheWire = r.OverTheWire || o.OverTheWire
 	r.Ops += o.Ops
 	addMap(&r.OpsByKind, o.OpsByKind)
 	r.FinalReads += o.FinalReads
@@ -125,8 +131,12 @@ func (r CheckReport) String() string {
 	}
 	fmt.Fprintf(&b, "seeds: %d (failed: %d)\n", r.Seeds, len(r.FailedSeeds))
 	fmt.Fprintf(&b, "operations: %d (%s), plus %d final reads\n", r.Ops, kv(r.OpsByKind), r.FinalReads)
-	fmt.Fprintf(&b, "fault windows: %d (%s); both sides unreachable at once: %d; calls faulted: %d\n", total, kv(r.FaultWindows), r.BothSidesDown, r.CallsFaulted)
-	fmt.Fprintf(&b, "writes: %d acknowledged, %d failed, %d ambiguous (failed but stored)\n", r.WritesAcked, r.WritesFailed, r.WritesAmbiguous)
+	faulted, clock, ambiguous := "calls faulted", "virtual", "failed but stored"
+	if r.OverTheWire {
+		faulted, clock, ambiguous = "calls to a side failed", "real", "failed, may be stored"
+	}
+	fmt.Fprintf(&b, "fault windows: %d (%s); both sides unreachable at once: %d; %s: %d\n", total, kv(r.FaultWindows), r.BothSidesDown, faulted, r.CallsFaulted)
+	fmt.Fprintf(&b, "writes: %d acknowledged, %d failed, %d ambiguous (%s)\n", r.WritesAcked, r.WritesFailed, r.WritesAmbiguous, ambiguous)
 	fmt.Fprintf(&b, "deletes: %d acknowledged, %d not found, %d failed; copies: %d acknowledged, %d source not found, %d failed, %d ambiguous\n", r.DeletesAcked, r.DeletesNotFound, r.DeletesFailed, r.CopiesAcked, r.CopiesNotFound, r.CopiesFailed, r.CopiesAmbiguous)
 	fmt.Fprintf(&b, "reads: %d ok, %d not found, %d unavailable, %d other errors\n", r.ReadsOK, r.ReadsNotFound, r.ReadsUnavailable, r.ReadsFailed)
 	fmt.Fprintf(&b, "reconcile passes during faults: %d; changes made by the reconciler: %d\n", r.ReconcilePasses, r.RepairsByReconciler)
@@ -136,6 +146,6 @@ func (r CheckReport) String() string {
 	if r.Seeds > 0 {
 		mean = r.Settle / time.Duration(r.Seeds)
 	}
-	fmt.Fprintf(&b, "convergence after the last fault (virtual): mean %v, max %v", mean.Round(time.Millisecond), r.SettleMax.Round(time.Millisecond))
+	fmt.Fprintf(&b, "convergence after the last fault (%s): mean %v, max %v", clock, mean.Round(time.Millisecond), r.SettleMax.Round(time.Millisecond))
 	return b.String()
 }

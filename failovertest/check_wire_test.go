@@ -1,0 +1,122 @@
+package failovertest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+)
+
+// memWire is CheckOptions.Sides without a network: in-memory sides whose
+// paths are Injectors, switched as WireFaults would switch a proxy.
+type memWire struct{ in [2]*Injector }
+
+func (m *memWire) Fault(side int, f WireFault) {
+	in := m.in[side]
+	switch f.Kind {
+	case WireReset, WireRefuse:
+		in.Outage(nil)
+	case WireUnavailable:
+		in.Outage(errServerDown)
+	case WireHang:
+		in.Hang()
+	case WireCut:
+		in.Set(OpRead, Fault{AfterBytes: f.CutAfter})
+		in.Set(OpWrite, Fault{AfterBytes: f.CutAfter})
+	case WireSlow:
+		allOps(in, Fault{Latency: f.Latency})
+	}
+}
+
+func (m *memWire) Heal(side int) { m.in[side].Heal() }
+
+func memWireSides(t *testing.T) (primary, secondary *blob.Bucket, faults WireFaults) {
+	m := &memWire{}
+	primary, m.in[0] = Wrap(memblob.OpenBucket(nil), nil)
+	secondary, m.in[1] = Wrap(memblob.OpenBucket(nil), nil)
+	return primary, secondary, m
+}
+
+// runWireSeed runs one short seed over memWire sides against open.
+func runWireSeed(t *testing.T, open func(ctx context.Context, primary, secondary *blob.Bucket) (Target, error)) seedResult {
+	t.Helper()
+	o := (&CheckOptions{Ops: 300, Sides: memWireSides, Window: 100 * time.Millisecond}).withDefaults()
+	res := checkSeed(t, open, o, 1)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	return res
+}
+
+// keysOf lists the keys the check wrote to b.
+func keysOf(ctx context.Context, b *blob.Bucket) []string {
+	var keys []string
+	it := b.List(&blob.ListOptions{Prefix: keyPrefix})
+	for {
+		o, err := it.Next(ctx)
+		if err != nil {
+			return keys
+		}
+		keys = append(keys, o.Key)
+	}
+}
+
+// Over the wire too, a single bucket loses nothing, though every failed
+// call may have taken effect.
+func TestCheckOverTheWirePassesASingleBucket(t *testing.T) {
+	res := runWireSeed(t, func(_ context.Context, primary, _ *blob.Bucket) (Target, error) {
+		return Target{Bucket: primary, Reconcile: func(context.Context) (int, error) { return 0, nil }}, nil
+	})
+	if len(res.violations) > 0 {
+		t.Errorf("a single bucket over the wire: %d violations, want none; first: %s", len(res.violations), res.violations[0])
+	}
+	if !res.report.OverTheWire || res.report.KeysLinearizable == 0 || res.report.WritesAcked == 0 || len(res.report.FaultWindows) == 0 {
+		t.Errorf("nothing was checked: %+v", res.report)
+	}
+}
+
+// Over the wire, a reconciler that puts back the first value it saw of each
+// key is still caught, by the reads if not by its own changes.
+func TestCheckOverTheWireCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
+	res := runWireSeed(t, func(_ context.Context, primary, _ *blob.Bucket) (Target, error) {
+		var mu sync.Mutex
+		first := map[string][]byte{}
+		attrs := map[string]*blob.Attributes{}
+		return Target{Bucket: primary, Reconcile: func(ctx context.Context) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range keysOf(ctx, primary) {
+				if old, ok := first[k]; ok {
+					_ = primary.WriteAll(ctx, k, old, &blob.WriterOptions{Metadata: attrs[k].Metadata})
+					continue
+				}
+				if data, err := primary.ReadAll(ctx, k); err == nil {
+					if a, err := primary.Attributes(ctx, k); err == nil {
+						first[k], attrs[k] = data, a
+					}
+				}
+			}
+			return 0, nil
+		}}, nil
+	})
+	if res.report.LostWrites == 0 {
+		t.Errorf("a reconciler restoring old values over the wire: no lost write found in %q", res.violations)
+	}
+}
+
+// Sides that are not there fail the seed rather than the process.
+func TestCheckOverTheWireNeedsSides(t *testing.T) {
+	o := (&CheckOptions{Ops: 10, Sides: func(*testing.T) (*blob.Bucket, *blob.Bucket, WireFaults) {
+		return memblob.OpenBucket(nil), nil, nil
+	}}).withDefaults()
+	res := checkSeed(t, func(context.Context, *blob.Bucket, *blob.Bucket) (Target, error) {
+		return Target{}, errors.New("not reached")
+	}, o, 1)
+	if res.err == nil || len(res.report.FailedSeeds) != 1 {
+		t.Errorf("Sides without a secondary: %+v, %v; want the seed failed", res.report, res.err)
+	}
+}
