@@ -84,7 +84,6 @@ type wireFaults struct {
 	proxy [2]*emulators.Proxy
 }
 
-//
 // The network it models loses what it holds rather than delivering it
 // late: a hung connection is reset when the fault heals, and a slow one is
 // never slower per chunk than the sides' attempt deadline. A write held
