@@ -84,9 +84,10 @@ type wireFaults struct {
 	proxy [2]*emulators.Proxy
 }
 
-// The network it models loses what it holds rather than delivering it
-// late: a hung connection is reset when the fault heals, and a slow one is
-// never slower per chunk than the sides' attempt deadline. A write held
+// Fault applies w to side. The network it models loses what it holds
+// rather than delivering it late: a hung connection is reset when the fault
+// heals, and a slow one is never slower per chunk than the sides' attempt
+// deadline. A write held
 // past its deadline and delivered afterwards, when its caller has been told
 // it failed, can replace a newer write of the same key on that side; the
 // README's Limitations describe that case, which this check leaves out.
