@@ -57,7 +57,15 @@ func NewGCS(buckets ...string) (*Server, error) {
 	for _, b := range buckets {
 		fake.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: b})
 	}
-	return newServer(logError, ln, fake.HTTPHandler(), gcsUnavailable, fake.Stop), nil
+	// The emulator routes reads by the request's Host, which is the
+	// address a client dialled: through a TCP proxy, the proxy's. Every
+	// request is taken as addressed to the public host.
+	h := fake.HTTPHandler()
+	atPublicHost := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Host = addr
+		h.ServeHTTP(w, r)
+	})
+	return newServer(logError, ln, atPublicHost, gcsUnavailable, fake.Stop), nil
 }
 
 // gcsUnavailable answers like GCS when a backend is down: 503 with a JSON
