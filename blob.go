@@ -294,12 +294,17 @@ func (r *reader) Read(p []byte) (int, error) {
 		}
 		r.reported = true
 	}
-	if isNotFound(err) {
+	switch {
+	case err == nil || err == io.EOF:
+	case isNotFound(err):
 		// The object was there when the read began. A client that reopens
 		// a cut stream (as the GCS client does) can find it gone: moved by
 		// the reconciler, or deleted since. Not found would be false for a
 		// read that has begun; the caller should read again.
 		err = unavailable(err, "%q went from the %s while it was read; read it again", r.key, r.s.id)
+	case r.s.outage(r.ctx, err):
+		// The side failed part-way; a new read goes where reads go now.
+		err = unavailable(err, "the %s failed while %q was read; read it again", r.s.id, r.key)
 	}
 	return n, err
 }

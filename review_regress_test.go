@@ -340,3 +340,20 @@ func TestReadThatBeganIsNotReportedNotFound(t *testing.T) {
 		}
 	})
 }
+
+// A read cut part-way by an outage of its side is reported as
+// ErrUnavailable, as every other call the failover bucket could not serve
+// is, so callers can tell "read again" from an answer.
+func TestReadCutByAnOutageIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		if err := r.write("k", strings.Repeat("x", 4096)); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{AfterBytes: 1000})
+		_, err := r.b.ReadAll(r.ctx, "k")
+		if !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("read cut by an outage part-way: got %v, want ErrUnavailable", err)
+		}
+	})
+}
