@@ -11,10 +11,6 @@ import (
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 )
 
-// defaultPageSize is the page asked of the wrapped bucket when a listing
-// does not say.
-const defaultPageSize = 1000
-
 // Wrap returns a bucket that forwards every call to base, with faults
 // controlled by the returned Injector. A nil opts is the same as the zero
 // Options.
@@ -108,19 +104,7 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 	if e.failsNow() {
 		return nil, e.failure(ctx)
 	}
-	pageSize := opts.PageSize
-	if pageSize <= 0 {
-		pageSize = defaultPageSize
-	}
-	objs, next, err := b.base.ListPage(ctx, bucketconv.FirstPage(opts.PageToken), pageSize, bucketconv.ListOptions(opts))
-	if err != nil {
-		return nil, err
-	}
-	page := &driver.ListPage{Objects: make([]*driver.ListObject, 0, len(objs)), NextPageToken: next}
-	for _, o := range objs {
-		page.Objects = append(page.Objects, bucketconv.ListObject(o))
-	}
-	return page, nil
+	return bucketconv.ListPage(ctx, b.base, opts)
 }
 
 // NewRangeReader implements driver.Bucket. With a part-way Fault for OpRead,

@@ -178,19 +178,7 @@ func (r *recorder) ListPaged(ctx context.Context, opts *driver.ListOptions) (*dr
 	if err := sleep(ctx, r.lat.call()); err != nil {
 		return nil, err
 	}
-	pageSize := opts.PageSize
-	if pageSize <= 0 {
-		pageSize = defaultPageSize
-	}
-	objs, next, err := r.base.ListPage(ctx, bucketconv.FirstPage(opts.PageToken), pageSize, bucketconv.ListOptions(opts))
-	if err != nil {
-		return nil, err
-	}
-	page := &driver.ListPage{Objects: make([]*driver.ListObject, 0, len(objs)), NextPageToken: next}
-	for _, o := range objs {
-		page.Objects = append(page.Objects, bucketconv.ListObject(o))
-	}
-	return page, nil
+	return bucketconv.ListPage(ctx, r.base, opts)
 }
 
 func (r *recorder) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {

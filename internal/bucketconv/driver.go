@@ -53,11 +53,17 @@ func (p portable) Attributes(ctx context.Context, key string) (*driver.Attribute
 }
 
 func (p portable) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	return ListPage(ctx, p.b, opts)
+}
+
+// ListPage reads one page of b's listing as a driver would return it. A
+// PageSize of zero or less asks for 1000 objects.
+func ListPage(ctx context.Context, b *blob.Bucket, opts *driver.ListOptions) (*driver.ListPage, error) {
 	size := opts.PageSize
 	if size <= 0 {
 		size = 1000
 	}
-	objs, next, err := p.b.ListPage(ctx, FirstPage(opts.PageToken), size, ListOptions(opts))
+	objs, next, err := b.ListPage(ctx, FirstPage(opts.PageToken), size, ListOptions(opts))
 	if err != nil {
 		return nil, err
 	}
