@@ -9,8 +9,8 @@
 // deadline waits on a hung endpoint forever. The openers here give every
 // attempt a deadline (Transport.AttemptTimeout) and bound the attempts
 // (Transport.MaxAttempts), so a failing side is reported within a known time
-// and the failover bucket moves on. GCS small writes are sent with a buffer
-// sized to the object rather than the client's 16 MiB chunk buffer.
+// and the failover bucket moves on. GCS small writes are sent in one request
+// without the client's 16 MiB chunk buffer.
 //
 // # Opening
 //

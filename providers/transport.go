@@ -28,10 +28,11 @@ type Transport struct {
 	MaxAttempts int
 	// MaxBackoff caps the wait between attempts. Zero means 1 second.
 	MaxBackoff time.Duration
-	// SmallWrite (GCS only): a write of at most this many bytes is sent with
-	// an upload buffer sized to the object instead of the client's 16 MiB
-	// chunk buffer. The bytes are held until the write is closed or exceeds
-	// SmallWrite. Zero means 256 KiB (the GCS chunk granularity); a negative
+	// SmallWrite (GCS only): a write of at most this many bytes is sent in
+	// one request from the bytes held, instead of through the client's
+	// 16 MiB chunk buffer (a conditional write, which the client retries,
+	// gets a buffer the size of the object). The bytes are held until the
+	// write is closed or exceeds SmallWrite. Zero means 256 KiB (the GCS chunk granularity); a negative
 	// value turns this off.
 	SmallWrite int
 }
