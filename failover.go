@@ -120,6 +120,9 @@ type Options struct {
 	// WriterID names this writer in the versions it stamps. Empty means a
 	// random id chosen when the bucket is opened.
 	WriterID string
+	// Now is the wall clock that versions and journal entries are stamped
+	// from. Nil means time.Now. Tests set it to give writers skewed clocks.
+	Now func() time.Time
 
 	// BestEffortList, in Redirect mode, makes a listing while the primary is
 	// down return the secondary's objects merged with pending work instead of
@@ -169,6 +172,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return o
 }
 
@@ -210,7 +216,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	o = o.withDefaults()
 	f := &Failover{
 		opts:   o,
-		clock:  newClock(o.WriterID),
+		clock:  newClock(o.WriterID, o.Now),
 		idx:    index{m: map[string]*pendingKey{}},
 		closed: make(chan struct{}),
 
@@ -741,12 +747,12 @@ func (l *keyLocks) lock(key string) keyLock {
 // counts it in the index. Callers hold the key's lock.
 func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Version, missing journal.Side, size int64) (string, error) {
 	id, err := f.opts.Journal.Append(ctx, journal.Entry{
-		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: time.Now(),
+		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: f.opts.Now(),
 	})
 	if err != nil {
 		return "", fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
 	}
-	f.idx.added(key, missing, time.Now())
+	f.idx.added(key, missing, f.opts.Now())
 	return id, nil
 }
 

@@ -123,20 +123,21 @@ type clock struct {
 	mu     sync.Mutex
 	last   Version
 	writer string
+	now    func() time.Time
 }
 
-func newClock(writer string) *clock {
+func newClock(writer string, now func() time.Time) *clock {
 	if writer == "" {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		writer = hex.EncodeToString(b[:])
 	}
-	return &clock{writer: writer, last: Version{Writer: writer}}
+	return &clock{writer: writer, last: Version{Writer: writer}, now: now}
 }
 
 // Now returns a version newer than every version Now returned or Observe saw.
 func (c *clock) Now() Version {
-	wall := time.Now().UnixNano()
+	wall := c.now().UnixNano()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if wall > c.last.Wall {

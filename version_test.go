@@ -66,7 +66,7 @@ func TestParseVersionRejectsMalformed(t *testing.T) {
 // still (virtual time does) or another writer's clock is ahead.
 func TestClockIsMonotonic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newClock("w")
+		c := newClock("w", time.Now)
 		prev := c.Now()
 		for range 1000 {
 			v := c.Now()
