@@ -205,14 +205,6 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 	return withoutVersion(attrs), nil
 }
 
-func (s *side) attributes(ctx context.Context, timeout time.Duration, key string) (attrs *driver.Attributes, err error) {
-	err = s.call(ctx, timeout, func(ctx context.Context) (err error) {
-		attrs, err = s.d.Attributes(ctx, key)
-		return err
-	})
-	return attrs, err
-}
-
 // withoutVersion returns a copy of a without the version metadata. Drivers
 // may return attributes they keep, so a is not changed.
 func withoutVersion(a *driver.Attributes) *driver.Attributes {
@@ -324,19 +316,6 @@ func (r *reader) Attributes() *driver.ReaderAttributes { return r.r.Attributes()
 
 func (r *reader) As(i any) bool { return r.r.As(i) }
 
-// watchdog cancels a call to a side that makes no progress for a while. It
-// is armed only while the library waits on the side.
-type watchdog struct{ t *time.Timer }
-
-func newWatchdog(d time.Duration, cancel func()) watchdog {
-	return watchdog{t: time.AfterFunc(d, cancel)}
-}
-
-// kick restarts the countdown at d.
-func (w watchdog) kick(d time.Duration) { w.t.Reset(d) }
-
-func (w watchdog) stop() { w.t.Stop() }
-
 // ListPaged implements driver.Bucket.
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	return b.f.list(ctx, opts)
@@ -426,15 +405,6 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 		return f.deleteMirror(ctx, key, dopts)
 	}
 	return f.deleteRedirect(ctx, key, dopts)
-}
-
-func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *driver.DeleteOptions) error {
-	if opts == nil {
-		opts = &driver.DeleteOptions{}
-	}
-	return s.call(ctx, timeout, func(ctx context.Context) error {
-		return s.d.Delete(ctx, key, opts)
-	})
 }
 
 func (f *Failover) deleteRedirect(ctx context.Context, key string, opts *driver.DeleteOptions) error {

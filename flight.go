@@ -1,0 +1,61 @@
+package failoverblob
+
+// flight is what the index follows of a key while writes of it are in
+// flight: the newest change committed since the first of them opened.
+type flight struct {
+	writers     int
+	latest      Version
+	deleted     bool // latest is a delete
+	conditional bool // latest is an IfNotExist write, which found the key absent
+}
+
+// begin counts a write of key opening. It is called before the write's
+// version is stamped, so that every change committed after the stamp is
+// seen by overtaken.
+func (x *index) begin(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.flights == nil {
+		x.flights = map[string]*flight{}
+	}
+	fl := x.flights[key]
+	if fl == nil {
+		fl = &flight{}
+		x.flights[key] = fl
+	}
+	fl.writers++
+}
+
+// end counts a write of key closing.
+func (x *index) end(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil {
+		if fl.writers--; fl.writers == 0 {
+			delete(x.flights, key)
+		}
+	}
+}
+
+// overtaken reports whether a change to key newer than v, a version stamped
+// by a write in flight, has committed (in this process), and which. Such a
+// change was stamped after the write began, so it committed while the
+// write's flight was followed.
+func (x *index) overtaken(key string, v Version) (newer bool, by flight) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) > 0 {
+		return true, *fl
+	}
+	return false, flight{}
+}
+
+// conditional records that the change of key at version v, just committed,
+// was an IfNotExist write.
+func (x *index) conditional(key string, v Version) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) == 0 {
+		fl.conditional = true
+	}
+}

@@ -1,0 +1,154 @@
+package failoverblob
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// ReservedPrefix starts every key the library keeps for itself (journal
+// entries, probe canaries). Keys under it are invisible in listings and
+// refused as user keys.
+const ReservedPrefix = ".failover/"
+
+// Mode says where writes go.
+type Mode int
+
+const (
+	// Redirect (the default) writes to the primary, and to the secondary only
+	// while the primary is down. The secondary holds temporary copies that the
+	// reconciler moves to the primary and then removes.
+	Redirect Mode = iota
+	// Mirror writes every object to both sides in one pass over the stream.
+	Mirror
+)
+
+// String returns "redirect" or "mirror".
+func (m Mode) String() string {
+	if m == Mirror {
+		return "mirror"
+	}
+	return "redirect"
+}
+
+// AckPolicy says, in Mirror mode, when a write is acknowledged.
+type AckPolicy int
+
+const (
+	// AckEither (the default) acknowledges a write once one side holds it and
+	// a repair for the other side is recorded in the journal.
+	AckEither AckPolicy = iota
+	// AckBoth acknowledges a write only once both sides hold it. While one
+	// side is down, writes fail with ErrUnavailable; a write that reached only
+	// one side fails too, with a repair recorded so the sides converge.
+	AckBoth
+)
+
+// String returns "either" or "both".
+func (a AckPolicy) String() string {
+	if a == AckBoth {
+		return "both"
+	}
+	return "either"
+}
+
+// Options configures a failover bucket. The zero value is ready to use and
+// every field's zero value is documented.
+type Options struct {
+	// Mode says where writes go. The zero value is Redirect.
+	Mode Mode
+	// Ack is the acknowledgement policy in Mirror mode. The zero value is
+	// AckEither. Ignored in Redirect mode.
+	Ack AckPolicy
+
+	// Journal records what each side is missing. Nil means an in-memory
+	// journal, which is lost with the process: use a durable one in
+	// production.
+	Journal journal.Journal
+
+	// Breaker configures the breaker of each side (its Name is set to
+	// "primary" or "secondary"). Nil means circuit's documented defaults.
+	Breaker *circuit.Settings
+
+	// CallTimeout bounds each small call to a side (attributes, a list page,
+	// delete, copy). Zero means 10 seconds.
+	CallTimeout time.Duration
+	// FirstByteTimeout bounds the time from opening a read on a side to its
+	// first byte. Zero means 10 seconds.
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds the time a streamed read or write to a side may go
+	// without progress (including the final commit of a write). Zero means
+	// 30 seconds.
+	IdleTimeout time.Duration
+
+	// SpoolMemory is how many bytes of each streamed write in Redirect mode
+	// are kept in memory so the write can be replayed to the secondary if the
+	// primary fails part-way; bytes past it go to a temporary file. Zero
+	// means 4 MiB; a negative value keeps nothing in memory.
+	SpoolMemory int64
+	// SpoolDir is where spool files are created. Empty means os.TempDir().
+	SpoolDir string
+
+	// WriterID names this writer in the versions it stamps. Empty means a
+	// random id chosen when the bucket is opened.
+	WriterID string
+	// Now is the wall clock that versions and journal entries are stamped
+	// from. Nil means time.Now. Tests set it to give writers skewed clocks.
+	Now func() time.Time
+
+	// BestEffortList, in Redirect mode, makes a listing while the primary is
+	// down return the secondary's objects merged with pending work instead of
+	// failing with ErrUnavailable. The result may be partial.
+	BestEffortList bool
+
+	// ReconcileInterval is how often Run looks for pending work. Zero means
+	// 10 seconds.
+	ReconcileInterval time.Duration
+	// ReconcileConcurrency is how many keys Drain repairs at once. Zero
+	// means 4.
+	ReconcileConcurrency int
+	// OnRepair, if set, is called after each key the reconciler settles.
+	// Calls are serialized, but repairs go on while one runs.
+	OnRepair func(Repair)
+
+	// Logger receives failovers, breaker changes and repairs. Nil discards
+	// them.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.CallTimeout, 10*time.Second)
+	def(&o.FirstByteTimeout, 10*time.Second)
+	def(&o.IdleTimeout, 30*time.Second)
+	def(&o.ReconcileInterval, 10*time.Second)
+	switch {
+	case o.SpoolMemory == 0:
+		o.SpoolMemory = 4 << 20
+	case o.SpoolMemory < 0:
+		o.SpoolMemory = 0
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
+	}
+	if o.ReconcileConcurrency <= 0 {
+		o.ReconcileConcurrency = 4
+	}
+	if o.Journal == nil {
+		o.Journal = journal.NewMemory()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}

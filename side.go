@@ -1,0 +1,150 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// side is one of the two buckets with its breaker and what the status
+// reports about it.
+type side struct {
+	id journal.Side
+	b  *blob.Bucket  // as given to New; closed by Close
+	d  driver.Bucket // b's driver, which calls go to (see bucketconv.DriverOf)
+	br *circuit.Breaker
+
+	mu        sync.Mutex
+	since     time.Time
+	lastErr   string
+	lastErrAt time.Time
+}
+
+func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.Logger) *side {
+	d, _ := bucketconv.DriverOf(b)
+	s := &side{id: id, b: b, d: d, since: time.Now()}
+	var st circuit.Settings
+	if tmpl != nil {
+		st = *tmpl
+	}
+	st.Name = id.String()
+	user := st.OnStateChange
+	st.OnStateChange = func(name string, from, to circuit.State) {
+		s.mu.Lock()
+		s.since = time.Now()
+		s.mu.Unlock()
+		log.Warn("failoverblob: breaker changed state", "side", name, "from", from.String(), "to", to.String())
+		if user != nil {
+			user(name, from, to)
+		}
+	}
+	s.br = circuit.New(&st)
+	return s
+}
+
+// allow asks the side's breaker for a call on behalf of a caller whose
+// context is ctx. The returned ticket's finish records the call's outcome.
+func (s *side) allow(ctx context.Context) (ticket, error) {
+	done, err := s.br.Allow(ctx)
+	if err != nil {
+		return ticket{}, fmt.Errorf("failoverblob: %w", err) // names the side
+	}
+	return ticket{s: s, ctx: ctx, done: done}, nil
+}
+
+// ticket is a call a side's breaker let through.
+type ticket struct {
+	s    *side
+	ctx  context.Context
+	done func(error)
+}
+
+// finish reports the call's outcome to the breaker, and keeps the last
+// outage for the status. An error from the caller's own hook is the caller's
+// answer: the side did not fail.
+func (t ticket) finish(err error) {
+	if err != nil {
+		var he *hookError
+		if errors.As(err, &he) {
+			err = nil
+		} else if t.s.br.IsOutage(t.ctx, err) {
+			t.s.mu.Lock()
+			t.s.lastErr, t.s.lastErrAt = redactURLs(err.Error()), time.Now()
+			t.s.mu.Unlock()
+		}
+	}
+	t.done(err)
+}
+
+// urlQuery matches the query string of a URL in an error message, where a
+// signature or token would be.
+var urlQuery = regexp.MustCompile(`(https?://[^\s?"']*)\?[^\s"']*`)
+
+// redactURLs drops query strings from URLs in s, so that an error kept for
+// the status never carries a signature.
+func redactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?REDACTED") }
+
+// outage reports whether err, from a call to s for a caller whose context is
+// ctx, means s is down (including its breaker being open).
+func (s *side) outage(ctx context.Context, err error) bool {
+	var he *hookError
+	return err != nil && !errors.As(err, &he) && (errors.Is(err, circuit.ErrOpen) || s.br.IsOutage(ctx, err))
+}
+
+// call runs fn against s's driver under the breaker and a deadline of
+// timeout. The error carries the gcerrors code s's driver gives it.
+func (s *side) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
+	t, err := s.allow(ctx)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	err = s.coded(fn(cctx))
+	cancel()
+	t.finish(err)
+	return err
+}
+
+// coded gives an error from s's driver the gcerrors code the driver means.
+func (s *side) coded(err error) error { return bucketconv.Coded(s.d, err) }
+
+func (s *side) attributes(ctx context.Context, timeout time.Duration, key string) (attrs *driver.Attributes, err error) {
+	err = s.call(ctx, timeout, func(ctx context.Context) (err error) {
+		attrs, err = s.d.Attributes(ctx, key)
+		return err
+	})
+	return attrs, err
+}
+
+func (s *side) delete(ctx context.Context, timeout time.Duration, key string, opts *driver.DeleteOptions) error {
+	if opts == nil {
+		opts = &driver.DeleteOptions{}
+	}
+	return s.call(ctx, timeout, func(ctx context.Context) error {
+		return s.d.Delete(ctx, key, opts)
+	})
+}
+
+// watchdog cancels a call to a side that makes no progress for a while. It
+// is armed only while the library waits on the side.
+type watchdog struct{ t *time.Timer }
+
+func newWatchdog(d time.Duration, cancel func()) watchdog {
+	return watchdog{t: time.AfterFunc(d, cancel)}
+}
+
+// kick restarts the countdown at d.
+func (w watchdog) kick(d time.Duration) { w.t.Reset(d) }
+
+func (w watchdog) stop() { w.t.Stop() }
