@@ -27,24 +27,46 @@ type hookError struct{ err error }
 func (e *hookError) Error() string { return e.err.Error() }
 func (e *hookError) Unwrap() error { return e.err }
 
-// guardHook wraps a caller's Before* hook so its errors are not taken for
-// outages. With once set (calls that reach both sides in Mirror mode) the
-// hook runs only for the first side the call reaches, as a caller of a single
-// bucket expects.
-func guardHook(fn func(func(any) bool) error, once bool) func(func(any) bool) error {
-	if fn == nil {
+// hook is a caller's Before* hook, guarded so that its errors are not
+// taken for outages. With once set (calls that reach both sides in Mirror
+// mode) it runs only for the first side the call reaches, as a caller of a
+// single bucket expects.
+type hook struct {
+	fn   func(func(any) bool) error
+	once bool
+	ran  atomic.Bool
+}
+
+// guard returns the hook to hand to a side's driver: nil without a hook.
+func (h *hook) guard() func(func(any) bool) error {
+	if h.fn == nil {
 		return nil
 	}
-	var called atomic.Bool
 	return func(as func(any) bool) error {
-		if once && called.Swap(true) {
+		if h.ran.Swap(true) && h.once {
 			return nil
 		}
-		if err := fn(as); err != nil {
+		if err := h.fn(as); err != nil {
 			return &hookError{err}
 		}
 		return nil
 	}
+}
+
+// runUnreached runs the hook, unless a side has run it already, with no
+// driver types to inspect: for a call that takes effect without reaching
+// the side whose request the hook would have seen (a delete recorded as a
+// tombstone while the primary is down). Its error is the caller's answer.
+func (h *hook) runUnreached() error {
+	if h.fn == nil || h.ran.Swap(true) {
+		return nil
+	}
+	return h.fn(func(any) bool { return false })
+}
+
+// guardHook returns fn guarded as hook.guard does.
+func guardHook(fn func(func(any) bool) error, once bool) func(func(any) bool) error {
+	return (&hook{fn: fn, once: once}).guard()
 }
 
 // unavailableError is what a caller gets when no side could answer. It
@@ -73,14 +95,27 @@ func unavailable(cause error, format string, args ...any) error {
 	return &unavailableError{msg: fmt.Sprintf(format, args...), cause: cause}
 }
 
-// checkKey refuses keys the library reserves, and keys that are not valid
-// UTF-8 (which the portable layer already refuses for most calls).
+var (
+	// errInvalidKey answers keys no side may be asked about: empty, or not
+	// valid UTF-8. Its code is InvalidArgument.
+	errInvalidKey = errors.New("failoverblob: invalid key")
+	errExists     = errors.New("failoverblob: object exists (IfNotExist)")
+	// errDeleted answers reads of a key whose pending tombstone has not yet
+	// reached every side.
+	errDeleted = errors.New("failoverblob: object not found (deleted)")
+)
+
+// checkKey refuses the empty key, keys the library reserves, and keys that
+// are not valid UTF-8 (which the portable layer already refuses for most
+// calls), before any side is asked.
 func checkKey(key string) error {
-	if strings.HasPrefix(key, ReservedPrefix) {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: the key is empty", errInvalidKey)
+	case strings.HasPrefix(key, ReservedPrefix):
 		return fmt.Errorf("%w: %q", ErrReservedKey, key)
-	}
-	if !utf8.ValidString(key) {
-		return fmt.Errorf("failoverblob: key is not valid UTF-8: %q", key)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: not valid UTF-8: %q", errInvalidKey, key)
 	}
 	return nil
 }

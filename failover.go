@@ -26,7 +26,10 @@ type Failover struct {
 	drainMu sync.Mutex // one Drain at a time
 
 	retractedMu sync.Mutex
-	retracted   map[string]bool // journal entries withdrawn by this process
+	retracted   map[string]retraction // journal entries withdrawn by this process
+
+	fastMu sync.Mutex
+	fast   ClockStatus // versions from clocks that ran fast (see seen)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -51,10 +54,10 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	f := &Failover{
 		opts:   o,
 		clock:  newClock(o.WriterID, o.Now),
-		idx:    index{m: map[string]*pendingKey{}},
+		idx:    index{m: map[string]*keyState{}, skew: o.MaxClockSkew},
 		closed: make(chan struct{}),
 
-		retracted: map[string]bool{},
+		retracted: map[string]retraction{},
 	}
 	f.locks.init()
 	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
@@ -70,8 +73,10 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	}
 	for _, e := range entries {
 		v, _ := ParseVersion(e.Version)
-		f.clock.Observe(v)
-		f.idx.load(e, v)
+		if v.Wall <= o.Now().UnixNano()+int64(o.MaxClockSkew) {
+			f.clock.Observe(v)
+		}
+		f.idx.added(e.Key, e.Missing, e.Op, stamp{v: v, at: e.Recorded}, e.Recorded)
 	}
 	f.bucket = blob.NewBucket(&bucket{f: f})
 	return f, nil
@@ -113,31 +118,56 @@ func (f *Failover) close() error {
 	return err
 }
 
-// record appends a journal entry saying side missing lacks the change, and
-// counts it in the index. Callers hold the key's lock.
-func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Version, missing journal.Side, size int64) (string, error) {
-	id, err := f.opts.Journal.Append(ctx, journal.Entry{
-		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: f.opts.Now(),
-	})
-	if err != nil {
-		return "", fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
-	}
-	f.idx.added(key, missing, f.opts.Now())
-	return id, nil
+// entry is a journal entry this process appended, as retract needs it.
+type entry struct {
+	id      string
+	key     string
+	missing journal.Side
+	op      journal.Op
+	s       stamp
+	prev    stamp // the key's newest put or delete hint before this entry
 }
 
-// retract removes an entry recorded for a change that then failed on every
-// side, so a failed delete does not take effect later. Best effort: an entry
-// left behind is verified by version before it is applied.
-func (f *Failover) retract(key string, missing journal.Side, id string) {
+// record appends a journal entry saying side missing lacks the change, and
+// counts it in the index. Callers hold the key's lock.
+func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Version, missing journal.Side, size int64) (entry, error) {
+	now := f.opts.Now()
+	id, err := f.opts.Journal.Append(ctx, journal.Entry{
+		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: now,
+	})
+	if err != nil {
+		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
+	}
+	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
+	e.prev = f.idx.added(key, missing, op, e.s, now)
+	return e, nil
+}
+
+// retract withdraws an entry recorded for a change that then changed
+// nothing (it was refused, or no side was asked), so that it does not take
+// effect later: a Drain that listed it skips it, the index forgets it, and
+// the journal drops it. Dropping it is best effort: an entry left behind is
+// verified by version before it is applied. Callers hold the key's lock.
+func (f *Failover) retract(e entry) {
+	f.idx.unhint(e.key, e.op, e.s, e.prev)
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
 	f.retractedMu.Lock()
-	f.retracted[id] = true // a Drain that listed it before must not apply it
+	f.retracted[e.id] = retraction{at: time.Now()} // a Drain that listed it before must not apply it
 	f.retractedMu.Unlock()
-	if err := f.opts.Journal.Ack(ctx, id); err == nil {
-		f.idx.acked(key, missing, 1, time.Time{})
+	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
+		f.idx.acked(e.key, e.missing, 1, time.Time{})
+		f.retractedMu.Lock()
+		f.retracted[e.id] = retraction{at: time.Now(), dropped: true}
+		f.retractedMu.Unlock()
 	}
+}
+
+// retraction is an entry retract withdrew: when, and whether the journal
+// dropped it.
+type retraction struct {
+	at      time.Time
+	dropped bool
 }
 
 // isRetracted reports whether the entry was withdrawn after a Drain may have
@@ -145,7 +175,20 @@ func (f *Failover) retract(key string, missing journal.Side, id string) {
 func (f *Failover) isRetracted(id string) bool {
 	f.retractedMu.Lock()
 	defer f.retractedMu.Unlock()
-	return f.retracted[id]
+	_, ok := f.retracted[id]
+	return ok
+}
+
+// forgetRetracted forgets the entries the journal dropped before listedAt:
+// a listing made then no longer holds them.
+func (f *Failover) forgetRetracted(listedAt time.Time) {
+	f.retractedMu.Lock()
+	defer f.retractedMu.Unlock()
+	for id, r := range f.retracted {
+		if r.dropped && r.at.Before(listedAt) {
+			delete(f.retracted, id)
+		}
+	}
 }
 
 // Options returns the bucket's options, with defaults filled in for the

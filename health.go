@@ -34,6 +34,21 @@ type Status struct {
 	// recovery-point figure is time.Since(OldestPending).
 	Pending       int       `json:"pending"`
 	OldestPending time.Time `json:"oldest_pending,omitzero"`
+	// Clock reports versions from clocks that ran fast.
+	Clock ClockStatus `json:"clock"`
+}
+
+// ClockStatus reports the versions this bucket found stamped by a clock
+// ahead by more than MaxSkew (Options.MaxClockSkew) of the time their object
+// was stored, or of this writer's clock. Such versions are ordered by when
+// they were stored; a steady count means a writer's clock needs fixing.
+type ClockStatus struct {
+	MaxSkew         time.Duration `json:"max_skew"`
+	FastVersions    int           `json:"fast_versions"`
+	LastFastVersion string        `json:"last_fast_version,omitempty"`
+	LastFastKey     string        `json:"last_fast_key,omitempty"`
+	LastFastSide    string        `json:"last_fast_side,omitempty"`
+	LastFastAt      time.Time     `json:"last_fast_at,omitzero"`
 }
 
 // Status returns a snapshot of the bucket's health. It does no I/O.
@@ -42,6 +57,10 @@ func (f *Failover) Status() Status {
 	st.Primary = f.sides[journal.Primary].status()
 	st.Secondary = f.sides[journal.Secondary].status()
 	st.Pending, st.OldestPending = f.idx.stats()
+	f.fastMu.Lock()
+	st.Clock = f.fast
+	f.fastMu.Unlock()
+	st.Clock.MaxSkew = f.opts.MaxClockSkew
 	return st
 }
 

@@ -1,6 +1,7 @@
 package failoverblob
 
 import (
+	"context"
 	"sort"
 	"strings"
 	"sync"
@@ -9,67 +10,134 @@ import (
 	"github.com/failoverblob/failoverblob/journal"
 )
 
-// pendingKey is what the index knows about a key with unacknowledged journal
-// entries: how many there are per missing side, and the newest committed
-// change, which decides where the key is read from.
-type pendingKey struct {
-	entries  [2]int    // unacknowledged entries, by missing side
-	oldest   time.Time // when the oldest of them was recorded
-	known    bool      // a change below is known (committed, or loaded from the journal)
-	verified bool      // the change was committed by this process, not only read from the journal
-	settled  bool      // holder was confirmed by reading both sides' versions
-	latest   Version
-	deleted  bool
-	holder   journal.Side // the side holding latest, when !deleted
-	size     int64
-	modTime  time.Time
+// keyState is what the index knows about a key with unacknowledged journal
+// entries.
+//
+// Its state is known when this process committed the key's newest change,
+// or read the versions both sides hold (see Failover.resolve). A key known
+// only from journal entries (after a restart) or from changes that failed
+// has an unknown state: the entries are hints, and nothing is served,
+// listed or refused on their strength until the sides have been asked.
+type keyState struct {
+	entries [2]int    // unacknowledged entries, by missing side
+	oldest  time.Time // when the oldest of them was recorded
+	// hintPut and hintDel are the newest put and the newest delete the
+	// journal holds for the key.
+	hintPut, hintDel stamp
+
+	known   bool    // the fields below are the key's state
+	latest  stamp   // the newest change (zero for a key no side holds)
+	deleted bool    // latest is a delete, or no side holds the key
+	on      [2]bool // the sides holding latest, when !deleted
+	size    int64
+	modTime time.Time
 }
+
+// only returns the set of sides holding a version that is only on s.
+func only(s journal.Side) [2]bool {
+	var on [2]bool
+	on[s] = true
+	return on
+}
+
+// holds reports whether side s holds the key's newest version.
+func (p keyState) holds(s journal.Side) bool { return p.known && !p.deleted && p.on[s] }
 
 // index is the in-memory view of pending work, so that calls on keys with
-// nothing pending cost no journal I/O.
+// nothing pending cost no journal I/O. It also follows the writes in flight
+// (flight.go) and the commits in progress.
 type index struct {
+	skew time.Duration // Options.MaxClockSkew, to order versions
+
 	mu sync.RWMutex
-	m  map[string]*pendingKey
+	m  map[string]*keyState
 	// flights follows the keys with writes in flight, pending or not.
 	flights map[string]*flight
-	// committing counts, in Mirror mode, the changes of each key being
-	// committed to the sides, which the sides may show apart meanwhile.
-	committing map[string]int
+	// commits follows the changes being committed to the sides, which the
+	// sides may show before the index does.
+	commits map[string]*commitMark
 }
 
-// commitStarts counts a Mirror-mode change of key starting to commit to the
-// sides; the returned function counts it done.
+// commitMark counts the changes of one key being committed; done is closed
+// when the last of them is recorded in the index.
+type commitMark struct {
+	n    int
+	done chan struct{}
+}
+
+// commitStarts counts a change of key starting to commit to the sides; the
+// returned function counts it done, once the index records its outcome.
+// Callers hold the key's lock.
 func (x *index) commitStarts(key string) func() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.committing == nil {
-		x.committing = map[string]int{}
+	if x.commits == nil {
+		x.commits = map[string]*commitMark{}
 	}
-	x.committing[key]++
+	c := x.commits[key]
+	if c == nil {
+		c = &commitMark{done: make(chan struct{})}
+		x.commits[key] = c
+	}
+	c.n++
 	return func() {
 		x.mu.Lock()
 		defer x.mu.Unlock()
-		if x.committing[key]--; x.committing[key] == 0 {
-			delete(x.committing, key)
+		if c.n--; c.n == 0 {
+			delete(x.commits, key)
+			close(c.done)
 		}
 	}
 }
 
-// get returns a copy of the key's entry.
-func (x *index) get(key string) (pendingKey, bool) {
+// awaitCommit waits until no change of key is being committed. A side may
+// show such a change before the index does: a read that went by the index
+// in the meantime could answer with the state before it, after another read
+// had seen the change on the side.
+func (x *index) awaitCommit(ctx context.Context, key string) error {
+	for {
+		x.mu.RLock()
+		c := x.commits[key]
+		x.mu.RUnlock()
+		if c == nil {
+			return nil
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// committing returns the keys under prefix with a change being committed.
+func (x *index) committing(prefix string) map[string]bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	keys := map[string]bool{}
+	for k := range x.commits {
+		if strings.HasPrefix(k, prefix) {
+			keys[k] = true
+		}
+	}
+	return keys
+}
+
+// get returns a copy of the key's state.
+func (x *index) get(key string) (keyState, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	p, ok := x.m[key]
 	if !ok {
-		return pendingKey{}, false
+		return keyState{}, false
 	}
 	return *p, true
 }
 
-func (x *index) entry(key string, at time.Time) *pendingKey {
+func (x *index) entry(key string, at time.Time) *keyState {
 	p := x.m[key]
 	if p == nil {
-		p = &pendingKey{oldest: at}
+		p = &keyState{oldest: at}
 		x.m[key] = p
 	}
 	if at.Before(p.oldest) {
@@ -84,61 +152,109 @@ func (x *index) pending(key string) bool {
 	return ok
 }
 
-// load adds an entry read from the journal when the bucket opens. The newest
-// entry of a key is taken as its state until a commit proves otherwise.
-func (x *index) load(e journal.Entry, v Version) {
+// hintOf returns p's hint for op: its newest put or newest delete.
+func (p *keyState) hintOf(op journal.Op) *stamp {
+	if op == journal.Delete {
+		return &p.hintDel
+	}
+	return &p.hintPut
+}
+
+// added counts an entry appended (or, when the bucket opens, read from the
+// journal) for a change to key at s, and returns the key's hint for op from
+// before it, for unhint.
+func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	p := x.entry(e.Key, e.Recorded)
-	p.entries[e.Missing]++
-	if !p.known || v.Compare(p.latest) > 0 {
-		p.known, p.latest, p.deleted, p.holder = true, v, e.Op == journal.Delete, e.Missing.Other()
-		p.size, p.modTime = e.Size, e.Recorded
+	p := x.entry(key, at)
+	p.entries[missing]++
+	h := p.hintOf(op)
+	prev = *h
+	if h.v.IsZero() || s.compare(*h, x.skew) > 0 {
+		*h = s
+	}
+	return prev
+}
+
+// unhint forgets a withdrawn entry for a change to key at s as the key's
+// hint for op, which goes back to prev, what it was before the entry.
+func (x *index) unhint(key string, op journal.Op, s, prev stamp) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p := x.m[key]; p != nil {
+		if h := p.hintOf(op); h.v == s.v {
+			*h = prev
+		}
 	}
 }
 
-// settle records that side holds the newest version of key that exists, as
-// read from both sides, if the index still knows the key only from the
-// journal as it did when latest was its newest change.
-func (x *index) settle(key string, latest Version, side journal.Side) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if p := x.m[key]; p != nil && p.known && !p.verified && !p.deleted && p.latest.Compare(latest) == 0 {
-		p.holder, p.settled = side, true
-	}
-}
-
-// added counts an entry just appended.
-func (x *index) added(key string, missing journal.Side, at time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.entry(key, at).entries[missing]++
-}
-
-// commit records a committed change to a key that has pending entries; keys
-// without any are not tracked.
-func (x *index) commit(key string, v Version, deleted bool, holder journal.Side, size int64) {
+// commit records a committed change to a key that has pending entries (keys
+// without any are not tracked) and to its flight: version v, a delete or a
+// put of size bytes now held by the sides in on.
+func (x *index) commit(key string, v Version, deleted bool, on [2]bool, size int64) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if fl := x.flights[key]; fl != nil && v.Compare(fl.latest) > 0 {
 		fl.latest, fl.deleted, fl.conditional = v, deleted, false
 	}
 	p := x.m[key]
-	if p == nil || (p.known && v.Compare(p.latest) < 0) {
+	s := stamp{v: v}
+	if p == nil || (p.known && s.compare(p.latest, x.skew) < 0) {
 		return
 	}
-	p.known, p.verified, p.latest, p.deleted, p.holder = true, true, v, deleted, holder
+	p.known, p.latest, p.deleted, p.on = true, s, deleted, on
 	p.size, p.modTime = size, time.Now()
 }
 
-// moved records that side to holds version v of key, the newest there is,
-// before the reconciler removes the copy on the other side, so that reads
-// that followed the index to that copy go to to instead.
-func (x *index) moved(key string, v Version, to journal.Side) {
+// resolved records the state of key read from the sides' versions, if the
+// key is still pending and its state still unknown. Callers hold the key's
+// lock.
+func (x *index) resolved(key string, st keyState) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if p := x.m[key]; p != nil && p.known && !p.deleted && p.latest.Compare(v) <= 0 {
-		p.latest, p.holder = v, to
+	if p := x.m[key]; p != nil && !p.known {
+		p.known, p.latest, p.deleted, p.on = true, st.latest, st.deleted, st.on
+		p.size, p.modTime = st.size, st.modTime
+	}
+}
+
+// reached records that a change of key that failed may have reached the
+// sides in sides, which may now hold it: they no longer surely hold the
+// newest version the index knows. The state of a key that no side surely
+// holds becomes unknown, to be resolved from the sides' versions when next
+// needed.
+func (x *index) reached(key string, sides [2]bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	p := x.m[key]
+	if p == nil || !p.known || p.deleted {
+		return
+	}
+	for s, r := range sides {
+		p.on[s] = p.on[s] && !r
+	}
+	if !p.on[0] && !p.on[1] {
+		p.known = false
+	}
+}
+
+// changed reports whether the index no longer says of key what p says: its
+// newest change, or where it is.
+func (x *index) changed(key string, p keyState) bool {
+	q, ok := x.get(key)
+	return !ok || !q.known || q.deleted != p.deleted || q.on != p.on || q.latest.v != p.latest.v
+}
+
+// moved records that side to holds s, the newest version of key there is,
+// before the reconciler removes the copy on the other side, so that reads
+// that followed the index to that copy go to to instead.
+func (x *index) moved(key string, s stamp, to journal.Side) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p := x.m[key]; p != nil && p.known && !p.deleted && p.latest.compare(s, x.skew) <= 0 {
+		p.latest = s
+		p.on = [2]bool{}
+		p.on[to] = true
 	}
 }
 
@@ -163,11 +279,11 @@ func (x *index) acked(key string, missing journal.Side, n int, listedAt time.Tim
 
 // snapshot returns the keys with a known state under prefix, sorted, with
 // their state.
-func (x *index) snapshot(prefix string) ([]string, map[string]pendingKey) {
+func (x *index) snapshot(prefix string) ([]string, map[string]keyState) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var keys []string
-	states := map[string]pendingKey{}
+	states := map[string]keyState{}
 	for k, p := range x.m {
 		if p.known && strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
@@ -178,23 +294,20 @@ func (x *index) snapshot(prefix string) ([]string, map[string]pendingKey) {
 	return keys, states
 }
 
-// unsettled returns the keys under prefix that may read differently on the
-// two sides without the index knowing which is right: they have pending
-// work of unknown outcome (changes that failed and may or may not have
-// taken effect), or a change being committed.
-func (x *index) unsettled(prefix string) map[string]bool {
+// unknown returns, sorted, up to limit keys under prefix and after after
+// whose state is unknown.
+func (x *index) unknown(prefix, after string, limit int) []string {
 	x.mu.RLock()
-	defer x.mu.RUnlock()
-	keys := map[string]bool{}
+	var keys []string
 	for k, p := range x.m {
-		if !p.known && strings.HasPrefix(k, prefix) {
-			keys[k] = true
+		if !p.known && strings.HasPrefix(k, prefix) && k > after {
+			keys = append(keys, k)
 		}
 	}
-	for k := range x.committing {
-		if strings.HasPrefix(k, prefix) {
-			keys[k] = true
-		}
+	x.mu.RUnlock()
+	sort.Strings(keys)
+	if len(keys) > limit {
+		keys = keys[:limit]
 	}
 	return keys
 }

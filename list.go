@@ -49,36 +49,23 @@ func decodeListToken(b []byte) (listToken, error) {
 // list implements ListPaged: a page of the serving side merged with the keys
 // that have pending work (pending puts appear, tombstoned keys do not), with
 // the reserved prefix hidden. In Redirect mode with the primary down it fails
-// with ErrUnavailable unless Options.BestEffortList is set.
+// with ErrUnavailable unless Options.BestEffortList is set. A listing whose
+// side fails part-way goes on from the other side where that side holds
+// every key (Mirror mode) or a partial list is allowed (BestEffortList),
+// starting after the last key returned.
 func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	var tok listToken
+	l := &lister{f: f, ctx: ctx, opts: opts, pageSize: opts.PageSize}
 	if len(opts.PageToken) > 0 {
 		var err error
-		if tok, err = decodeListToken(opts.PageToken); err != nil {
+		if l.tok, err = decodeListToken(opts.PageToken); err != nil {
 			return nil, err
 		}
 	}
-	pageSize := opts.PageSize
-	if pageSize <= 0 {
-		pageSize = defaultPageSize
+	if l.pageSize <= 0 {
+		l.pageSize = defaultPageSize
 	}
-	lopts := driver.ListOptions{
-		Prefix:     opts.Prefix,
-		Delimiter:  opts.Delimiter,
-		PageSize:   pageSize,
-		PageToken:  tok.sideToken,
-		BeforeList: guardHook(opts.BeforeList, false),
-	}
-	fetch := func(s *side) (objs []*driver.ListObject, next []byte, err error) {
-		var page *driver.ListPage
-		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			page, err = s.d.ListPaged(ctx, &lopts)
-			return err
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		return page.Objects, page.NextPageToken, nil
+	if err := l.resolve(); err != nil {
+		return nil, err
 	}
 	// The index is read before the side is: a repair acknowledged, or a
 	// change committed, while the page is fetched must not make the page
@@ -86,81 +73,211 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 	// index no longer stands for, or drop what it does). Read first, the
 	// index can only be older than the page, and the page's objects then
 	// stand for themselves.
-	unsettled := f.idx.unsettled(opts.Prefix)
-	keys, states := f.idx.snapshot(opts.Prefix)
-	s := f.sides[tok.side]
-	objs, next, err := fetch(s)
-	if err != nil && s.outage(ctx, err) && len(opts.PageToken) == 0 &&
-		(f.opts.Mode == Mirror || f.opts.BestEffortList) {
-		s = f.sides[journal.Secondary]
-		var err2 error
-		if objs, next, err2 = fetch(s); err2 != nil {
-			return nil, unavailable(errors.Join(err, err2), "both sides are down listing")
-		}
-		err = nil
+	if f.opts.Mode == Mirror {
+		l.committing = f.idx.committing(opts.Prefix)
 	}
-	switch {
-	case err != nil && s.outage(ctx, err):
-		return nil, unavailable(err, "listing needs the %s, which is down", s.id)
-	case err != nil:
+	l.keys, l.states = f.idx.snapshot(opts.Prefix)
+	objs, next, err := l.fetch()
+	if err != nil {
 		return nil, err
 	}
+	return l.page(objs, next)
+}
 
+// lister is one call of list.
+type lister struct {
+	f        *Failover
+	ctx      context.Context
+	opts     *driver.ListOptions
+	tok      listToken
+	pageSize int
+	s        *side // the side the page comes from
+
+	keys       []string            // pending keys with a known state, sorted
+	states     map[string]keyState // their states
+	committing map[string]bool     // Mirror: keys with a change being committed
+	unresolved map[string]error    // keys whose state could not be resolved
+	stopAt     string              // keys from here on are left for the next page
+}
+
+// resolve resolves the state of the keys in the listing's way whose state
+// is unknown (see keyState), up to a page of them, so that none is listed,
+// or left out, on the strength of a journal entry. The page stops short of
+// the first key left for later.
+func (l *lister) resolve() error {
+	unknown := l.f.idx.unknown(l.opts.Prefix, l.tok.last, l.pageSize+1)
+	if len(unknown) > l.pageSize {
+		l.stopAt, unknown = unknown[l.pageSize], unknown[:l.pageSize]
+	}
+	for _, k := range unknown {
+		if _, _, err := l.f.state(l.ctx, k); err != nil {
+			if !errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			if l.unresolved == nil {
+				l.unresolved = map[string]error{}
+			}
+			l.unresolved[k] = err
+		}
+	}
+	return nil
+}
+
+// canMove reports whether a listing may go on from the secondary when the
+// side it reads fails.
+func (l *lister) canMove() bool { return l.f.opts.Mode == Mirror || l.f.opts.BestEffortList }
+
+// fetch reads the side page the token points at. If its side is down and
+// the listing can move, it reads the secondary instead: from its first page
+// when the listing was on the primary, skipping the keys already returned.
+func (l *lister) fetch() (objs []*driver.ListObject, next []byte, err error) {
+	l.s = l.f.sides[l.tok.side]
+	objs, next, err = l.fetchFrom(l.s, l.tok.sideToken)
+	if err == nil || !l.s.outage(l.ctx, err) {
+		return objs, next, err
+	}
+	if l.s.id == journal.Primary && l.canMove() {
+		sec := l.f.sides[journal.Secondary]
+		var err2 error
+		if objs, next, err2 = l.fetchFrom(sec, nil); err2 == nil {
+			l.s, l.tok.sideToken = sec, nil
+			return objs, next, nil
+		}
+		return nil, nil, unavailable(errors.Join(err, err2), "both sides are down listing")
+	}
+	return nil, nil, unavailable(err, "listing needs the %s, which is down", l.s.id)
+}
+
+func (l *lister) fetchFrom(s *side, token []byte) (objs []*driver.ListObject, next []byte, err error) {
+	lopts := driver.ListOptions{
+		Prefix:     l.opts.Prefix,
+		Delimiter:  l.opts.Delimiter,
+		PageSize:   l.pageSize,
+		PageToken:  token,
+		BeforeList: guardHook(l.opts.BeforeList, false),
+	}
+	var page *driver.ListPage
+	err = s.call(l.ctx, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		page, err = s.d.ListPaged(ctx, &lopts)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return page.Objects, page.NextPageToken, nil
+}
+
+// page merges the side page objs (whose side token for the page after it is
+// next) with the pending work, and returns the failover bucket's page.
+func (l *lister) page(objs []*driver.ListObject, next []byte) (*driver.ListPage, error) {
 	// Keys in (tok.last, bound] belong to this side page; bound is open when
 	// the side has no more pages.
 	bound, more := "", len(next) > 0
 	if more && len(objs) > 0 {
 		bound = objs[len(objs)-1].Key
 	}
-	inRange := func(k string) bool { return k > tok.last && (!more || k <= bound) }
-	// Served by the secondary, keys that may read differently on the two
-	// sides (a change in progress, or one that failed and may or may not
-	// have taken effect) are not listed as the secondary shows them: in
-	// Mirror mode the listing is then unavailable, as a read of such a key
-	// would be (see read); a best-effort listing leaves them out.
-	if s.id == journal.Secondary && f.opts.Mode == Mirror {
-		for k := range unsettled {
+	inRange := func(k string) bool { return k > l.tok.last && (!more || k <= bound) }
+	if err := l.checkUnsettled(inRange); err != nil {
+		return nil, err
+	}
+	merged, err := l.merge(objs, inRange)
+	if err != nil {
+		return nil, err
+	}
+	held := l.stopAt != "" && inRange(l.stopAt)
+	if held {
+		// Keys from stopAt on wait until their state is resolved.
+		i := sort.Search(len(merged), func(i int) bool { return merged[i].Key >= l.stopAt })
+		merged = merged[:i]
+	}
+	page := &driver.ListPage{Objects: merged}
+	last := l.tok.last
+	if len(merged) > 0 {
+		last = merged[len(merged)-1].Key
+	}
+	switch {
+	case len(merged) > l.pageSize:
+		// Return a full page and read the same side page again next time.
+		page.Objects = merged[:l.pageSize]
+		page.NextPageToken = listToken{side: l.s.id, sideToken: l.tok.sideToken, last: merged[l.pageSize-1].Key}.encode()
+	case held:
+		page.NextPageToken = listToken{side: l.s.id, sideToken: l.tok.sideToken, last: last}.encode()
+	case more:
+		page.NextPageToken = listToken{side: l.s.id, sideToken: next, last: last}.encode()
+	}
+	return page, nil
+}
+
+// checkUnsettled fails the page if a key in its range may read differently
+// on the two sides without the index knowing which is right: a key whose
+// state could not be resolved, or, served by the secondary in Mirror mode,
+// a key with a change being committed. Reads of such keys are unavailable
+// too (see read); a best-effort listing leaves them out instead.
+func (l *lister) checkUnsettled(inRange func(string) bool) error {
+	for k, err := range l.unresolved {
+		if inRange(k) && !l.f.opts.BestEffortList {
+			return err
+		}
+	}
+	if l.s.id == journal.Secondary && l.f.opts.Mode == Mirror {
+		for k := range l.committing {
 			if inRange(k) {
-				return nil, unavailable(nil, "%q may read differently on the two sides, and the primary is down", k)
+				return unavailable(nil, "%q may read differently on the two sides, and the primary is down", k)
 			}
 		}
 	}
+	return nil
+}
 
-	merged := make([]*driver.ListObject, 0, len(objs)+len(keys))
+// hidden reports whether an object of the side page stands for nothing the
+// listing shows: reserved, out of range, or superseded by pending work.
+func (l *lister) hidden(o *driver.ListObject, inRange func(string) bool) bool {
+	if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) || l.unresolved[o.Key] != nil {
+		return true
+	}
+	if l.s.id == journal.Secondary && l.committing[o.Key] {
+		return true
+	}
+	// Tombstoned, or the newest version is on the other side: the object
+	// is stale, and the pending state stands for it.
+	st, ok := l.states[o.Key]
+	return ok && !o.IsDir && (st.deleted || !st.on[l.s.id])
+}
+
+// merge returns, sorted, the side page's objects that stand and the pending
+// puts in range.
+func (l *lister) merge(objs []*driver.ListObject, inRange func(string) bool) ([]*driver.ListObject, error) {
+	merged := make([]*driver.ListObject, 0, len(objs)+len(l.keys))
 	seen := make(map[string]bool, len(objs))
 	for _, o := range objs {
-		if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) || (s.id == journal.Secondary && unsettled[o.Key]) {
+		if l.hidden(o, inRange) {
 			continue
 		}
-		if st, ok := states[o.Key]; ok && !o.IsDir && (st.deleted || st.holder != s.id) {
-			// Tombstoned, or the newest version is on the other side: this
-			// object is stale, and the pending state below stands for it.
-			continue
-		}
-		if o.IsDir && tombstoneUnder(keys, states, o.Key) {
-			live, err := f.dirLive(ctx, s, o.Key, keys, states)
+		if o.IsDir && (tombstoneUnder(l.keys, l.states, o.Key) || strings.HasPrefix(ReservedPrefix, o.Key)) {
+			live, err := l.dirLive(o.Key)
 			if err != nil {
 				return nil, err
 			}
 			if !live {
-				continue // every object under it is deleted
+				continue // every object under it is deleted or reserved
 			}
 		}
 		seen[o.Key] = true
 		merged = append(merged, o)
 	}
-	for _, k := range keys {
-		st := states[k]
-		if st.deleted || strings.HasPrefix(k, ReservedPrefix) || (unsettled[k] && st.holder == s.id) {
+	prefix, delim := l.opts.Prefix, l.opts.Delimiter
+	for _, k := range l.keys {
+		st := l.states[k]
+		if st.deleted || (l.committing[k] && st.on[l.s.id]) {
 			// A key being committed on the listed side, which reads go to,
 			// is listed as that side shows it: the index catches up only
 			// once the commit is done.
 			continue
 		}
 		obj := &driver.ListObject{Key: k, ModTime: st.modTime, Size: st.size}
-		if opts.Delimiter != "" {
-			if i := strings.Index(k[len(opts.Prefix):], opts.Delimiter); i >= 0 {
-				obj = &driver.ListObject{Key: k[:len(opts.Prefix)+i+len(opts.Delimiter)], IsDir: true}
+		if delim != "" {
+			if i := strings.Index(k[len(prefix):], delim); i >= 0 {
+				obj = &driver.ListObject{Key: k[:len(prefix)+i+len(delim)], IsDir: true}
 			}
 		}
 		if !inRange(obj.Key) || seen[obj.Key] {
@@ -170,25 +287,11 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		merged = append(merged, obj)
 	}
 	sort.Slice(merged, func(i, j int) bool { return merged[i].Key < merged[j].Key })
-
-	page := &driver.ListPage{Objects: merged}
-	switch {
-	case len(merged) > pageSize:
-		// Return a full page and read the same side page again next time.
-		page.Objects = merged[:pageSize]
-		page.NextPageToken = listToken{side: s.id, sideToken: tok.sideToken, last: merged[pageSize-1].Key}.encode()
-	case more:
-		last := tok.last
-		if len(merged) > 0 {
-			last = merged[len(merged)-1].Key
-		}
-		page.NextPageToken = listToken{side: s.id, sideToken: next, last: last}.encode()
-	}
-	return page, nil
+	return merged, nil
 }
 
 // tombstoneUnder reports whether a key under prefix has a pending delete.
-func tombstoneUnder(keys []string, states map[string]pendingKey, prefix string) bool {
+func tombstoneUnder(keys []string, states map[string]keyState, prefix string) bool {
 	i := sort.SearchStrings(keys, prefix)
 	for ; i < len(keys) && strings.HasPrefix(keys[i], prefix); i++ {
 		if states[keys[i]].deleted {
@@ -198,33 +301,62 @@ func tombstoneUnder(keys []string, states map[string]pendingKey, prefix string) 
 	return false
 }
 
-// dirLive reports whether the directory prefix, listed by s, holds an
-// object that is not deleted: one on s without a pending delete, or a
-// pending put. It is asked only of directories with a tombstone under them,
-// so the extra listing is rare.
-func (f *Failover) dirLive(ctx context.Context, s *side, prefix string, keys []string, states map[string]pendingKey) (bool, error) {
-	i := sort.SearchStrings(keys, prefix)
-	for ; i < len(keys) && strings.HasPrefix(keys[i], prefix); i++ {
-		if !states[keys[i]].deleted {
+// dirLive reports whether the directory prefix holds an object that is not
+// deleted and not reserved: a pending put, or an object on the listed side
+// without a pending delete. It is asked only of directories with a
+// tombstone under them, or that the reserved prefix lies in, so the extra
+// listing is rare. If the listed side fails and the listing can move, the
+// secondary answers.
+func (l *lister) dirLive(prefix string) (bool, error) {
+	i := sort.SearchStrings(l.keys, prefix)
+	for ; i < len(l.keys) && strings.HasPrefix(l.keys[i], prefix); i++ {
+		if !l.states[l.keys[i]].deleted {
 			return true, nil
 		}
 	}
+	live, err := l.scanDir(l.s, prefix)
+	if err != nil && l.s.outage(l.ctx, err) && l.s.id == journal.Primary && l.canMove() {
+		var err2 error
+		if live, err2 = l.scanDir(l.f.sides[journal.Secondary], prefix); err2 != nil {
+			return false, unavailable(errors.Join(err, err2), "both sides are down listing")
+		}
+		return live, nil
+	}
+	if err != nil && l.s.outage(l.ctx, err) {
+		return false, unavailable(err, "listing needs the %s, which is down", l.s.id)
+	}
+	return live, err
+}
+
+// scanDir lists prefix on s, looking for an object that is not deleted and
+// not reserved. Where the reserved prefix lies under prefix, the listing
+// uses its delimiter, so that the library's own objects fold into one
+// entry that is skipped, however many there are.
+func (l *lister) scanDir(s *side, prefix string) (bool, error) {
 	opts := &driver.ListOptions{Prefix: prefix, PageSize: defaultPageSize}
+	if strings.HasPrefix(ReservedPrefix, prefix) {
+		opts.Delimiter = "/"
+	}
 	for {
 		var page *driver.ListPage
-		err := s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		err := s.call(l.ctx, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			page, err = s.d.ListPaged(ctx, opts)
 			return err
 		})
 		if err != nil {
-			if s.outage(ctx, err) {
-				return false, unavailable(err, "listing needs the %s, which is down", s.id)
-			}
 			return false, err
 		}
 		for _, o := range page.Objects {
-			if st, ok := states[o.Key]; !ok || !st.deleted {
-				return true, nil
+			switch {
+			case strings.HasPrefix(o.Key, ReservedPrefix):
+			case o.IsDir:
+				if live, err := l.scanDir(s, o.Key); live || err != nil {
+					return live, err
+				}
+			default:
+				if st, ok := l.states[o.Key]; !ok || !st.deleted {
+					return true, nil
+				}
 			}
 		}
 		if len(page.NextPageToken) == 0 {

@@ -98,6 +98,16 @@ type Options struct {
 	// Now is the wall clock that versions and journal entries are stamped
 	// from. Nil means time.Now. Tests set it to give writers skewed clocks.
 	Now func() time.Time
+	// MaxClockSkew bounds how far the clocks of the writers sharing the
+	// buckets, and the providers' clocks, may disagree. A version stamped
+	// more than MaxClockSkew ahead of the time its object was stored (the
+	// side's modification time) comes from a clock that ran fast: it is
+	// ordered as if written when it was stored, counted in Status, logged,
+	// and not observed by this writer's clock. Versions within the bound
+	// order writes as stamped, so the reconciler may order two writes by
+	// different writers less than MaxClockSkew apart either way. Zero means
+	// 5 seconds.
+	MaxClockSkew time.Duration
 
 	// BestEffortList, in Redirect mode, makes a listing while the primary is
 	// down return the secondary's objects merged with pending work instead of
@@ -129,6 +139,7 @@ func (o Options) withDefaults() Options {
 	def(&o.FirstByteTimeout, 10*time.Second)
 	def(&o.IdleTimeout, 30*time.Second)
 	def(&o.ReconcileInterval, 10*time.Second)
+	def(&o.MaxClockSkew, 5*time.Second)
 	switch {
 	case o.SpoolMemory == 0:
 		o.SpoolMemory = 4 << 20

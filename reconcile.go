@@ -86,6 +86,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	if err != nil {
 		return Report{}, fmt.Errorf("failoverblob: reading the journal: %w", err)
 	}
+	f.forgetRetracted(listedAt)
 	type group struct {
 		key     string
 		missing journal.Side
@@ -158,20 +159,6 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	return rep, errors.Join(errs...)
 }
 
-// objectVersion reads the version of key on s; exists is false if s does not
-// have it.
-// attrs are the attributes read, for a conditional write over them.
-func (f *Failover) objectVersion(ctx context.Context, s *side, key string) (v Version, exists bool, attrs *driver.Attributes, err error) {
-	attrs, err = s.attributes(ctx, f.opts.CallTimeout, key)
-	switch {
-	case isNotFound(err):
-		return Version{}, false, nil, nil
-	case err != nil:
-		return Version{}, false, nil, err
-	}
-	return versionOf(attrs.Metadata), true, attrs, nil
-}
-
 // repair settles one key on the side missing, given the journal entries that
 // say it is missing changes. It holds the key's lock, so the key's writes in
 // this process wait for it.
@@ -192,76 +179,65 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		return rep, nil
 	}
 
-	vDst, inDst, dstAttrs, err := f.objectVersion(ctx, dst, key)
+	d, err := f.inspect(ctx, dst, key)
 	if err != nil {
 		return rep, err
 	}
-	vSrc, inSrc, _, err := f.objectVersion(ctx, src, key)
+	sObj, err := f.inspect(ctx, src, key)
 	if err != nil {
 		return rep, err
 	}
 	// The secondary holds only temporary copies in Redirect mode.
 	temporary := f.opts.Mode == Redirect && missing == journal.Primary
+	skew := f.opts.MaxClockSkew
 
-	type change struct {
-		op journal.Op
-		v  Version
+	changes, err := f.changesOf(key, entries)
+	if err != nil {
+		return rep, err
 	}
-	changes := make([]change, 0, len(entries))
-	for _, e := range entries {
-		v, err := ParseVersion(e.Version)
-		if err != nil {
-			return rep, err
-		}
-		changes = append(changes, change{e.Op, v})
-	}
-	// The entries were listed before the key was locked. A change committed
-	// since (its entry is left for a later pass) is the key's newest state:
-	// nothing older may be brought back over it, so it counts here too.
-	if p, ok := f.idx.get(key); ok && p.verified {
-		op := journal.Put
-		if p.deleted {
-			op = journal.Delete
-		}
-		changes = append(changes, change{op, p.latest})
-	}
-	// Newest first: the first change whose data exists (or any tombstone)
-	// is the key's state; older entries are settled by it.
-	sort.Slice(changes, func(i, j int) bool { return changes[i].v.Compare(changes[j].v) > 0 })
 	for _, c := range changes {
 		if c.op == journal.Delete {
-			if inDst && vDst.Compare(c.v) <= 0 {
+			if d.exists && d.s.compare(c.s, skew) <= 0 {
 				if err := dst.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
 					return rep, err
 				}
-				rep.Action, inDst = "deleted", false
+				rep.Action, d.exists = "deleted", false
 			}
-			if temporary && inSrc && vSrc.Compare(c.v) <= 0 {
+			if temporary && sObj.exists && sObj.s.compare(c.s, skew) <= 0 {
 				if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
 					return rep, err
 				}
-				rep.Cleaned, inSrc = true, false
+				rep.Cleaned, sObj.exists = true, false
 			}
 			break
 		}
-		if inDst && vDst.Compare(c.v) >= 0 {
+		// A put's data, where a side holds it, places it by when it was
+		// stored (see stamp.order).
+		cs := c.s
+		switch {
+		case sObj.exists && sObj.s.v == c.s.v:
+			cs = sObj.s
+		case d.exists && d.s.v == c.s.v:
+			cs = d.s
+		}
+		if d.exists && d.s.compare(cs, skew) >= 0 {
 			break // the missing side already has this change or a newer one
 		}
-		if inSrc && vSrc.Compare(c.v) >= 0 {
-			n, err := f.copyObject(ctx, src, dst, key, vSrc, dstAttrs)
+		if sObj.exists && sObj.s.compare(cs, skew) >= 0 {
+			n, err := f.copyObject(ctx, src, dst, key, sObj.s.v, d.attrs)
 			if err != nil {
 				return rep, err
 			}
-			rep.Action, rep.Bytes, vDst, inDst = "copied", n, vSrc, true
+			rep.Action, rep.Bytes, d = "copied", n, sObj
 			break
 		}
 		// No side holds this change: its write failed after the entry was
 		// recorded. An older entry may still describe data that exists.
 	}
-	if temporary && inSrc && inDst && vSrc.Compare(vDst) <= 0 {
+	if temporary && sObj.exists && d.exists && sObj.s.compare(d.s, skew) <= 0 {
 		// Entries recorded since the journal was listed stay pending, and
 		// the index may send reads to the copy about to go.
-		f.idx.moved(key, vDst, missing)
+		f.idx.moved(key, d.s, missing)
 		if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
 			return rep, err
 		}
@@ -277,6 +253,37 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	f.idx.acked(key, missing, len(entries), listedAt)
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", rep.Action, "bytes", rep.Bytes, "cleaned", rep.Cleaned)
 	return rep, nil
+}
+
+// change is one change to a key that a side may be missing.
+type change struct {
+	op journal.Op
+	s  stamp
+}
+
+// changesOf returns the changes the entries describe, newest first. The
+// entries were listed before the key was locked: a change this process
+// committed since (its entry is left for a later pass) is the key's newest
+// state, so nothing older may be brought back over it, and it counts too.
+func (f *Failover) changesOf(key string, entries []journal.Entry) ([]change, error) {
+	changes := make([]change, 0, len(entries)+1)
+	for _, e := range entries {
+		v, err := ParseVersion(e.Version)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, change{e.Op, stamp{v: v, at: e.Recorded}})
+	}
+	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() {
+		op := journal.Put
+		if p.deleted {
+			op = journal.Delete
+		}
+		changes = append(changes, change{op, p.latest})
+	}
+	skew := f.opts.MaxClockSkew
+	sort.Slice(changes, func(i, j int) bool { return changes[i].s.compare(changes[j].s, skew) > 0 })
+	return changes, nil
 }
 
 // copyObject streams key from src to dst, keeping its attributes and its

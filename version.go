@@ -157,3 +157,42 @@ func (c *clock) Observe(v Version) {
 		c.last.Wall, c.last.Logical = v.Wall, v.Logical
 	}
 }
+
+// stamp is a version with the time it was stored: an object's modification
+// time on its side (the provider's clock), or a journal entry's Recorded
+// time. The zero time means unknown.
+type stamp struct {
+	v  Version
+	at time.Time
+}
+
+// fast reports whether s was stamped by a clock that ran more than skew
+// ahead of the time it was stored.
+func (s stamp) fast(skew time.Duration) bool {
+	return !s.at.IsZero() && !s.v.IsZero() && s.v.Wall > s.at.UnixNano()+int64(skew)
+}
+
+// order returns the version that places s among others. A version from a
+// clock that ran fast (see fast) says nothing reliable about when it was
+// written, so it is placed at the time it was stored instead.
+func (s stamp) order(skew time.Duration) Version {
+	if !s.fast(skew) {
+		return s.v
+	}
+	v := s.v
+	v.Wall = s.at.UnixNano()
+	return v
+}
+
+// compare returns -1, 0 or +1 as s is older than, the same as, or newer
+// than t. The same version is the same change wherever it is stored;
+// different versions are compared as order places them.
+func (s stamp) compare(t stamp, skew time.Duration) int {
+	if s.v == t.v {
+		return 0
+	}
+	if c := s.order(skew).Compare(t.order(skew)); c != 0 {
+		return c
+	}
+	return s.v.Compare(t.v)
+}

@@ -42,7 +42,8 @@ type writer struct {
 	src     io.ReadSeeker  // Redirect: a seekable Upload source, replayed instead of a spool
 	srcAt   int64          // where the seekable source started
 	size    int64
-	err     error // sticky failure
+	err     error   // sticky failure
+	reached [2]bool // sides whose commit failed with an outage: they may hold the write
 	closed  bool
 	flight  bool // counted by the index as in flight until Close
 }
@@ -165,7 +166,7 @@ func (w *writer) redirect(cause error) error {
 		n, rerr, werr := copyTo(sw, w.src)
 		w.size = n
 		if werr != nil {
-			return unavailable(errors.Join(cause, werr), "both sides are down writing %q", w.key)
+			return w.secondaryFailed(werr)
 		}
 		return rerr
 	case w.sp != nil:
@@ -173,7 +174,7 @@ func (w *writer) redirect(cause error) error {
 		_ = w.sp.Close()
 		w.sp = nil
 		if err != nil {
-			return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
+			return w.secondaryFailed(err)
 		}
 	}
 	return nil
@@ -244,9 +245,23 @@ func (w *writer) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if _, err := w.sw[journal.Secondary].Write(p); err != nil {
-		return 0, w.fail(err)
+		return 0, w.fail(w.secondaryFailed(err))
 	}
 	return len(p), nil
+}
+
+// secondaryFailed takes in a failure of a redirected write on the
+// secondary. An outage counts against the secondary, and the write is
+// unavailable, both sides having failed it; any other error is returned as
+// it is.
+func (w *writer) secondaryFailed(err error) error {
+	sw := w.sw[journal.Secondary]
+	if sw == nil || !sw.s.outage(w.ctx, err) {
+		return err
+	}
+	sw.abort(err)
+	w.sw[journal.Secondary] = nil
+	return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
 }
 
 func (w *writer) writeMirror(p []byte) (int, error) {
@@ -310,8 +325,11 @@ func (w *writer) Upload(r io.Reader) error {
 	// started: whatever is left comes on top of that.
 	n, rerr, werr := copyTo(w.sw[journal.Secondary], rs)
 	w.size += n
-	if err := errors.Join(werr, rerr); err != nil {
-		return w.fail(err)
+	switch {
+	case werr != nil:
+		return w.fail(w.secondaryFailed(werr))
+	case rerr != nil:
+		return w.fail(rerr)
 	}
 	return nil
 }
@@ -358,6 +376,38 @@ func (w *writer) Close() error {
 			_ = w.sp.Close()
 		}
 	}()
+	if err := w.ready(); err != nil {
+		return err
+	}
+	defer w.f.locks.lock(w.key).Unlock()
+	if done, err := w.giveWay(); done {
+		w.abortAll()
+		return err
+	}
+	if w.opts.IfNotExist {
+		if err := w.clearTombstone(); err != nil {
+			w.abortAll()
+			return err
+		}
+		// Still under the key's lock, after the commit.
+		defer w.f.idx.conditional(w.key, w.version)
+	}
+	defer w.f.idx.commitStarts(w.key)()
+	commit := w.commitRedirect
+	if w.f.opts.Mode == Mirror {
+		commit = w.commitMirror
+	}
+	err := commit()
+	if err != nil {
+		// A side whose commit failed may hold the write all the same.
+		w.f.idx.reached(w.key, w.reached)
+	}
+	return err
+}
+
+// ready brings the write to the point of committing: its context is live,
+// nothing failed, and the sides' writers are open.
+func (w *writer) ready() error {
 	if err := w.ctx.Err(); err != nil {
 		w.abortAll()
 		return err
@@ -366,64 +416,71 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	if !w.started {
-		if err := w.start(); err != nil {
-			return err
-		}
+		return w.start()
 	}
-	defer w.f.locks.lock(w.key).Unlock()
-	if p, ok := w.f.idx.get(w.key); ok && w.opts.IfNotExist && p.known && !p.deleted {
-		// The newest version may be only on the secondary, where the
-		// primary's precondition cannot see it.
-		w.abortAll()
-		return fmt.Errorf("%w: %q", errExists, w.key)
-	}
-	if newer, by := w.f.idx.overtaken(w.key, w.version); newer {
-		// A change stamped after this write opened has already committed.
-		// Committing now would put an older version over it, which the
-		// reconciler would later undo in favour of the newer one, or leave
-		// the sides apart; instead the write takes its place just before
-		// that change, which replaced it. Nothing is left to store.
-		w.abortAll()
+	return nil
+}
+
+// giveWay decides, under the key's lock, whether the write must not commit,
+// and with what outcome: an IfNotExist write of a key that exists where the
+// primary's precondition cannot see it, or a write overtaken by a newer
+// change.
+func (w *writer) giveWay() (done bool, err error) {
+	if w.opts.IfNotExist {
+		p, pending, err := w.f.state(holding(w.ctx, w.key), w.key)
 		switch {
-		case w.opts.IfNotExist && !by.deleted:
-			return fmt.Errorf("%w: %q", errExists, w.key)
-		case by.conditional:
-			// That change found the key absent: nothing came just before it.
-			return unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
-		case w.opts.IfNotExist:
-			// Whether the key was absent just before the delete is unknown.
-			return unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)
+		case err != nil:
+			return true, err
+		case pending && !p.deleted:
+			// The newest version may be only on the secondary, where the
+			// primary's precondition cannot see it.
+			return true, fmt.Errorf("%w: %q", errExists, w.key)
 		}
+	}
+	newer, by := w.f.idx.overtaken(w.key, w.version)
+	if !newer {
+		return false, nil
+	}
+	// A change stamped after this write opened has already committed.
+	// Committing now would put an older version over it, which the
+	// reconciler would later undo in favour of the newer one, or leave the
+	// sides apart; instead the write takes its place just before that
+	// change, which replaced it. Nothing is left to store.
+	switch {
+	case w.opts.IfNotExist && !by.deleted:
+		return true, fmt.Errorf("%w: %q", errExists, w.key)
+	case by.conditional:
+		// That change found the key absent: nothing came just before it.
+		return true, unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
+	case w.opts.IfNotExist:
+		// Whether the key was absent just before the delete is unknown.
+		return true, unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)
+	}
+	return true, nil
+}
+
+// clearTombstone applies a pending tombstone of the key to the sides this
+// IfNotExist write goes to: a side may still hold the object the tombstone
+// deleted, and its precondition would refuse the write. The delete is part
+// of this write and rides on its breaker slot (a half-open breaker has no
+// other). If it fails, the side's answer would say the deleted object
+// exists: the write fails.
+func (w *writer) clearTombstone() error {
+	if p, ok := w.f.idx.get(w.key); !ok || !p.known || !p.deleted {
 		return nil
 	}
-	if p, ok := w.f.idx.get(w.key); ok && w.opts.IfNotExist && p.known && p.deleted {
-		// A side may still hold the object a pending tombstone deleted, and
-		// its precondition would refuse the write: apply the tombstone there
-		// first. The delete is part of this write and rides on its breaker
-		// slot (a half-open breaker has no other). If it fails, the side's
-		// answer would say the deleted object exists: the write fails.
-		for _, sw := range w.sw {
-			if sw == nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
-			err := sw.s.coded(sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{}))
-			cancel()
-			if err != nil && !isNotFound(err) {
-				w.abortAll()
-				return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
-			}
+	for _, sw := range w.sw {
+		if sw == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
+		err := sw.s.coded(sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{}))
+		cancel()
+		if err != nil && !isNotFound(err) {
+			return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
 		}
 	}
-	if w.opts.IfNotExist {
-		// Still under the key's lock, after the commit.
-		defer w.f.idx.conditional(w.key, w.version)
-	}
-	if w.f.opts.Mode == Mirror {
-		defer w.f.idx.commitStarts(w.key)()
-		return w.commitMirror()
-	}
-	return w.commitRedirect()
+	return nil
 }
 
 func (w *writer) commitRedirect() error {
@@ -442,12 +499,13 @@ func (w *writer) commitRedirect() error {
 		w.sw[journal.Primary] = nil
 		err := pw.commit()
 		if err == nil {
-			f.idx.commit(w.key, w.version, false, journal.Primary, w.size)
+			f.idx.commit(w.key, w.version, false, only(journal.Primary), w.size)
 			return nil
 		}
 		if !pw.s.outage(w.ctx, err) {
 			return err
 		}
+		w.reached[journal.Primary] = true
 		if err := w.redirect(err); err != nil {
 			return err
 		}
@@ -461,11 +519,12 @@ func (w *writer) commitRedirect() error {
 	w.sw[journal.Secondary] = nil
 	if err := sw.commit(); err != nil {
 		if sw.s.outage(w.ctx, err) {
+			w.reached[journal.Secondary] = true
 			return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
 		}
 		return err
 	}
-	f.idx.commit(w.key, w.version, false, journal.Secondary, w.size)
+	f.idx.commit(w.key, w.version, false, only(journal.Secondary), w.size)
 	return nil
 }
 
@@ -506,7 +565,7 @@ func (w *writer) commitMirror() error {
 			// committed refuses the write.
 			return err
 		}
-		w.missed[s] = err
+		w.missed[s], w.reached[s] = err, outage
 		// Recorded before the secondary commits; for the secondary, after
 		// the primary did, so a crash in between is left to the verifier.
 		if err := rec(s); err != nil {
@@ -520,7 +579,7 @@ func (w *writer) commitMirror() error {
 	if !applied[journal.Primary] {
 		holder = journal.Secondary
 	}
-	f.idx.commit(w.key, w.version, false, holder, w.size)
+	f.idx.commit(w.key, w.version, false, applied, w.size)
 	if f.opts.Ack == AckBoth && !(applied[0] && applied[1]) {
 		return unavailable(w.missed[holder.Other()], "write of %q reached only the %s; a repair is recorded", w.key, holder)
 	}

@@ -1,0 +1,239 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// read runs op on the side that should answer a read of key, falling over to
+// the other side when that one is down:
+//   - a key with a pending delete reads as not found;
+//   - a key with a pending put is read from a side holding its newest
+//     version, and is unavailable while every such side is down;
+//   - any other key is read from the primary, then from the secondary. A miss
+//     on the secondary is proof of absence only in Mirror mode.
+//
+// A change of key being committed is waited for first: the sides may show
+// it before the index does, and a read that went by the index meanwhile
+// could answer with the state before it after another read had seen it.
+func (f *Failover) read(ctx context.Context, key string, op func(*side) error) error {
+	if err := f.idx.awaitCommit(ctx, key); err != nil {
+		return err
+	}
+	p, pending, err := f.state(ctx, key)
+	switch {
+	case err != nil:
+		return err
+	case pending:
+		return f.readPending(ctx, key, p, op)
+	}
+	return f.readSettled(ctx, key, op)
+}
+
+// readPending reads a key with pending work from a side holding its newest
+// version, the primary first.
+func (f *Failover) readPending(ctx context.Context, key string, p keyState, op func(*side) error) error {
+	if p.deleted {
+		return fmt.Errorf("%w: %q", errDeleted, key)
+	}
+	var down []error
+	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
+		if !p.on[id] {
+			continue
+		}
+		s := f.sides[id]
+		err := op(s)
+		switch {
+		case err == nil:
+			return nil
+		case s.outage(ctx, err):
+			down = append(down, err)
+		case isNotFound(err) && f.idx.changed(key, p):
+			// The reconciler may have moved the newest version and removed
+			// this copy since the index was read: read again.
+			return f.read(ctx, key, op)
+		default:
+			return err
+		}
+	}
+	if p.on[journal.Primary] && p.on[journal.Secondary] {
+		return unavailable(errors.Join(down...), "both sides hold the newest version of %q and both are down", key)
+	}
+	holder := journal.Primary
+	if p.on[journal.Secondary] {
+		holder = journal.Secondary
+	}
+	return unavailable(errors.Join(down...), "the %s holds the newest version of %q and is down", holder, key)
+}
+
+// readSettled reads a key without pending work: from the primary, or, while
+// it is down, from the secondary.
+func (f *Failover) readSettled(ctx context.Context, key string, op func(*side) error) error {
+	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	err := op(pr)
+	if err == nil || !pr.outage(ctx, err) {
+		return err
+	}
+	// A change in flight may have reached the primary and not yet the
+	// secondary, and a reader may have seen it there: wait for its outcome.
+	if err := f.idx.awaitCommit(ctx, key); err != nil {
+		return err
+	}
+	if f.idx.pending(key) {
+		// A change to it failed, on the primary or the secondary, while
+		// the primary was read: read as the index now says.
+		return f.read(ctx, key, op)
+	}
+	err2 := op(sec)
+	switch {
+	case err2 == nil:
+		f.opts.Logger.Debug("failoverblob: read served by the secondary", "key", key, "cause", err)
+		return nil
+	case isNotFound(err2) && f.opts.Mode == Mirror:
+		return err2
+	case isNotFound(err2):
+		return unavailable(err, "%q is not on the secondary and the primary is down", key)
+	case sec.outage(ctx, err2):
+		return unavailable(errors.Join(err, err2), "both sides are down reading %q", key)
+	default:
+		return err2
+	}
+}
+
+// Attributes implements driver.Bucket. The version metadata is hidden.
+func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	f := b.f
+	var attrs *driver.Attributes
+	err := f.read(ctx, key, func(s *side) (err error) {
+		attrs, err = s.attributes(ctx, f.opts.CallTimeout, key)
+		if err == nil {
+			f.seen(key, s.id, stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime})
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return withoutVersion(attrs), nil
+}
+
+// withoutVersion returns a copy of a without the version metadata. Drivers
+// may return attributes they keep, so a is not changed.
+func withoutVersion(a *driver.Attributes) *driver.Attributes {
+	c := *a
+	if _, ok := versionEntry(a.Metadata); ok {
+		c.Metadata = make(map[string]string, len(a.Metadata)-1)
+		for k, v := range a.Metadata {
+			if !isVersionKey(k) {
+				c.Metadata[k] = v
+			}
+		}
+	}
+	return &c
+}
+
+// NewRangeReader implements driver.Bucket.
+func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	var r *reader
+	err := b.f.read(ctx, key, func(s *side) (err error) {
+		r, err = b.f.openReader(ctx, s, key, offset, length, &driver.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
+		return err
+	})
+	return r, err
+}
+
+// reader reads from one side. Its breaker outcome is the time to first
+// byte: the first Read (or Close before any) reports it.
+type reader struct {
+	r        driver.Reader
+	wd       watchdog
+	wait     time.Duration // the bound on the next Read: first byte, then idle
+	idle     time.Duration
+	stop     context.CancelFunc
+	t        ticket
+	reported bool // the breaker has the outcome
+	ctx      context.Context
+	s        *side
+	key      string
+}
+
+func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *driver.ReaderOptions) (*reader, error) {
+	t, err := s.allow(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	wd := newWatchdog(f.opts.FirstByteTimeout, cancel)
+	r, err := s.d.NewRangeReader(rctx, key, offset, length, opts)
+	wd.stop()
+	if err != nil {
+		err = s.coded(err)
+		cancel()
+		t.finish(err)
+		return nil, err
+	}
+	return &reader{
+		r: r, wd: wd, wait: f.opts.FirstByteTimeout, idle: f.opts.IdleTimeout, stop: cancel, t: t, ctx: ctx, s: s, key: key,
+	}, nil
+}
+
+// Read implements io.Reader. The watchdog runs only while Read waits on the
+// side, so a caller that is slow to read is never taken for a slow side.
+func (r *reader) Read(p []byte) (int, error) {
+	r.wd.kick(r.wait)
+	n, err := r.r.Read(p)
+	r.wd.stop()
+	r.wait = r.idle
+	if err != nil && err != io.EOF {
+		err = r.s.coded(err)
+	}
+	if !r.reported {
+		if err == io.EOF {
+			r.t.finish(nil)
+		} else {
+			r.t.finish(err)
+		}
+		r.reported = true
+	}
+	switch {
+	case err == nil || err == io.EOF:
+	case isNotFound(err):
+		// The object was there when the read began. A client that reopens
+		// a cut stream (as the GCS client does) can find it gone: moved by
+		// the reconciler, or deleted since. Not found would be false for a
+		// read that has begun; the caller should read again.
+		err = unavailable(err, "%q went from the %s while it was read; read it again", r.key, r.s.id)
+	case r.s.outage(r.ctx, err):
+		// The side failed part-way; a new read goes where reads go now.
+		err = unavailable(err, "the %s failed while %q was read; read it again", r.s.id, r.key)
+	}
+	return n, err
+}
+
+func (r *reader) Close() error {
+	if !r.reported {
+		r.t.finish(nil)
+		r.reported = true
+	}
+	r.wd.stop()
+	err := r.r.Close()
+	r.stop()
+	return r.s.coded(err)
+}
+
+func (r *reader) Attributes() *driver.ReaderAttributes { return r.r.Attributes() }
+
+func (r *reader) As(i any) bool { return r.r.As(i) }

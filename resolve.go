@@ -1,0 +1,155 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// lockHeld is the context key that tells the calls below that their caller
+// holds the lock of the key (the value) already.
+type lockHeld struct{}
+
+// holding returns ctx marked as held by a caller that holds key's lock.
+func holding(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, lockHeld{}, key)
+}
+
+// state returns what the index knows of key, and whether key has pending
+// work. The state of a pending key that is unknown (see keyState) is first
+// resolved from the versions the sides hold; if a side that may hold the
+// newest version cannot be asked, the error wraps ErrUnavailable.
+func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
+	p, ok := f.idx.get(key)
+	if !ok || p.known {
+		return p, ok, nil
+	}
+	if ctx.Value(lockHeld{}) != key {
+		// Resolving under the key's lock keeps this process's own changes
+		// of the key from committing between the sides' answers and the
+		// index taking them in.
+		defer f.locks.lock(key).Unlock()
+		if p, ok = f.idx.get(key); !ok || p.known {
+			return p, ok, nil
+		}
+	}
+	return f.resolve(ctx, key, p)
+}
+
+// sideObject is what one side answered about a key.
+type sideObject struct {
+	asked   bool // the side answered
+	exists  bool
+	s       stamp
+	size    int64
+	modTime time.Time
+	attrs   *driver.Attributes
+}
+
+// resolve reads the version of key on both sides and works out its state
+// (see decide). Callers hold the key's lock.
+func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyState, bool, error) {
+	var objs [2]sideObject
+	var errs [2]error
+	for _, s := range f.sides {
+		objs[s.id], errs[s.id] = f.inspect(ctx, s, key)
+		if errs[s.id] != nil && !s.outage(ctx, errs[s.id]) {
+			return p, true, errs[s.id]
+		}
+	}
+	st, ok := decide(p, objs, f.opts.MaxClockSkew)
+	if !ok {
+		down := journal.Primary
+		if errs[down] == nil {
+			down = journal.Secondary
+		}
+		return p, true, unavailable(errors.Join(errs[0], errs[1]), "%q has pending work and the %s, which may hold its newest version, is down", key, down)
+	}
+	f.idx.resolved(key, st)
+	if q, ok := f.idx.get(key); ok {
+		return q, true, nil
+	}
+	return st, true, nil
+}
+
+// decide works out the state of a pending key whose state is unknown from
+// what the sides hold (objs; a side that could not be asked has asked
+// false) and the newest put and delete the journal holds for it (p's
+// hints). The newest of the objects found and the journaled delete is the
+// key's state; a journaled put whose data is on no side is a write that
+// failed. Every change to a pending key is journaled, so no side holds a
+// version newer than the journal knows of, except through other writers.
+// ok is false when a side that could not be asked may hold the newest
+// version: a journaled put newer than everything else known.
+func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok bool) {
+	have := false
+	for id, o := range objs {
+		if !o.asked || !o.exists {
+			continue
+		}
+		switch c := o.s.compare(st.latest, skew); {
+		case !have || c > 0:
+			st.latest, st.on, st.size, st.modTime = o.s, [2]bool{}, o.size, o.modTime
+			st.on[id] = true
+			have = true
+		case c == 0:
+			st.on[id] = true
+		}
+	}
+	del := !p.hintDel.v.IsZero() && (!have || p.hintDel.compare(st.latest, skew) >= 0)
+	unasked := !objs[0].asked || !objs[1].asked
+	newerPut := !p.hintPut.v.IsZero() && (!have || p.hintPut.compare(st.latest, skew) > 0) &&
+		(p.hintDel.v.IsZero() || p.hintPut.compare(p.hintDel, skew) > 0)
+	switch {
+	case unasked && newerPut:
+		return keyState{}, false
+	case del:
+		return keyState{latest: p.hintDel, deleted: true}, true
+	case !have:
+		// No side holds it and no delete is journaled: every write the
+		// journal knows of failed.
+		return keyState{deleted: true}, true
+	}
+	return st, true
+}
+
+// inspect reads the attributes of key on s, as a sideObject. A miss is an
+// answer (exists false); any other failure is returned.
+func (f *Failover) inspect(ctx context.Context, s *side, key string) (sideObject, error) {
+	attrs, err := s.attributes(ctx, f.opts.CallTimeout, key)
+	switch {
+	case isNotFound(err):
+		return sideObject{asked: true}, nil
+	case err != nil:
+		return sideObject{}, err
+	}
+	st := stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime}
+	f.seen(key, s.id, st)
+	return sideObject{asked: true, exists: true, s: st, size: attrs.Size, modTime: attrs.ModTime, attrs: attrs}, nil
+}
+
+// seen takes note of a version found on a side: the clock moves past it, so
+// that this writer's later versions are newer, unless it comes from a clock
+// that ran fast (see Options.MaxClockSkew), which is counted and logged
+// instead.
+func (f *Failover) seen(key string, id journal.Side, st stamp) {
+	if st.v.IsZero() {
+		return
+	}
+	skew := f.opts.MaxClockSkew
+	limit := f.opts.Now().UnixNano() + int64(skew)
+	if !st.fast(skew) && st.v.Wall <= limit {
+		f.clock.Observe(st.v)
+		return
+	}
+	f.fastMu.Lock()
+	f.fast.FastVersions++
+	f.fast.LastFastVersion, f.fast.LastFastKey, f.fast.LastFastSide, f.fast.LastFastAt = st.v.String(), key, id.String(), time.Now()
+	f.fastMu.Unlock()
+	f.opts.Logger.Warn("failoverblob: a version from a clock ahead by more than MaxClockSkew; ordered by when it was stored",
+		"key", key, "side", id.String(), "version", st.v.String(), "stored", st.at, "max_clock_skew", skew)
+}
