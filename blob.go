@@ -187,8 +187,11 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	if _, ok := opts.Metadata[VersionMetadataKey]; ok {
-		return nil, fmt.Errorf("%w: metadata key %q", ErrReservedKey, VersionMetadataKey)
+	for k := range opts.Metadata {
+		// The rule Attributes hides the version by: keys that fold to it.
+		if isVersionKey(k) {
+			return nil, fmt.Errorf("%w: metadata key %q is %q, which is reserved", ErrReservedKey, k, VersionMetadataKey)
+		}
 	}
 	f := b.f
 	f.idx.begin(key) // before the version is stamped; Close ends it

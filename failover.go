@@ -50,6 +50,11 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	if opts != nil {
 		o = *opts
 	}
+	if o.WriterID != "" {
+		if err := checkWriterID(o.WriterID); err != nil {
+			return nil, err
+		}
+	}
 	o = o.withDefaults()
 	f := &Failover{
 		opts:   o,

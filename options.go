@@ -92,8 +92,10 @@ type Options struct {
 	// SpoolDir is where spool files are created. Empty means os.TempDir().
 	SpoolDir string
 
-	// WriterID names this writer in the versions it stamps. Empty means a
-	// random id chosen when the bucket is opened.
+	// WriterID names this writer in the versions it stamps: 1 to 64
+	// letters, digits, '.', '_' or '-' (New refuses others, which some
+	// providers would rewrite in metadata). Empty means a random id chosen
+	// when the bucket is opened.
 	WriterID string
 	// Now is the wall clock that versions and journal entries are stamped
 	// from. Nil means time.Now. Tests set it to give writers skewed clocks.

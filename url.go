@@ -260,6 +260,9 @@ func parseFailoverURL(u *url.URL, opts Options) (failoverURL, error) {
 		p.opts.SpoolDir = s
 	}
 	if s, ok := get("writer_id"); ok {
+		if cerr := checkWriterID(s); cerr != nil && err == nil {
+			err = fmt.Errorf("parameter writer_id: %w", cerr)
+		}
 		p.opts.WriterID = s
 	}
 	if s, ok := get("journal_file"); ok {

@@ -118,6 +118,25 @@ func versionEntry(md map[string]string) (string, bool) {
 
 func isVersionKey(k string) bool { return strings.EqualFold(k, VersionMetadataKey) }
 
+// maxWriterID is the longest writer id, in bytes.
+const maxWriterID = 64
+
+// checkWriterID refuses a writer id that could not travel unchanged in
+// object metadata on every provider (HTTP headers carry S3's; fileblob
+// rewrites what is not valid UTF-8): it must be 1 to 64 letters, digits,
+// '.', '_' or '-'.
+func checkWriterID(id string) error {
+	if id == "" || len(id) > maxWriterID {
+		return fmt.Errorf("failoverblob: writer id %q must be 1 to %d characters", id, maxWriterID)
+	}
+	for _, c := range []byte(id) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("failoverblob: writer id %q may hold only letters, digits, '.', '_' and '-'", id)
+		}
+	}
+	return nil
+}
+
 // clock is a hybrid logical clock that hands out strictly increasing versions.
 type clock struct {
 	mu     sync.Mutex
