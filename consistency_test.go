@@ -3,11 +3,13 @@ package failoverblob_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
@@ -233,4 +235,52 @@ func TestEmptyKeyIsRefusedByEveryCall(t *testing.T) {
 			t.Errorf("journal entries: %v, want none", entries)
 		}
 	})
+}
+
+// Item 5: keys a side refuses (fileblob's: a ".attrs" suffix, a name too
+// long for the file system) are the caller's bad input. They are answered
+// with the side's error, never ErrUnavailable; they never count against a
+// side's breaker; and a delete of one records nothing.
+func TestKeysASideRefusesAreAnswersNotOutages(t *testing.T) {
+	ctx := context.Background()
+	var sides [2]*blob.Bucket
+	for i := range sides {
+		b, err := fileblob.OpenBucket(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sides[i] = b
+	}
+	f, err := failoverblob.New(ctx, sides[0], sides[1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := f.Bucket()
+	for _, key := range []string{"x.attrs", strings.Repeat("k", 1100), "../escape"} {
+		for i := 0; i < 10; i++ {
+			calls := map[string]error{
+				"write":  b.WriteAll(ctx, key, []byte("v"), nil),
+				"delete": b.Delete(ctx, key),
+			}
+			_, calls["read"] = b.ReadAll(ctx, key)
+			_, calls["attributes"] = b.Attributes(ctx, key)
+			for name, err := range calls {
+				if errors.Is(err, failoverblob.ErrUnavailable) {
+					t.Fatalf("%s of %.20q: got %v, want the side's answer", name, key, err)
+				}
+			}
+		}
+	}
+	st := f.Status()
+	if st.Primary.State != circuit.StateClosed || st.Secondary.State != circuit.StateClosed || st.Primary.Failures+st.Secondary.Failures != 0 {
+		t.Errorf("breakers after refused keys: primary %s (%d failures), secondary %s (%d failures); want closed with none",
+			st.Primary.StateName, st.Primary.Failures, st.Secondary.StateName, st.Secondary.Failures)
+	}
+	if st.Pending != 0 {
+		t.Errorf("pending entries after refused keys: %d, want 0", st.Pending)
+	}
+	if err := b.WriteAll(ctx, "good", []byte("v"), nil); err != nil {
+		t.Errorf("a good write after refused keys: %v", err)
+	}
 }

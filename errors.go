@@ -88,6 +88,10 @@ func (e *unavailableError) Error() string {
 // error's code, which is Unknown. Cause returns the cause.
 func (e *unavailableError) Unwrap() error { return ErrUnavailable }
 
+// Temporary reports true: the call may succeed later, and a failover bucket
+// used as a side of another counts the error as an outage.
+func (e *unavailableError) Temporary() bool { return true }
+
 // Cause returns the failure that made the call unavailable.
 func (e *unavailableError) Cause() error { return e.cause }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 
 	"gocloud.dev/gcerrors"
@@ -18,8 +19,10 @@ import (
 // A nil err is never an outage.
 type Classifier func(ctx context.Context, err error) bool
 
-// DefaultClassifier is the Classifier used when none is set. It decides, in
-// this order:
+// DefaultClassifier is the Classifier used when none is set. It counts as
+// an outage only what shows the side failed, not the request: a caller's
+// bad input (a key a local driver refuses, say) must never count against a
+// side's health. It decides, in this order:
 //
 //  1. A nil err is not an outage.
 //  2. If ctx is done, err is not an outage: the caller's own cancellation or
@@ -28,21 +31,28 @@ type Classifier func(ctx context.Context, err error) bool
 //     outage: with the caller still waiting, it is a deadline or cancellation
 //     the library imposed on the side, such as a per-call timeout.
 //  4. Evidence in err's chain decides next. ErrOpen, a transport failure
-//     (a *net.OpError; a net.Error whose Timeout is true; ECONNREFUSED,
+//     (a *net.OpError or *url.Error, as an HTTP client reports a request it
+//     could not complete; a net.Error whose Timeout is true; ECONNREFUSED,
 //     ECONNRESET, ECONNABORTED, EPIPE, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH;
-//     io.ErrUnexpectedEOF) or an HTTP status of 408, 429 or 5xx is an outage.
-//     Any other 4xx status is an answer. The status is taken from the first
-//     error in the chain with an HTTPStatusCode() int method (as the AWS
-//     SDK's response errors have), or else from a *googleapi.Error.
-//  5. Otherwise the gcerrors code decides. NotFound, InvalidArgument,
-//     PermissionDenied, FailedPrecondition, AlreadyExists, Unimplemented and
-//     Canceled are answers; Unknown, Internal, ResourceExhausted,
-//     DeadlineExceeded and any other code are outages.
+//     io.ErrUnexpectedEOF), a failing local disk (EIO, ENOSPC, EROFS,
+//     EDQUOT), an error that says it is temporary (a Temporary() bool
+//     method that returns true, as failoverblob's ErrUnavailable has) or an
+//     HTTP status of 408, 429 or 5xx is an outage. Any other 4xx status is
+//     an answer. The status is taken from the first error in the chain
+//     with an HTTPStatusCode() int method (as the AWS SDK's response errors
+//     have), or else from a *googleapi.Error.
+//  5. Otherwise the gcerrors code decides. Internal, ResourceExhausted and
+//     DeadlineExceeded are outages. Every other code is an answer: NotFound,
+//     InvalidArgument, PermissionDenied, FailedPrecondition, AlreadyExists,
+//     Unimplemented, Canceled, and Unknown, which drivers give to an error
+//     they do not recognize, including their own refusals of a request
+//     (fileblob's for a key ending in ".attrs" or escaping its directory,
+//     a file name too long).
 //
 // Step 4 comes before step 5 because the gocloud drivers report a 503, a
 // reset and a refused connection alike as gcerrors.Unknown (there is no
-// Unavailable code), while an unmapped 4xx is also Unknown and still an
-// answer.
+// Unavailable code). A side whose SDK reports outages in a way step 4 does
+// not recognize needs a Classifier that does.
 func DefaultClassifier(ctx context.Context, err error) bool {
 	switch {
 	case err == nil:
@@ -56,23 +66,17 @@ func DefaultClassifier(ctx context.Context, err error) bool {
 		return outage
 	}
 	switch gcerrors.Code(err) {
-	case gcerrors.NotFound,
-		gcerrors.InvalidArgument,
-		gcerrors.PermissionDenied,
-		gcerrors.FailedPrecondition,
-		gcerrors.AlreadyExists,
-		gcerrors.Unimplemented,
-		gcerrors.Canceled:
-		return false
-	default:
+	case gcerrors.Internal, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
 		return true
+	default:
+		return false
 	}
 }
 
 // evidence looks in err's chain for something more specific than a gcerrors
 // code. ok is false when it finds nothing that decides.
 func evidence(err error) (outage, ok bool) {
-	if errors.Is(err, ErrOpen) || isTransportFailure(err) {
+	if errors.Is(err, ErrOpen) || isTransportFailure(err) || isTemporary(err) {
 		return true, true
 	}
 	code, found := httpStatus(err)
@@ -101,11 +105,24 @@ var transportErrnos = []error{
 	syscall.EHOSTUNREACH,
 	syscall.ENETUNREACH,
 	io.ErrUnexpectedEOF,
+	// A local disk failing under a file-backed side.
+	syscall.EIO,
+	syscall.ENOSPC,
+	syscall.EROFS,
+	syscall.EDQUOT,
+}
+
+// isTemporary reports whether an error in err's chain says it is
+// temporary.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
 }
 
 func isTransportFailure(err error) bool {
 	var opErr *net.OpError
-	if errors.As(err, &opErr) {
+	var urlErr *url.Error
+	if errors.As(err, &opErr) || errors.As(err, &urlErr) {
 		return true
 	}
 	var netErr net.Error

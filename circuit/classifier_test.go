@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"net/url"
+	"strings"
 	"syscall"
 	"testing"
 
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 	"google.golang.org/api/googleapi"
@@ -47,6 +51,29 @@ func fromBucket(t *testing.T, cause error) error {
 	})
 	if got := gcerrors.Code(err); got != gcerrors.Unknown {
 		t.Fatalf("fromBucket(%v): gcerrors.Code = %v, want Unknown", cause, got)
+	}
+	return err
+}
+
+// temporaryError says it is temporary, as an outage of a nested failover
+// bucket does.
+type temporaryError struct{}
+
+func (temporaryError) Error() string   { return "try later" }
+func (temporaryError) Temporary() bool { return true }
+
+// fileRefusal returns the error a fileblob bucket gives for key: its refusal
+// of the request itself.
+func fileRefusal(t *testing.T, key string) error {
+	t.Helper()
+	b, err := fileblob.OpenBucket(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	err = b.WriteAll(context.Background(), key, []byte("v"), nil)
+	if err == nil {
+		t.Fatalf("fileblob accepted key %q", key)
 	}
 	return err
 }
@@ -91,8 +118,14 @@ func TestDefaultClassifier(t *testing.T) {
 		{"InvalidArgument", live, invalidKey, false},
 		{"Unimplemented", live, unimplemented, false},
 		{"FailedPrecondition", live, preconditionFailed, false},
-		{"unclassified error", live, errors.New("boom"), true},
-		{"Unknown without evidence", live, fromBucket(t, errors.New("boom")), true},
+		{"unclassified error", live, errors.New("boom"), false},
+		{"Unknown without evidence", live, fromBucket(t, errors.New("boom")), false},
+		{"fileblob refuses a .attrs key", live, fileRefusal(t, "x.attrs"), false},
+		{"file name too long", live, fileRefusal(t, strings.Repeat("k", 1100)), false},
+		{"local disk failing", live, &fs.PathError{Op: "write", Path: "/d/k", Err: syscall.EIO}, true},
+		{"local disk full", live, fromBucket(t, &fs.PathError{Op: "write", Path: "/d/k", Err: syscall.ENOSPC}), true},
+		{"HTTP client failure", live, &url.Error{Op: "Get", URL: "http://side", Err: errors.New("tls: handshake failure")}, true},
+		{"says it is temporary", live, fmt.Errorf("nested: %w", temporaryError{}), true},
 		{"refused dial", live, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
 		{"reset", live, fmt.Errorf("x: %w", syscall.ECONNRESET), true},
 		{"broken pipe", live, fmt.Errorf("x: %w", syscall.EPIPE), true},

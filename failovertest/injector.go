@@ -62,7 +62,11 @@ type Fault struct {
 	// Err is the error a call returns when the fault fires. If nil, it is
 	// ErrOutage, unless Latency is the only field set that shapes the failure
 	// (Err, Hang, AfterBytes and Applied all zero): such a fault slows the
-	// call down and does not fail it.
+	// call down and does not fail it. An outage classifier (circuit's
+	// DefaultClassifier) counts Err as an outage only if it shows one: wrap
+	// ErrOutage or a transport errno such as syscall.ECONNRESET, or carry an
+	// HTTP status of 5xx. A plain error stands for the side refusing the
+	// request, an answer.
 	Err error
 
 	// Latency delays the call by this much before it proceeds or fails. The
