@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -10,6 +11,7 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
@@ -282,5 +284,52 @@ func TestKeysASideRefusesAreAnswersNotOutages(t *testing.T) {
 	}
 	if err := b.WriteAll(ctx, "good", []byte("v"), nil); err != nil {
 		t.Errorf("a good write after refused keys: %v", err)
+	}
+}
+
+// Item 10: the same storage on both sides would let the reconciler delete
+// the only copy of a write as its temporary copy. The same bucket given
+// twice, the same URL twice, and the same directory under two handles are
+// refused.
+func TestTheSameStorageOnBothSidesIsRefused(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := memblob.OpenBucket(nil)
+	defer b.Close()
+	if _, err := failoverblob.New(ctx, b, b, nil); !errors.Is(err, failoverblob.ErrSameStorage) {
+		t.Errorf("New with one bucket twice: got %v, want ErrSameStorage", err)
+	}
+	side := url.QueryEscape("file://" + dir + "?metadata=skip")
+	if _, err := blob.OpenBucket(ctx, "failover://?reconcile=false&primary="+side+"&secondary="+side); !errors.Is(err, failoverblob.ErrSameStorage) {
+		t.Errorf("a failover URL with one side URL twice: got %v, want ErrSameStorage", err)
+	}
+
+	// One directory under two handles: found before the reconciler removes
+	// anything.
+	var sides [2]*blob.Bucket
+	var faults [2]*failovertest.Injector
+	for i := range sides {
+		fb, err := fileblob.OpenBucket(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sides[i], faults[i] = failovertest.Wrap(fb, nil)
+	}
+	f, err := failoverblob.New(ctx, sides[0], sides[1], &failoverblob.Options{
+		Breaker: &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return false }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	faults[primary].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+	if err := f.Bucket().WriteAll(ctx, "k", []byte("only copy"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Drain(ctx); !errors.Is(err, failoverblob.ErrSameStorage) {
+		t.Errorf("Drain over one directory twice: got %v, want ErrSameStorage", err)
+	}
+	if got, err := f.Bucket().ReadAll(ctx, "k"); err != nil || string(got) != "only copy" {
+		t.Errorf("read after the refused drain: %q, %v; want the only copy", got, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -23,7 +24,8 @@ type Failover struct {
 	locks  keyLocks
 	bucket *blob.Bucket
 
-	drainMu sync.Mutex // one Drain at a time
+	drainMu  sync.Mutex  // one Drain at a time
+	distinct atomic.Bool // the sides were found to be distinct storage (checkDistinct)
 
 	retractedMu sync.Mutex
 	retracted   map[string]retraction // journal entries withdrawn by this process
@@ -45,6 +47,9 @@ type Failover struct {
 func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*Failover, error) {
 	if primary == nil || secondary == nil {
 		return nil, errors.New("failoverblob: New needs a primary and a secondary bucket")
+	}
+	if primary == secondary {
+		return nil, fmt.Errorf("%w: New was given the same bucket twice", ErrSameStorage)
 	}
 	var o Options
 	if opts != nil {

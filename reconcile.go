@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,6 +83,9 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	// acknowledge entries twice.
 	f.drainMu.Lock()
 	defer f.drainMu.Unlock()
+	if err := f.checkDistinct(ctx); err != nil {
+		return Report{Remaining: f.pendingEntries()}, err
+	}
 	listedAt := time.Now()
 	entries, err := f.opts.Journal.List(ctx)
 	if err != nil {
@@ -358,4 +363,52 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, w
 		}
 	}
 	return n, nil
+}
+
+// ErrSameStorage is returned (wrapped) by Drain and Run when the primary and
+// the secondary turn out to be the same storage under two handles: the
+// reconciler's removal of a temporary copy would then remove the only copy.
+var ErrSameStorage = errors.New("failoverblob: the primary and the secondary are the same storage")
+
+// checkDistinct makes sure, once, that the two sides are not the same
+// storage: a marker written under the reserved prefix of the secondary must
+// not appear on the primary.
+func (f *Failover) checkDistinct(ctx context.Context) error {
+	if f.distinct.Load() {
+		return nil
+	}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
+	key := ReservedPrefix + "identity/" + hex.EncodeToString(id[:])
+	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	err := sec.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
+		w, err := sec.d.NewTypedWriter(ctx, key, "text/plain", &driver.WriterOptions{})
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte("written on the secondary; must not be seen on the primary")); err != nil {
+			return err // the call's cancellation aborts w
+		}
+		return w.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("failoverblob: checking that the sides are distinct: %w", err)
+	}
+	defer func() { _ = sec.delete(context.WithoutCancel(ctx), f.opts.CallTimeout, key, nil) }()
+	_, err = pr.attributes(ctx, f.opts.CallTimeout, key)
+	switch {
+	case err == nil:
+		f.opts.Logger.Error("failoverblob: the primary and the secondary are the same storage; the reconciler will not run")
+		return ErrSameStorage
+	case !isNotFound(err):
+		return fmt.Errorf("failoverblob: checking that the sides are distinct: %w", err)
+	}
+	f.distinct.Store(true)
+	return nil
+}
+
+// pendingEntries returns the number of pending journal entries.
+func (f *Failover) pendingEntries() int {
+	n, _ := f.idx.stats()
+	return n
 }

@@ -227,6 +227,9 @@ func parseFailoverURL(u *url.URL, opts Options) (failoverURL, error) {
 	}
 	p.primary = side("primary")
 	p.secondary = side("secondary")
+	if err == nil && sameBucketURL(p.primary, p.secondary) {
+		err = fmt.Errorf("parameters primary and secondary name the same bucket, %q: %w", redactURL(p.primary), ErrSameStorage)
+	}
 	if s, ok := get("mode"); ok && err == nil {
 		switch strings.ToLower(s) {
 		case "redirect":
@@ -332,4 +335,17 @@ func redactURL(s string) string {
 		u.RawQuery = "…"
 	}
 	return u.String()
+}
+
+// sameBucketURL reports whether two side URLs name the same bucket: the
+// same URL, up to the order of its query parameters. Each mem:// URL opens a
+// bucket of its own.
+func sameBucketURL(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	if err1 != nil || err2 != nil || ua.Scheme == "mem" {
+		return false
+	}
+	return ua.Scheme == ub.Scheme && ua.Host == ub.Host && ua.Path == ub.Path && ua.Opaque == ub.Opaque &&
+		ua.Query().Encode() == ub.Query().Encode()
 }
