@@ -1,7 +1,6 @@
 package providers_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/internal/emulators"
+	"github.com/failoverblob/failoverblob/internal/testrun"
 	"github.com/failoverblob/failoverblob/journal"
 	"github.com/failoverblob/failoverblob/providers"
 )
@@ -328,63 +327,6 @@ func skipConformanceExclusions() {
 	}
 }
 
-// testRun is the outcome of a verbose test run: the full names of the
-// tests that failed, and each test's output.
-type testRun struct {
-	failed map[string]bool
-	output map[string]string
-}
-
-var (
-	resultLine = regexp.MustCompile(`^\s*--- (PASS|FAIL|SKIP): (\S+) \(`)
-	headerLine = regexp.MustCompile(`^=== (RUN|CONT|NAME|PAUSE)\s+(\S+)$`)
-)
-
-// parseTestRun reads the output of a run with -test.v.
-func parseTestRun(out []byte) testRun {
-	r := testRun{failed: map[string]bool{}, output: map[string]string{}}
-	current := ""
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if m := headerLine.FindStringSubmatch(line); m != nil {
-			current = m[2]
-			continue
-		}
-		if m := resultLine.FindStringSubmatch(line); m != nil {
-			if m[1] == "FAIL" {
-				r.failed[m[2]] = true
-			}
-			continue
-		}
-		if current != "" {
-			r.output[current] += line + "\n"
-		}
-	}
-	return r
-}
-
-// failedChecks returns the failed tests none of whose subtests failed,
-// sorted.
-func (r testRun) failedChecks() []string {
-	var names []string
-	for name := range r.failed {
-		leaf := true
-		for other := range r.failed {
-			if strings.HasPrefix(other, name+"/") {
-				leaf = false
-				break
-			}
-		}
-		if leaf {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	return names
-}
-
 // TestConformanceExclusions runs TestRawEmulatorConformance, and
 // TestEmulatorConformance without exclusions, in a child process, and checks
 // each exclusion: its check fails on the raw emulator and on the failover
@@ -410,8 +352,8 @@ func TestConformanceExclusions(t *testing.T) {
 	start := time.Now()
 	err := cmd.Run()
 	t.Logf("child run took %v (%v)", time.Since(start).Round(time.Millisecond), err)
-	r := parseTestRun(out.Bytes())
-	if err == nil || strings.Contains(out.String(), "\npanic: ") || !r.failed["TestRawEmulatorConformance"] {
+	r := testrun.Parse(out.Bytes())
+	if err == nil || strings.Contains(out.String(), "\npanic: ") || !r.Failed["TestRawEmulatorConformance"] {
 		t.Fatalf("the child run did not fail as expected:\n%s", out.String())
 	}
 
@@ -423,7 +365,7 @@ func TestConformanceExclusions(t *testing.T) {
 		}
 	}
 	var rawFailed, failoverFailed []string
-	for _, name := range r.failedChecks() {
+	for _, name := range r.FailedChecks() {
 		if strings.HasPrefix(name, rawPrefix) {
 			rawFailed = append(rawFailed, strings.TrimPrefix(name, rawPrefix))
 		} else if strings.HasPrefix(name, "TestEmulatorConformance/") {
@@ -439,28 +381,19 @@ func TestConformanceExclusions(t *testing.T) {
 	for _, e := range conformanceExclusions {
 		raw := rawPrefix + e.raw
 		switch {
-		case !r.failed[raw]:
+		case !r.Failed[raw]:
 			t.Errorf("exclusion %s: the raw emulator passes %s", e.test, e.raw)
-		case !containsAll(r.output[raw], e.evidence):
-			t.Errorf("exclusion %s: %s fails without the evidence %q:\n%s", e.test, e.raw, e.evidence, r.output[raw])
+		case !testrun.ContainsAll(r.Output[raw], e.evidence):
+			t.Errorf("exclusion %s: %s fails without the evidence %q:\n%s", e.test, e.raw, e.evidence, r.Output[raw])
 		}
 		for _, run := range e.runs {
 			p := e.path(run)
 			switch {
-			case !r.failed[p]:
+			case !r.Failed[p]:
 				t.Errorf("exclusion %s: the failover bucket passes it in %s; remove it from the exclusion", e.test, run)
-			case !containsAll(r.output[p], e.evidence):
-				t.Errorf("exclusion %s: %s fails otherwise than the raw emulator (evidence %q):\n%s", e.test, p, e.evidence, r.output[p])
+			case !testrun.ContainsAll(r.Output[p], e.evidence):
+				t.Errorf("exclusion %s: %s fails otherwise than the raw emulator (evidence %q):\n%s", e.test, p, e.evidence, r.Output[p])
 			}
 		}
 	}
-}
-
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
-			return false
-		}
-	}
-	return true
 }
