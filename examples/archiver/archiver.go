@@ -79,8 +79,10 @@ func objectName(prefix string, first, last uint64) string {
 	return fmt.Sprintf("%s%020d-%020d.jsonl", prefix, first, last)
 }
 
-// Run archives batch after batch until ctx is done or a step fails; it
-// returns why it stopped. Run again, it resumes at the committed offset.
+// Run archives batch after batch until ctx is done or a step fails, and
+// returns why it stopped. Run again, it resumes at the committed offset: to
+// retry after a failure (a write that no side took, say), call Run again
+// after a backoff; that is the same path as a restart after a crash.
 func (a *archiver) Run(ctx context.Context) error {
 	info, err := a.consumer.Info(ctx)
 	if err != nil {
