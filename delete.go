@@ -47,16 +47,35 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 func (p keyState) mayExist() bool { return !p.known || !p.deleted }
 
 func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, pending bool, h *hook) error {
-	v := f.clock.Now()
+	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	// A key this instance knows of no pending work for may still have a
+	// redirected copy on the secondary, written by another instance during
+	// an outage and not yet reconciled; that instance's reconciler would
+	// copy it back over this delete. So the secondary is asked first. If it
+	// holds a copy (or cannot say), a tombstone is recorded, newer than the
+	// copy (the clock has seen its version), before the primary deletes.
+	var copied sideObject
 	var recorded *entry
-	if pending {
-		e, err := f.record(ctx, key, journal.Delete, v, journal.Primary, 0)
+	if !pending {
+		o, err := f.inspect(ctx, sec, key)
+		if err != nil || o.exists {
+			e, rerr := f.record(ctx, key, journal.Delete, f.clock.Now(), journal.Primary, 0)
+			if rerr != nil {
+				return unavailable(errors.Join(err, rerr), "deleting %q needs a tombstone for the secondary's copy, which cannot be recorded", key)
+			}
+			recorded, copied = &e, o
+		}
+	} else {
+		e, err := f.record(ctx, key, journal.Delete, f.clock.Now(), journal.Primary, 0)
 		if err != nil {
 			return err
 		}
 		recorded = &e
 	}
-	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
+	v := f.clock.Now()
+	if recorded != nil {
+		v = recorded.s.v
+	}
 	err := pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	refused := func(err error) error {
 		// The delete must not take effect later either.
@@ -66,10 +85,13 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		return err
 	}
 	switch {
-	case err == nil, isNotFound(err) && pending && p.mayExist():
-		// The primary no longer has it; the tombstone (if the key had
-		// pending work) keeps the secondary's copy from coming back.
+	case err == nil, isNotFound(err) && (copied.exists || pending && p.mayExist()):
+		// The primary no longer has it; the tombstone (if any) keeps the
+		// secondary's copy from coming back, and the copy goes now.
 		f.idx.commit(key, v, true, [2]bool{}, 0)
+		if copied.exists {
+			_ = sec.delete(ctx, f.opts.CallTimeout, key, nil)
+		}
 		return nil
 	case !pr.outage(ctx, err):
 		return refused(err)
@@ -152,6 +174,14 @@ func (d *mirrorDelete) run() error {
 		return d.bothDown()
 	case !d.found[0] && !d.found[1] && !(d.pending && d.p.mayExist()):
 		return d.notFound()
+	case !d.pending && d.found[journal.Primary] && d.answered[journal.Secondary] && !d.found[journal.Secondary]:
+		// The secondary lacked a key the primary had: a write of it by
+		// another instance may be pending there, and that instance's
+		// reconciler could copy it onto the secondary after this delete.
+		// A tombstone keeps it away.
+		if err := d.record(journal.Secondary); err != nil {
+			return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.key)
+		}
 	}
 	d.f.idx.commit(d.key, d.v, true, [2]bool{}, 0)
 	if d.f.opts.Ack == AckBoth && (d.down[0] || d.down[1]) {

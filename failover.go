@@ -61,6 +61,9 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		}
 	}
 	o = o.withDefaults()
+	if o.Journal == nil {
+		o.Journal = journal.NewBucket(primary, secondary, &journal.BucketOptions{CallTimeout: o.CallTimeout})
+	}
 	f := &Failover{
 		opts:   o,
 		clock:  newClock(o.WriterID, o.Now),
@@ -77,16 +80,14 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		}
 		f.sides[id] = newSide(id, b, o.Breaker, o.Logger)
 	}
-	entries, err := o.Journal.List(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failoverblob: reading the journal: %w", err)
-	}
-	for _, e := range entries {
-		v, _ := ParseVersion(e.Version)
-		if v.Wall <= o.Now().UnixNano()+int64(o.MaxClockSkew) {
-			f.clock.Observe(v)
+	// The journal tells which keys have pending work. A journal kept on
+	// the sides that cannot list one of them is taken as far as it goes:
+	// keys pending on the other are unknown until a pass lists it.
+	if _, err := f.refresh(ctx); err != nil {
+		if !errors.Is(err, journal.ErrPartial) {
+			return nil, err
 		}
-		f.idx.added(e.Key, e.Missing, e.Op, stamp{v: v, at: e.Recorded}, e.Recorded)
+		o.Logger.Warn("failoverblob: the journal could be read only in part", "err", err)
 	}
 	f.bucket = blob.NewBucket(&bucket{f: f})
 	return f, nil
@@ -149,7 +150,7 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
 	}
 	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
-	e.prev = f.idx.added(key, missing, op, e.s, now)
+	e.prev = f.idx.added(key, missing, op, e.s, now, id)
 	return e, nil
 }
 
@@ -166,7 +167,7 @@ func (f *Failover) retract(e entry) {
 	f.retracted[e.id] = retraction{at: time.Now()} // a Drain that listed it before must not apply it
 	f.retractedMu.Unlock()
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
-		f.idx.acked(e.key, e.missing, 1, time.Time{})
+		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
 		f.retractedMu.Lock()
 		f.retracted[e.id] = retraction{at: time.Now(), dropped: true}
 		f.retractedMu.Unlock()

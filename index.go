@@ -56,6 +56,26 @@ type index struct {
 	// commits follows the changes being committed to the sides, which the
 	// sides may show before the index does.
 	commits map[string]*commitMark
+
+	// While listings of the journal are under way (listings > 0), the
+	// entries this process appends and acknowledges are kept, so that a
+	// listing taken before them does not undo them (see sync).
+	listings  int
+	recentAdd map[string]recentEntry
+	recentAck map[string]bool
+	// complete says the last listing of the journal read every entry; a
+	// journal kept on the sides cannot list a side that is down.
+	complete bool
+}
+
+// recentEntry is an entry this process appended while a listing of the
+// journal was under way.
+type recentEntry struct {
+	key     string
+	missing journal.Side
+	op      journal.Op
+	s       stamp
+	at      time.Time
 }
 
 // commitMark counts the changes of one key being committed; done is closed
@@ -160,13 +180,28 @@ func (p *keyState) hintOf(op journal.Op) *stamp {
 	return &p.hintPut
 }
 
-// added counts an entry appended (or, when the bucket opens, read from the
-// journal) for a change to key at s, and returns the key's hint for op from
-// before it, for unhint.
-func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
+// added counts an entry appended (id, for a change to key at s) and returns
+// the key's hint for op from before it, for unhint.
+func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, at time.Time, id string) (prev stamp) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	p := x.entry(key, at)
+	if x.listings > 0 {
+		x.recentAdd[id] = recentEntry{key, missing, op, s, at}
+	}
+	return x.count(x.m, key, missing, op, s, at)
+}
+
+// count counts an entry in m, and returns the key's hint for op from before
+// it.
+func (x *index) count(m map[string]*keyState, key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
+	p := m[key]
+	if p == nil {
+		p = &keyState{oldest: at}
+		m[key] = p
+	}
+	if at.Before(p.oldest) {
+		p.oldest = at
+	}
 	p.entries[missing]++
 	h := p.hintOf(op)
 	prev = *h
@@ -174,6 +209,67 @@ func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, 
 		*h = s
 	}
 	return prev
+}
+
+// listingStarts is called before the journal is listed for sync.
+func (x *index) listingStarts() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.listings == 0 {
+		x.recentAdd, x.recentAck = map[string]recentEntry{}, map[string]bool{}
+	}
+	x.listings++
+}
+
+// listingEnds is called after a listing that sync does not take in.
+func (x *index) listingEnds() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.ended()
+}
+
+func (x *index) ended() {
+	if x.listings--; x.listings == 0 {
+		x.recentAdd, x.recentAck = nil, nil
+	}
+}
+
+// sync replaces what the index knows of the journal's entries with
+// entries, a listing of the journal begun after listingStarts (complete
+// when it read every entry), and the entries this process appended and
+// acknowledged since. Other writers' entries come in as keys of unknown
+// state (see keyState); keys whose entries are gone leave; a known state
+// is kept unless an entry newer than it came in.
+func (x *index) sync(entries []journal.Entry, complete bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	defer x.ended()
+	fresh := make(map[string]*keyState, len(entries))
+	listed := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if x.recentAck[e.ID] {
+			continue
+		}
+		listed[e.ID] = true
+		v, _ := ParseVersion(e.Version)
+		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: e.Recorded}, e.Recorded)
+	}
+	for id, r := range x.recentAdd {
+		if !listed[id] {
+			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
+		}
+	}
+	for key, p := range fresh {
+		old := x.m[key]
+		if old == nil || !old.known {
+			continue
+		}
+		newer := p.hintPut.compare(old.latest, x.skew) > 0 || p.hintDel.compare(old.latest, x.skew) > 0
+		if !newer {
+			p.known, p.latest, p.deleted, p.on, p.size, p.modTime = true, old.latest, old.deleted, old.on, old.size, old.modTime
+		}
+	}
+	x.m, x.complete = fresh, complete
 }
 
 // unhint forgets a withdrawn entry for a change to key at s as the key's
@@ -258,18 +354,23 @@ func (x *index) moved(key string, s stamp, to journal.Side) {
 	}
 }
 
-// acked drops n acknowledged entries for the key's missing side, and the key
-// itself once nothing is pending. Entries that remain were recorded after
-// listedAt (when the acknowledged ones were read from the journal), so the
-// key's oldest pending time moves up to it.
-func (x *index) acked(key string, missing journal.Side, n int, listedAt time.Time) {
+// acked drops the acknowledged entries ids for the key's missing side,
+// and the key itself once nothing is pending. Entries that remain were
+// recorded after listedAt (when the acknowledged ones were read from the
+// journal), so the key's oldest pending time moves up to it.
+func (x *index) acked(key string, missing journal.Side, ids []string, listedAt time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if x.listings > 0 {
+		for _, id := range ids {
+			x.recentAck[id] = true
+		}
+	}
 	p := x.m[key]
 	if p == nil {
 		return
 	}
-	p.entries[missing] = max(0, p.entries[missing]-n)
+	p.entries[missing] = max(0, p.entries[missing]-len(ids))
 	if p.entries[0] == 0 && p.entries[1] == 0 {
 		delete(x.m, key)
 	} else if p.entries[missing.Other()] == 0 && listedAt.After(p.oldest) {

@@ -64,9 +64,11 @@ type Options struct {
 	// AckEither. Ignored in Redirect mode.
 	Ack AckPolicy
 
-	// Journal records what each side is missing. Nil means an in-memory
-	// journal, which is lost with the process: use a durable one in
-	// production.
+	// Journal records what each side is missing. Nil means a journal kept
+	// on the two sides themselves (journal.NewBucket), which a fleet of
+	// instances shares and which survives the loss of any instance;
+	// journal.OpenFile keeps one in a local file, for a single instance, and
+	// journal.NewMemory in memory, for tests.
 	Journal journal.Journal
 
 	// Breaker configures the breaker of each side (its Name is set to
@@ -153,9 +155,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ReconcileConcurrency <= 0 {
 		o.ReconcileConcurrency = 4
-	}
-	if o.Journal == nil {
-		o.Journal = journal.NewMemory()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

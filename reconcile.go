@@ -62,13 +62,49 @@ func (f *Failover) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if n, _ := f.idx.stats(); n > 0 {
-			if _, err := f.Drain(ctx); err != nil && ctx.Err() == nil {
-				f.opts.Logger.Info("failoverblob: reconcile pass incomplete", "err", err)
-			}
+		// Every pass reads the journal, so this instance also learns of
+		// other instances' pending work.
+		if _, err := f.Drain(ctx); err != nil && ctx.Err() == nil {
+			f.opts.Logger.Info("failoverblob: reconcile pass incomplete", "err", err)
 		}
 		t.Reset(f.opts.ReconcileInterval)
 	}
+}
+
+// Refresh reads the journal, so that the bucket learns of the pending work
+// other instances sharing it recorded (and forgets what they settled):
+// their redirected writes and tombstones are then respected by this
+// instance's reads, listings, copies and writes. Run refreshes every
+// ReconcileInterval, as part of each pass; Refresh is for callers that do
+// not run Run, or want to refresh sooner.
+func (f *Failover) Refresh(ctx context.Context) error {
+	f.drainMu.Lock()
+	defer f.drainMu.Unlock()
+	_, err := f.refresh(ctx)
+	return err
+}
+
+// refresh lists the journal and brings the index up to date with it. A
+// journal that could list only one side (journal.ErrPartial) is taken as far
+// as it goes, and the error returned; any other error leaves the index as
+// it was. Callers hold drainMu.
+func (f *Failover) refresh(ctx context.Context) ([]journal.Entry, error) {
+	listedAt := time.Now()
+	f.idx.listingStarts()
+	entries, err := f.opts.Journal.List(ctx)
+	if err != nil && !errors.Is(err, journal.ErrPartial) {
+		f.idx.listingEnds()
+		return nil, fmt.Errorf("failoverblob: reading the journal: %w", err)
+	}
+	limit := f.opts.Now().UnixNano() + int64(f.opts.MaxClockSkew)
+	for _, e := range entries {
+		if v, perr := ParseVersion(e.Version); perr == nil && v.Wall <= limit {
+			f.clock.Observe(v)
+		}
+	}
+	f.idx.sync(entries, err == nil)
+	f.forgetRetracted(listedAt)
+	return entries, err
 }
 
 // Drain makes one pass over the journal: for each key with pending entries
@@ -84,15 +120,17 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	// acknowledge entries twice.
 	f.drainMu.Lock()
 	defer f.drainMu.Unlock()
-	if err := f.checkDistinct(ctx); err != nil {
-		return Report{Remaining: f.pendingEntries()}, err
-	}
 	listedAt := time.Now()
-	entries, err := f.opts.Journal.List(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("failoverblob: reading the journal: %w", err)
+	entries, listErr := f.refresh(ctx)
+	if listErr != nil && !errors.Is(listErr, journal.ErrPartial) {
+		return Report{Remaining: f.pendingEntries()}, listErr
 	}
-	f.forgetRetracted(listedAt)
+	if len(entries) == 0 {
+		return Report{Remaining: f.pendingEntries()}, listErr
+	}
+	if err := f.checkDistinct(ctx); err != nil {
+		return Report{Remaining: f.pendingEntries()}, errors.Join(err, listErr)
+	}
 	type group struct {
 		key     string
 		missing journal.Side
@@ -161,6 +199,9 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	rep.Remaining, _ = f.idx.stats()
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
 	}
 	return rep, errors.Join(errs...)
 }
@@ -256,7 +297,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if err := f.opts.Journal.Ack(ctx, ids...); err != nil {
 		return rep, fmt.Errorf("acknowledging journal entries: %w", err)
 	}
-	f.idx.acked(key, missing, len(entries), listedAt)
+	f.idx.acked(key, missing, ids, listedAt)
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", rep.Action, "bytes", rep.Bytes, "cleaned", rep.Cleaned)
 	return rep, nil
 }

@@ -1,0 +1,335 @@
+package journal
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
+)
+
+// BucketPrefix is where a Bucket journal keeps its entries on each side,
+// under the failover bucket's reserved prefix (".failover/"), so they are
+// hidden from its listings and refused as user keys.
+const BucketPrefix = ".failover/journal/"
+
+// ErrPartial is returned (wrapped) by a Bucket journal's List when a side
+// could not be listed: the entries returned are those kept on the other
+// side, if any. Test with errors.Is.
+var ErrPartial = errors.New("journal: partial listing: a side could not be listed")
+
+// Bucket is a Journal kept on the failover bucket's two sides themselves,
+// so that a fleet of stateless instances shares it and a lost local disk
+// loses nothing.
+//
+// Each entry is one immutable object under BucketPrefix, created with
+// IfNotExist under a name no other writer uses (a random id chosen when
+// the journal is opened, and a sequence number), so appends never contend
+// and no object is ever rewritten (GCS allows about one write a second to
+// one name). An entry is kept on the side that holds the data it describes
+// (the side that is not Missing: the secondary, for a write redirected
+// while the primary is down), or, if that side cannot be reached, on the
+// other. The entry itself is encoded in the object's name where it fits,
+// so that List reads the journal with LIST calls alone; an entry for a long
+// key is read from the object's body. Ack deletes the objects.
+//
+// The journal writes nothing unless the failover bucket records a repair:
+// while both sides are healthy and nothing is pending, the failover bucket
+// appends nothing, and a List costs one LIST call per side.
+//
+// List returns each writer's entries in the order it appended them, and the
+// writers one after another. When a side cannot be listed it returns the
+// entries on the other side with an error wrapping ErrPartial.
+type Bucket struct {
+	sides   [2]*blob.Bucket
+	timeout time.Duration
+	writer  string
+	seq     atomic.Uint64
+}
+
+var _ Journal = (*Bucket)(nil)
+
+// BucketOptions configures a Bucket journal. The zero value is ready to
+// use.
+type BucketOptions struct {
+	// CallTimeout bounds each call the journal makes to a side. Zero means
+	// 10 seconds.
+	CallTimeout time.Duration
+}
+
+// NewBucket returns a journal kept on primary and secondary, the failover
+// bucket's sides, under BucketPrefix. It does not close them. nil opts is
+// the zero BucketOptions.
+func NewBucket(primary, secondary *blob.Bucket, opts *BucketOptions) *Bucket {
+	var o BucketOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 10 * time.Second
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &Bucket{sides: [2]*blob.Bucket{primary, secondary}, timeout: o.CallTimeout, writer: hex.EncodeToString(id[:])}
+}
+
+// The name of an entry object is
+//
+//	BucketPrefix + writer "/" seq "/" payload
+//
+// where seq is sixteen hex digits, so that one writer's entries list in the
+// order it appended them, and payload is the entry (see encodeEntry) in
+// unpadded base64url, cut into segments of at most segmentLen characters
+// (fileblob keeps each segment as a file name, which file systems bound),
+// or, for an entry too long to fit, longMarker and a hash of the entry, the
+// entry being read from the object's body.
+const (
+	segmentLen  = 200
+	maxPayload  = 640 // characters of base64 in a name
+	longMarker  = "~"
+	contentType = "application/octet-stream"
+)
+
+var b64 = base64.RawURLEncoding
+
+// encodeEntry encodes the fields of e other than its ID.
+func encodeEntry(e Entry) []byte {
+	var b []byte
+	b = append(b, byte(e.Op), byte(e.Missing))
+	b = binary.AppendUvarint(b, uint64(len(e.Key)))
+	b = append(b, e.Key...)
+	b = binary.AppendUvarint(b, uint64(len(e.Version)))
+	b = append(b, e.Version...)
+	b = binary.AppendVarint(b, e.Size)
+	b = binary.AppendVarint(b, e.Recorded.Unix())
+	b = binary.AppendUvarint(b, uint64(e.Recorded.Nanosecond()))
+	return b
+}
+
+// decodeEntry decodes what encodeEntry encoded.
+func decodeEntry(b []byte) (Entry, error) {
+	d := &decoder{p: b}
+	op, missing := d.byte(), d.byte()
+	key := d.string()
+	version := d.string()
+	size := d.varint()
+	sec := d.varint()
+	nsec := d.uvarint()
+	if d.err != nil || len(d.p) != 0 || op > byte(Delete) || missing > byte(Secondary) || nsec >= 1e9 {
+		return Entry{}, errors.New("journal: malformed entry object")
+	}
+	return Entry{Key: key, Op: Op(op), Version: version, Missing: Side(missing), Size: size, Recorded: time.Unix(sec, int64(nsec))}, nil
+}
+
+// objectName returns the name of the object for e, appended by this
+// journal's writer as number seq.
+func (j *Bucket) objectName(e Entry, seq uint64, payload []byte) string {
+	var b strings.Builder
+	b.WriteString(BucketPrefix)
+	b.WriteString(j.writer)
+	fmt.Fprintf(&b, "/%016x/", seq)
+	enc := b64.EncodeToString(payload)
+	if len(enc) > maxPayload {
+		sum := sha256.Sum256(payload)
+		b.WriteString(longMarker)
+		b.WriteString(hex.EncodeToString(sum[:16]))
+		return b.String()
+	}
+	for i := 0; i < len(enc); i += segmentLen {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(enc[i:min(i+segmentLen, len(enc))])
+	}
+	return b.String()
+}
+
+// sideCode names the side an entry object is kept on, in its ID.
+var sideCode = [2]string{"p:", "s:"}
+
+// Append implements Journal. It writes the entry on the side that is not
+// e.Missing, or on the other side if that one fails. The entry is durable
+// as the side's storage is once Append returns nil.
+func (j *Bucket) Append(ctx context.Context, e Entry) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if e.Recorded.IsZero() {
+		e.Recorded = time.Now()
+	}
+	payload := encodeEntry(e)
+	name := j.objectName(e, j.seq.Add(1), payload)
+	first := e.Missing.Other()
+	var errs []error
+	for _, s := range []Side{first, first.Other()} {
+		err := j.call(ctx, func(ctx context.Context) error {
+			return j.sides[s].WriteAll(ctx, name, payload, &blob.WriterOptions{
+				ContentType: contentType, IfNotExist: true, DisableContentTypeDetection: true,
+			})
+		})
+		if err == nil {
+			return sideCode[s] + name, nil
+		}
+		if ctx.Err() != nil {
+			return "", err
+		}
+		errs = append(errs, fmt.Errorf("on the %s: %w", s, err))
+	}
+	return "", fmt.Errorf("journal: appending an entry for %q: %w", e.Key, errors.Join(errs...))
+}
+
+// call runs fn with the journal's per-call deadline.
+func (j *Bucket) call(ctx context.Context, fn func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	return fn(cctx)
+}
+
+// List implements Journal: it lists BucketPrefix on both sides. If a side
+// cannot be listed, it returns the other side's entries (none, if neither
+// can be listed) and an error wrapping ErrPartial.
+func (j *Bucket) List(ctx context.Context) ([]Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var all []Entry
+	var errs []error
+	for _, s := range []Side{Primary, Secondary} {
+		es, err := j.listSide(ctx, s)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			errs = append(errs, fmt.Errorf("listing the %s: %w", s, err))
+			continue
+		}
+		all = append(all, es...)
+	}
+	if len(errs) > 0 {
+		return all, fmt.Errorf("%w: %w", ErrPartial, errors.Join(errs...))
+	}
+	return all, nil
+}
+
+// listSide returns the entries kept on side s, in name order.
+func (j *Bucket) listSide(ctx context.Context, s Side) ([]Entry, error) {
+	b := j.sides[s]
+	var out []Entry
+	token := blob.FirstPageToken
+	for {
+		var objs []*blob.ListObject
+		var next []byte
+		var err error
+		// fileblob fails a listing that meets a file deleted while it
+		// reads the directory (an entry acknowledged meanwhile): try again.
+		for try := 0; try < 3; try++ {
+			err = j.call(ctx, func(ctx context.Context) (err error) {
+				objs, next, err = b.ListPage(ctx, token, 1000, &blob.ListOptions{Prefix: BucketPrefix})
+				return err
+			})
+			if gcerrors.Code(err) != gcerrors.NotFound {
+				break
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		token = next
+		for _, o := range objs {
+			e, err := j.entryOf(ctx, b, o.Key)
+			switch {
+			case gcerrors.Code(err) == gcerrors.NotFound:
+				continue // acknowledged since it was listed
+			case err != nil:
+				return nil, err
+			}
+			e.ID = sideCode[s] + o.Key
+			out = append(out, e)
+		}
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+// entryOf decodes the entry in the object named name, from the name where
+// it is there, or else from the object's body.
+func (j *Bucket) entryOf(ctx context.Context, b *blob.Bucket, name string) (Entry, error) {
+	rest := strings.TrimPrefix(name, BucketPrefix)
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) != 3 {
+		return Entry{}, fmt.Errorf("journal: %q is not an entry object", name)
+	}
+	if !strings.HasPrefix(parts[2], longMarker) {
+		payload, err := b64.DecodeString(strings.ReplaceAll(parts[2], "/", ""))
+		if err != nil {
+			return Entry{}, fmt.Errorf("journal: %q is not an entry object: %w", name, err)
+		}
+		return decodeEntry(payload)
+	}
+	var payload []byte
+	err := j.call(ctx, func(ctx context.Context) (err error) {
+		payload, err = b.ReadAll(ctx, name)
+		return err
+	})
+	if err != nil {
+		return Entry{}, err
+	}
+	return decodeEntry(payload)
+}
+
+// Ack implements Journal: it deletes the entry objects, a few at a time.
+// Unknown IDs, and objects already gone, are ignored.
+func (j *Bucket) Ack(ctx context.Context, ids ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, 8)
+	)
+	for _, id := range ids {
+		s, name, ok := parseID(id)
+		if !ok {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := j.call(ctx, func(ctx context.Context) error { return j.sides[s].Delete(ctx, name) })
+			if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("journal: acknowledging entries: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// parseID returns the side and object name an ID stands for.
+func parseID(id string) (Side, string, bool) {
+	for s, code := range sideCode {
+		if name, ok := strings.CutPrefix(id, code); ok && strings.HasPrefix(name, BucketPrefix) {
+			return Side(s), name, true
+		}
+	}
+	return 0, "", false
+}
