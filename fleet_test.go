@@ -1,0 +1,219 @@
+package failoverblob_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// fleet is several failover buckets (instances) over the same two sides,
+// each with the default journal (kept on the sides) and its own fault
+// injectors, as replicas of a service in separate processes would be.
+type fleet struct {
+	t   *testing.T
+	ctx context.Context
+	raw [2]*blob.Bucket
+	in  []*instance
+}
+
+type instance struct {
+	f      *failoverblob.Failover
+	faults [2]*failovertest.Injector
+}
+
+func newFleet(t *testing.T, n int, opts failoverblob.Options) *fleet {
+	t.Helper()
+	fl := &fleet{t: t, ctx: context.Background(), raw: [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}}
+	t.Cleanup(func() {
+		for _, b := range fl.raw {
+			b.Close()
+		}
+	})
+	for range n {
+		fl.start(opts)
+	}
+	return fl
+}
+
+// start starts an instance with only the buckets to go on.
+func (fl *fleet) start(opts failoverblob.Options) *instance {
+	fl.t.Helper()
+	in := &instance{}
+	var sides [2]*blob.Bucket
+	for i := range sides {
+		sides[i], in.faults[i] = failovertest.Wrap(fl.raw[i], nil)
+	}
+	if opts.Breaker == nil {
+		opts.Breaker = &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute}
+	}
+	f, err := failoverblob.New(fl.ctx, sides[0], sides[1], &opts)
+	if err != nil {
+		fl.t.Fatal(err)
+	}
+	in.f = f
+	fl.t.Cleanup(func() { _ = f.Close() })
+	fl.in = append(fl.in, in)
+	return in
+}
+
+// down takes side i down for every instance; heal heals both and waits
+// past the breakers' timeout.
+func (fl *fleet) down(i int) {
+	for _, in := range fl.in {
+		in.faults[i].Outage(nil)
+	}
+}
+
+func (fl *fleet) heal() {
+	for _, in := range fl.in {
+		in.faults[0].Heal()
+		in.faults[1].Heal()
+	}
+	time.Sleep(2 * time.Minute)
+}
+
+func (in *instance) read(ctx context.Context, key string) string {
+	b, err := in.f.Bucket().ReadAll(ctx, key)
+	switch {
+	case errors.Is(err, failoverblob.ErrUnavailable):
+		return "<unavailable>"
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		return "<not found>"
+	case err != nil:
+		return "<error " + err.Error() + ">"
+	}
+	return string(b)
+}
+
+func (fl *fleet) content(i int, key string) string {
+	b, err := fl.raw[i].ReadAll(fl.ctx, key)
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return "<absent>"
+	}
+	if err != nil {
+		fl.t.Fatal(err)
+	}
+	return string(b)
+}
+
+// An instance learns of another instance's redirected write when it
+// refreshes from the journal on the buckets, and then reads it, not the
+// primary's older version.
+func TestInstanceLearnsOfAnotherInstancesRedirectedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 2, failoverblob.Options{})
+		a, b := fl.in[0], fl.in[1]
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		fl.down(0)
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v2"), nil); err != nil {
+			t.Fatal(err)
+		}
+		fl.heal()
+		if err := b.f.Refresh(fl.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.read(fl.ctx, "k"); got != "v2" {
+			t.Errorf("the other instance after Refresh reads %q, want v2", got)
+		}
+		if n := b.f.Status().Pending; n != 1 {
+			t.Errorf("the other instance's pending entries: %d, want 1 (the fleet's)", n)
+		}
+	})
+}
+
+// A new instance with only the buckets (the writer died) knows the pending
+// work at once and reconciles it.
+func TestNewInstanceRecoversAnotherInstancesOutage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 1, failoverblob.Options{})
+		a := fl.in[0]
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.f.Bucket().WriteAll(fl.ctx, "gone", []byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+		fl.down(0)
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v2"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.f.Bucket().Delete(fl.ctx, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		// a dies here: nothing of it but the buckets is left.
+		fl.heal()
+		c := fl.start(failoverblob.Options{})
+		if got := c.read(fl.ctx, "k"); got != "v2" {
+			t.Errorf("new instance reads %q, want v2", got)
+		}
+		if got := c.read(fl.ctx, "gone"); got != "<not found>" {
+			t.Errorf("new instance reads the deleted key as %q, want <not found>", got)
+		}
+		rep, err := c.f.Drain(fl.ctx)
+		if err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain: %+v, %v", rep, err)
+		}
+		for key, want := range map[string][2]string{"k": {"v2", "<absent>"}, "gone": {"<absent>", "<absent>"}} {
+			if p, s := fl.content(0, key), fl.content(1, key); p != want[0] || s != want[1] {
+				t.Errorf("%s after the drain: primary %q, secondary %q; want %q, %q", key, p, s, want[0], want[1])
+			}
+		}
+		entries, err := journal.NewBucket(fl.raw[0], fl.raw[1], nil).List(fl.ctx)
+		if err != nil || len(entries) != 0 {
+			t.Errorf("journal after the drain: %d entries, %v; want none", len(entries), err)
+		}
+	})
+}
+
+// An acknowledged delete by one instance is never undone by another's
+// reconciler, even if the deleting instance did not yet know the key was
+// pending (it had not refreshed).
+func TestDeleteByAnInstanceIsNotUndoneByAnothersReconcile(t *testing.T) {
+	for _, mode := range []failoverblob.Mode{failoverblob.Redirect, failoverblob.Mirror} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fl := newFleet(t, 2, failoverblob.Options{Mode: mode})
+				a, b := fl.in[0], fl.in[1]
+				if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil); err != nil {
+					t.Fatal(err)
+				}
+				down := 0
+				if mode == failoverblob.Mirror {
+					down = 1 // v2 then misses the secondary
+				}
+				fl.down(down)
+				if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v2"), nil); err != nil {
+					t.Fatal(err)
+				}
+				fl.heal()
+				if err := b.f.Bucket().Delete(fl.ctx, "k"); err != nil {
+					t.Fatalf("delete by the other instance: %v", err)
+				}
+				if _, err := a.f.Drain(fl.ctx); err != nil {
+					t.Fatal(err)
+				}
+				for i, in := range fl.in {
+					if got := in.read(fl.ctx, "k"); got != "<not found>" {
+						t.Errorf("instance %d reads %q after the drain, want <not found>", i, got)
+					}
+				}
+				if p, s := fl.content(0, "k"), fl.content(1, "k"); p != "<absent>" || s != "<absent>" {
+					t.Errorf("after the drain: primary %q, secondary %q; want both absent", p, s)
+				}
+			})
+		})
+	}
+}
