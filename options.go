@@ -124,6 +124,13 @@ type Options struct {
 	// ReconcileConcurrency is how many keys Drain repairs at once. Zero
 	// means 4.
 	ReconcileConcurrency int
+	// VerifyInterval, if positive, makes Run also run Verify, repairing,
+	// every VerifyInterval (the anti-entropy verifier; see Verify). Zero or
+	// negative means Run does not verify.
+	VerifyInterval time.Duration
+	// VerifyKeysPerSecond bounds the pace of the verifier Run runs. Zero
+	// means no bound.
+	VerifyKeysPerSecond int
 	// OnRepair, if set, is called after each key the reconciler settles.
 	// Calls are serialized, but repairs go on while one runs.
 	OnRepair func(Repair)

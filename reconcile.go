@@ -49,17 +49,33 @@ type Report struct {
 
 // Run reconciles until ctx is done or the bucket is closed: every
 // ReconcileInterval it drains the journal, repairing the sides that are
-// reachable. It starts no goroutine that outlives it. It returns nil when
-// the bucket is closed and ctx.Err() when ctx is done.
+// reachable, and every VerifyInterval (if set) it runs the verifier. It
+// starts no goroutine that outlives it. It returns nil when the bucket is
+// closed and ctx.Err() when ctx is done.
 func (f *Failover) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	var verify <-chan time.Time
+	if f.opts.VerifyInterval > 0 {
+		vt := time.NewTicker(f.opts.VerifyInterval)
+		defer vt.Stop()
+		verify = vt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-f.closed:
 			return nil
+		case <-verify:
+			rep, err := f.Verify(ctx, &VerifyOptions{Repair: true, KeysPerSecond: f.opts.VerifyKeysPerSecond})
+			if err != nil && ctx.Err() == nil {
+				f.opts.Logger.Info("failoverblob: verify pass incomplete", "err", err)
+			}
+			if rep.Differing > 0 {
+				f.opts.Logger.Warn("failoverblob: verify found the sides apart", "keys", rep.Differing, "repaired", rep.Repaired)
+			}
+			continue
 		case <-t.C:
 		}
 		// Every pass reads the journal, so this instance also learns of

@@ -1,0 +1,262 @@
+package failoverblob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// VerifyOptions configures Verify. The zero value verifies the whole bucket
+// and repairs nothing.
+type VerifyOptions struct {
+	// Prefix limits the scan to keys under it. Empty means every key.
+	Prefix string
+	// After resumes a scan after this key: a previous report's Cursor.
+	// Empty means from the first key.
+	After string
+	// Repair makes Verify repair what differs. False only reports it.
+	Repair bool
+	// KeysPerSecond bounds the scan's pace. Zero means no bound.
+	KeysPerSecond int
+	// MaxKeys stops the scan after this many keys, with a Cursor to resume
+	// from. Zero means no bound.
+	MaxKeys int
+}
+
+// VerifyReport sums up one Verify.
+type VerifyReport struct {
+	Scanned   int   // keys compared
+	Pending   int   // keys skipped because they have pending work: the reconciler settles them
+	Differing int   // keys the sides hold differently without pending work
+	Repaired  int   // of those, keys repaired
+	Bytes     int64 // bytes copied by the repairs
+	// Cursor is the last key scanned when the scan stopped early (MaxKeys,
+	// or ctx done), to pass as VerifyOptions.After; empty when the scan
+	// reached the end.
+	Cursor string
+}
+
+// Verify is the anti-entropy verifier: it lists both sides page by page,
+// compares every key they hold, and reports (and, with Repair, repairs) the
+// keys the sides hold differently although no journal entry says they
+// should: a write a crash kept from being recorded for the side it missed
+// (in Mirror mode, between the primary's commit and the secondary's entry),
+// entries lost, objects written around the failover bucket. It reads the
+// journal first (see Refresh), so keys with pending work, which the
+// reconciler settles, are skipped.
+//
+// Two sides hold a key alike when both list it with the same size and MD5,
+// or, when the listing cannot tell, when both hold the same version. A key
+// that differs is repaired by version order, as the reconciler repairs:
+//   - on both sides: the newer version is copied over the older;
+//   - on one side only, in Mirror mode: it is copied to the other (a write
+//     that missed a side; a delete that missed one is journaled, and so
+//     pending);
+//   - on the secondary only, in Redirect mode: a temporary copy no entry
+//     accounts for; it is moved to the primary;
+//   - on the secondary and, as new or newer, on the primary, in Redirect
+//     mode: the secondary's stale copy is removed.
+//
+// Copies are conditional where the side allows it, and verified by MD5 as
+// the reconciler's are. Verify holds each key's lock while it repairs it.
+// It stops at ctx's end, or after MaxKeys, with a Cursor to resume from.
+func (f *Failover) Verify(ctx context.Context, opts *VerifyOptions) (VerifyReport, error) {
+	var o VerifyOptions
+	if opts != nil {
+		o = *opts
+	}
+	var rep VerifyReport
+	if err := f.Refresh(ctx); err != nil {
+		return rep, err
+	}
+	if o.Repair {
+		if err := f.checkDistinct(ctx); err != nil {
+			return rep, err
+		}
+	}
+	var pace *time.Ticker
+	if o.KeysPerSecond > 0 {
+		pace = time.NewTicker(time.Second / time.Duration(o.KeysPerSecond))
+		defer pace.Stop()
+	}
+	pagers := [2]*pager{newPager(f, f.sides[0], o.Prefix), newPager(f, f.sides[1], o.Prefix)}
+	var errs []error
+	for {
+		if o.MaxKeys > 0 && rep.Scanned >= o.MaxKeys {
+			return rep, errors.Join(errs...)
+		}
+		var heads [2]*driver.ListObject
+		for i, p := range pagers {
+			obj, err := p.peek(ctx, o.After)
+			if err != nil {
+				return rep, errors.Join(append(errs, err)...)
+			}
+			heads[i] = obj
+		}
+		key, ok := nextKey(heads)
+		if !ok {
+			rep.Cursor = ""
+			return rep, errors.Join(errs...)
+		}
+		var objs [2]*driver.ListObject
+		for i, h := range heads {
+			if h != nil && h.Key == key {
+				objs[i] = h
+				pagers[i].next()
+			}
+		}
+		if pace != nil {
+			select {
+			case <-pace.C:
+			case <-ctx.Done():
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return rep, errors.Join(append(errs, err)...)
+		}
+		rep.Scanned++
+		rep.Cursor = key
+		if err := f.verifyKey(ctx, key, objs, o.Repair, &rep); err != nil {
+			errs = append(errs, fmt.Errorf("verifying %q: %w", key, err))
+		}
+	}
+}
+
+// nextKey returns the smaller of the keys at the heads of the two
+// listings; ok is false when both are done.
+func nextKey(heads [2]*driver.ListObject) (string, bool) {
+	switch {
+	case heads[0] == nil && heads[1] == nil:
+		return "", false
+	case heads[0] == nil:
+		return heads[1].Key, true
+	case heads[1] == nil || heads[0].Key <= heads[1].Key:
+		return heads[0].Key, true
+	}
+	return heads[1].Key, true
+}
+
+// alike reports whether two listed objects are the same by their listing.
+func alike(a, b *driver.ListObject) bool {
+	return a.Size == b.Size && len(a.MD5) > 0 && bytes.Equal(a.MD5, b.MD5)
+}
+
+// verifyKey compares key on the two sides (objs: what each listed, nil
+// when it lacks the key) and repairs it if asked.
+func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.ListObject, repair bool, rep *VerifyReport) error {
+	switch {
+	case f.opts.Mode == Mirror && objs[0] != nil && objs[1] != nil && alike(objs[0], objs[1]):
+		return nil
+	case f.opts.Mode == Redirect && objs[1] == nil:
+		return nil // the secondary holds only temporary copies, and none of this key
+	}
+	if f.idx.pending(key) {
+		rep.Pending++
+		return nil
+	}
+	unlock := f.locks.lock(key)
+	defer unlock.Unlock()
+	if f.idx.pending(key) {
+		rep.Pending++
+		return nil
+	}
+	var got [2]sideObject
+	for _, s := range f.sides {
+		o, err := f.inspect(ctx, s, key)
+		if err != nil {
+			return err
+		}
+		got[s.id] = o
+	}
+	skew := f.opts.MaxClockSkew
+	p, sec := got[journal.Primary], got[journal.Secondary]
+	if f.opts.Mode == Mirror && p.exists && sec.exists && p.s.compare(sec.s, skew) == 0 {
+		return nil // the same version, however listed
+	}
+	if !p.exists && !sec.exists {
+		return nil // deleted since it was listed
+	}
+	rep.Differing++
+	f.opts.Logger.Warn("failoverblob: the sides differ without pending work", "key", key,
+		"primary", p.s.v.String(), "secondary", sec.s.v.String(), "primary_has", p.exists, "secondary_has", sec.exists)
+	if !repair {
+		return nil
+	}
+	// The side holding the newer version (or the only one) is the source.
+	src, dst := journal.Primary, journal.Secondary
+	if !p.exists || (sec.exists && sec.s.compare(p.s, skew) > 0) {
+		src, dst = journal.Secondary, journal.Primary
+	}
+	if f.opts.Mode == Redirect && (src == journal.Primary || p.exists && p.s.compare(sec.s, skew) == 0) {
+		// The secondary's copy is stale, or a leftover of a repair: remove
+		// it.
+		if err := f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+			return err
+		}
+		rep.Repaired++
+		return nil
+	}
+	n, err := f.copyObject(ctx, f.sides[src], f.sides[dst], key, got[src].s.v, got[dst].attrs)
+	if err != nil {
+		return err
+	}
+	rep.Bytes += n
+	if f.opts.Mode == Redirect {
+		// Moved to the primary: the temporary copy goes.
+		if err := f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	rep.Repaired++
+	return nil
+}
+
+// pager reads one side's listing a page at a time, without the reserved
+// prefix.
+type pager struct {
+	f    *Failover
+	s    *side
+	opts driver.ListOptions
+	page []*driver.ListObject
+	done bool
+}
+
+func newPager(f *Failover, s *side, prefix string) *pager {
+	return &pager{f: f, s: s, opts: driver.ListOptions{Prefix: prefix, PageSize: defaultPageSize}}
+}
+
+// peek returns the first listed object after after, or nil at the end.
+func (p *pager) peek(ctx context.Context, after string) (*driver.ListObject, error) {
+	for {
+		for len(p.page) > 0 && (p.page[0].Key <= after || strings.HasPrefix(p.page[0].Key, ReservedPrefix)) {
+			p.page = p.page[1:]
+		}
+		if len(p.page) > 0 {
+			return p.page[0], nil
+		}
+		if p.done {
+			return nil, nil
+		}
+		var page *driver.ListPage
+		err := p.s.call(ctx, p.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			page, err = p.s.d.ListPaged(ctx, &p.opts)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listing the %s: %w", p.s.id, err)
+		}
+		p.page = page.Objects
+		p.opts.PageToken = page.NextPageToken
+		p.done = len(page.NextPageToken) == 0
+	}
+}
+
+// next drops the object peek returned.
+func (p *pager) next() { p.page = p.page[1:] }
