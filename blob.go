@@ -36,7 +36,7 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 	switch {
 	case errors.Is(err, ErrReservedKey), errors.Is(err, errInvalidKey):
 		return gcerrors.InvalidArgument
-	case errors.Is(err, errDeleted):
+	case errors.Is(err, errDeleted), errors.Is(err, errNotFound):
 		return gcerrors.NotFound
 	case errors.Is(err, errExists):
 		return gcerrors.FailedPrecondition

@@ -107,6 +107,8 @@ var (
 	// errDeleted answers reads of a key whose pending tombstone has not yet
 	// reached every side.
 	errDeleted = errors.New("failoverblob: object not found (deleted)")
+	// errNotFound answers a strict read of a key neither side holds.
+	errNotFound = errors.New("failoverblob: object not found")
 )
 
 // checkKey refuses the empty key, keys the library reserves, and keys that

@@ -217,3 +217,37 @@ func TestDeleteByAnInstanceIsNotUndoneByAnothersReconcile(t *testing.T) {
 		})
 	}
 }
+
+// With StrictReads an instance reads another's redirected write before it
+// has learnt of it, by comparing both sides' versions; without, it reads
+// the primary's older version until it refreshes.
+func TestStrictReadsSeeAnotherInstancesWriteAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 1, failoverblob.Options{})
+		a := fl.in[0]
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		lax := fl.start(failoverblob.Options{})
+		strict := fl.start(failoverblob.Options{StrictReads: true})
+		fl.down(0)
+		for k, v := range map[string]string{"k": "v2", "new": "n1"} {
+			if err := a.f.Bucket().WriteAll(fl.ctx, k, []byte(v), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fl.heal()
+		for k, want := range map[string][2]string{"k": {"v1", "v2"}, "new": {"<not found>", "n1"}} {
+			if got := lax.read(fl.ctx, k); got != want[0] {
+				t.Errorf("the lax instance, not refreshed, reads %s as %q; the test expects the primary's answer, %q", k, got, want[0])
+			}
+			if got := strict.read(fl.ctx, k); got != want[1] {
+				t.Errorf("the strict instance, not refreshed, reads %s as %q, want %q", k, got, want[1])
+			}
+		}
+		fl.down(1)
+		if got := strict.read(fl.ctx, "k"); got != "<unavailable>" {
+			t.Errorf("the strict instance with the secondary down reads %q, want <unavailable>", got)
+		}
+	})
+}

@@ -113,6 +113,15 @@ type Options struct {
 	// 5 seconds.
 	MaxClockSkew time.Duration
 
+	// StrictReads makes reads of keys this instance knows of no pending
+	// work for compare both sides' versions, and serve the newer:
+	// read-your-writes across instances, which otherwise hold once an
+	// instance has learnt of the other's work (see Refresh), at the cost of
+	// a look at each side per read (an Attributes call each), and of the
+	// read while either side is down. False means reads go as described in
+	// the package doc.
+	StrictReads bool
+
 	// BestEffortList, in Redirect mode, makes a listing while the primary is
 	// down return the secondary's objects merged with pending work instead of
 	// failing with ErrUnavailable. The result may be partial.

@@ -33,8 +33,36 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 		return err
 	case pending:
 		return f.readPending(ctx, key, p, op)
+	case f.opts.StrictReads:
+		return f.readStrict(ctx, key, op)
 	}
 	return f.readSettled(ctx, key, op)
+}
+
+// readStrict reads a key this instance knows of no pending work for
+// (Options.StrictReads): another instance may have redirected a newer
+// version this one has not learnt of yet, so both sides' versions are
+// compared and the newer one served.
+func (f *Failover) readStrict(ctx context.Context, key string, op func(*side) error) error {
+	var got [2]sideObject
+	for _, s := range f.sides {
+		o, err := f.inspect(ctx, s, key)
+		switch {
+		case err != nil && s.outage(ctx, err):
+			return unavailable(err, "strict reads compare both sides while work is pending, and the %s is down", s.id)
+		case err != nil:
+			return err
+		}
+		got[s.id] = o
+	}
+	p, sec := got[journal.Primary], got[journal.Secondary]
+	switch {
+	case !p.exists && !sec.exists:
+		return fmt.Errorf("%w: %q", errNotFound, key)
+	case !p.exists || sec.exists && sec.s.compare(p.s, f.opts.MaxClockSkew) > 0:
+		return op(f.sides[journal.Secondary])
+	}
+	return op(f.sides[journal.Primary])
 }
 
 // readPending reads a key with pending work from a side holding its newest
