@@ -25,6 +25,7 @@ type Failover struct {
 	bucket *blob.Bucket
 
 	drainMu  sync.Mutex  // one Drain at a time
+	instance string      // this instance's name in reconcile leases
 	distinct atomic.Bool // the sides were found to be distinct storage (checkDistinct)
 
 	retractedMu sync.Mutex
@@ -73,6 +74,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		retracted: map[string]retraction{},
 	}
 	f.locks.init()
+	f.instance = newInstanceID(f.clock.writer)
 	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
 		b := primary
 		if id == journal.Secondary {

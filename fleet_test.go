@@ -3,6 +3,9 @@ package failoverblob_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -248,6 +251,80 @@ func TestStrictReadsSeeAnotherInstancesWriteAtOnce(t *testing.T) {
 		fl.down(1)
 		if got := strict.read(fl.ctx, "k"); got != "<unavailable>" {
 			t.Errorf("the strict instance with the secondary down reads %q, want <unavailable>", got)
+		}
+	})
+}
+
+// Reconcile leases: two instances draining at once split the work by
+// shard, so a key is copied once; the leases of an instance that died are
+// taken over once they expire.
+func TestReconcileLeasesSplitTheWorkAndExpire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var copies atomic.Int64
+		opts := failoverblob.Options{OnRepair: func(r failoverblob.Repair) {
+			if r.Bytes > 0 {
+				copies.Add(1)
+			}
+		}}
+		fl := newFleet(t, 2, opts)
+		a, b := fl.in[0], fl.in[1]
+		fl.down(0)
+		const n = 40
+		for i := range n {
+			if err := a.f.Bucket().WriteAll(fl.ctx, fmt.Sprintf("k%02d", i), []byte("v"), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fl.heal()
+		for _, in := range fl.in {
+			in.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Latency: time.Second})
+		}
+		var wg sync.WaitGroup
+		reps := make([]failoverblob.Report, 2)
+		for i, in := range []*instance{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var err error
+				if reps[i], err = in.f.Drain(fl.ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if got := copies.Load(); got != n {
+			t.Errorf("copies made by the two instances: %d, want %d (each key once)", got, n)
+		}
+		if reps[0].Leased+reps[1].Leased == 0 {
+			t.Errorf("reports %+v and %+v: neither left work to the other", reps[0], reps[1])
+		}
+		for i := range n {
+			if got := fl.content(0, fmt.Sprintf("k%02d", i)); got != "v" {
+				t.Fatalf("k%02d on the primary: %q", i, got)
+			}
+		}
+
+		// An instance that took every lease of the primary and died.
+		fl.down(0)
+		if err := a.f.Bucket().WriteAll(fl.ctx, "late", []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		fl.heal()
+		for sh := range 64 {
+			name := fmt.Sprintf("%sleases/primary/%02d", failoverblob.ReservedPrefix, sh)
+			md := map[string]string{"failover-lease-holder": "dead", "failover-lease-until": fmt.Sprint(time.Now().Add(time.Hour).UnixNano())}
+			if err := fl.raw[0].WriteAll(fl.ctx, name, []byte("dead"), &blob.WriterOptions{Metadata: md}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := b.f.Drain(fl.ctx)
+		if err != nil || rep.Leased != 1 || rep.Remaining != 1 {
+			t.Errorf("drain while the dead instance's lease lasts: %+v, %v; want the key left pending", rep, err)
+		}
+		time.Sleep(time.Hour + time.Minute)
+		rep, err = b.f.Drain(fl.ctx)
+		if err != nil || rep.Leased != 0 || rep.Remaining != 0 || rep.Copied != 1 {
+			t.Errorf("drain once the lease expired: %+v, %v; want the key repaired", rep, err)
 		}
 	})
 }

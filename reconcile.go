@@ -45,6 +45,9 @@ type Report struct {
 	Cleaned   int   // temporary copies removed from the secondary
 	Bytes     int64 // bytes copied
 	Remaining int   // journal entries still pending afterwards
+	// Leased counts the repairs left to another instance of a fleet, which
+	// holds their reconcile lease (journal on the buckets only).
+	Leased int
 }
 
 // Run reconciles until ctx is done or the bucket is closed: every
@@ -160,6 +163,23 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		}
 		groups[g] = append(groups[g], e)
 	}
+	// Repairs whose shard another instance holds the lease of are left to
+	// it (see lease.go).
+	keys, sides := make([]string, len(order)), make([]journal.Side, len(order))
+	for i, g := range order {
+		keys[i], sides[i] = g.key, g.missing
+	}
+	keep := f.leased(ctx, keys, sides)
+	skipped := 0
+	mine := order[:0]
+	for i, g := range order {
+		if keep[i] {
+			mine = append(mine, g)
+		} else {
+			skipped++
+		}
+	}
+	order = mine
 
 	var (
 		mu   sync.Mutex
@@ -213,6 +233,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	wg.Wait()
 	rep.Remaining, _ = f.idx.stats()
+	rep.Leased = skipped
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,0 +1,139 @@
+package failoverblob
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"time"
+
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// Reconcile leases keep the instances of a fleet that share a journal on
+// the buckets from repairing the same keys at once, most of the time. Keys
+// fall into leaseShards shards by hash; before a pass repairs a shard's
+// keys on a side, the instance takes that shard's lease, an object under
+// leasePrefix on the side being repaired, created with IfNotExist and
+// taken over, once expired, by a write conditional on the lease it read
+// (where the side allows conditional writes; elsewhere the takeover is
+// best effort). A pass skips the shards another live instance holds; a
+// dead instance's leases expire and its work is picked up.
+//
+// Leases are an optimisation, never the guard: every repair checks versions
+// and writes conditionally whoever holds the lease, so two instances
+// repairing one key is wasted work, not damage.
+const (
+	leaseShards = 64
+	leasePrefix = ReservedPrefix + "leases/"
+	// The lease's holder and expiry travel in its metadata, so one
+	// Attributes call reads a lease.
+	leaseHolderKey = "failover-lease-holder"
+	leaseUntilKey  = "failover-lease-until"
+)
+
+// leaseTTL is how long a lease lasts: three passes.
+func (f *Failover) leaseTTL() time.Duration { return 3 * f.opts.ReconcileInterval }
+
+// usesLeases reports whether passes take leases: only with a journal on
+// the buckets, which a fleet shares. A local journal has one reconciler.
+func (f *Failover) usesLeases() bool {
+	_, ok := f.opts.Journal.(*journal.Bucket)
+	return ok
+}
+
+// shardOf returns the lease shard of key.
+func shardOf(key string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	return int(h % leaseShards)
+}
+
+// newInstanceID returns an id for this instance's leases: the writer id and
+// a random suffix, so that two instances given the same writer id do not
+// take each other's leases for their own.
+func newInstanceID(writer string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return writer + "-" + hex.EncodeToString(b[:])
+}
+
+// claim takes or renews the lease of shard for repairs on side dst, and
+// reports whether this instance holds it for the pass.
+func (f *Failover) claim(ctx context.Context, dst journal.Side, shard int) bool {
+	s := f.sides[dst]
+	name := fmt.Sprintf("%s%s/%02d", leasePrefix, dst, shard)
+	attrs, err := s.attributes(ctx, f.opts.CallTimeout, name)
+	switch {
+	case isNotFound(err):
+		return f.writeLease(ctx, s, name, nil)
+	case err != nil:
+		return false
+	}
+	holder := attrs.Metadata[leaseHolderKey]
+	until, _ := strconv.ParseInt(attrs.Metadata[leaseUntilKey], 10, 64)
+	live := time.Now().Add(-f.opts.MaxClockSkew).UnixNano() <= until
+	if holder != f.instance && live {
+		return false
+	}
+	return f.writeLease(ctx, s, name, attrs)
+}
+
+// writeLease writes the lease name on s for this instance, conditional on
+// prior (nil: the lease must not exist).
+func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *driver.Attributes) bool {
+	opts := &driver.WriterOptions{
+		Metadata: map[string]string{
+			leaseHolderKey: f.instance,
+			leaseUntilKey:  strconv.FormatInt(time.Now().Add(f.leaseTTL()).UnixNano(), 10),
+		},
+		IfNotExist: prior == nil,
+	}
+	if prior != nil {
+		opts.BeforeWrite = s.writeIf(prior)
+	}
+	err := s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
+		w, err := s.d.NewTypedWriter(ctx, name, "text/plain", opts)
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte(f.instance)); err != nil {
+			return err // the call's cancellation aborts w
+		}
+		return w.Close()
+	})
+	if err != nil && gcerrors.Code(err) != gcerrors.FailedPrecondition {
+		f.opts.Logger.Debug("failoverblob: reconcile lease not taken", "lease", name, "err", err)
+	}
+	return err == nil
+}
+
+// leased keeps the repairs (key, side to repair) whose shard this instance
+// holds the lease of for the pass, taking the leases it needs. Without
+// leases (see usesLeases) it keeps them all.
+func (f *Failover) leased(ctx context.Context, keys []string, sides []journal.Side) []bool {
+	keep := make([]bool, len(keys))
+	if !f.usesLeases() {
+		for i := range keep {
+			keep[i] = true
+		}
+		return keep
+	}
+	held := map[[2]int]bool{}
+	for i, k := range keys {
+		sh := [2]int{int(sides[i]), shardOf(k)}
+		ok, asked := held[sh]
+		if !asked {
+			ok = f.claim(ctx, sides[i], sh[1])
+			held[sh] = ok
+		}
+		keep[i] = ok
+	}
+	return keep
+}
