@@ -34,3 +34,29 @@ func (s *side) writeIf(prior *driver.Attributes) func(func(any) bool) error {
 	}
 	return c.WriteIf(prior)
 }
+
+// ConditionalDeleter is implemented by a side's driver when the provider can
+// make a delete conditional on the object it removes. The reconciler uses
+// it for every delete it makes (a tombstone carried to a side, a temporary
+// copy removed): it examines the object first, decides from its version
+// that it goes, and deletes it only if it is still that object. A newer
+// object written by another instance in between is then never removed; the
+// delete fails with gcerrors.FailedPrecondition, and the next pass decides
+// again. Where a side has no conditional delete, the version check before
+// the delete is the only guard.
+type ConditionalDeleter interface {
+	// DeleteIf returns a driver.DeleteOptions.BeforeDelete function that
+	// makes the delete fail with gcerrors.FailedPrecondition unless the
+	// object is still the one prior describes. It returns nil if it cannot
+	// express the condition, and the delete is then unconditional.
+	DeleteIf(prior *driver.Attributes) func(asFunc func(any) bool) error
+}
+
+// deleteIf is the condition for a delete on s of the object prior, or nil.
+func (s *side) deleteIf(prior *driver.Attributes) *driver.DeleteOptions {
+	c, ok := s.d.(ConditionalDeleter)
+	if !ok || prior == nil {
+		return nil
+	}
+	return &driver.DeleteOptions{BeforeDelete: c.DeleteIf(prior)}
+}

@@ -282,13 +282,13 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	for _, c := range changes {
 		if c.op == journal.Delete {
 			if d.exists && d.s.compare(c.s, skew) <= 0 {
-				if err := dst.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+				if err := dst.delete(ctx, f.opts.CallTimeout, key, dst.deleteIf(d.attrs)); err != nil && !isNotFound(err) {
 					return rep, err
 				}
 				rep.Action, d.exists = "deleted", false
 			}
 			if temporary && sObj.exists && sObj.s.compare(c.s, skew) <= 0 {
-				if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+				if err := src.delete(ctx, f.opts.CallTimeout, key, src.deleteIf(sObj.attrs)); err != nil && !isNotFound(err) {
 					return rep, err
 				}
 				rep.Cleaned, sObj.exists = true, false
@@ -322,7 +322,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		// Entries recorded since the journal was listed stay pending, and
 		// the index may send reads to the copy about to go.
 		f.idx.moved(key, d.s, missing)
-		if err := src.delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+		if err := src.delete(ctx, f.opts.CallTimeout, key, src.deleteIf(sObj.attrs)); err != nil && !isNotFound(err) {
 			return rep, err
 		}
 		rep.Cleaned = true

@@ -197,7 +197,8 @@ func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.Li
 	if f.opts.Mode == Redirect && (src == journal.Primary || p.exists && p.s.compare(sec.s, skew) == 0) {
 		// The secondary's copy is stale, or a leftover of a repair: remove
 		// it.
-		if err := f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+		sec := f.sides[journal.Secondary]
+		if err := sec.delete(ctx, f.opts.CallTimeout, key, sec.deleteIf(got[journal.Secondary].attrs)); err != nil && !isNotFound(err) {
 			return err
 		}
 		rep.Repaired++
@@ -210,7 +211,8 @@ func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.Li
 	rep.Bytes += n
 	if f.opts.Mode == Redirect {
 		// Moved to the primary: the temporary copy goes.
-		if err := f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil); err != nil && !isNotFound(err) {
+		sec := f.sides[journal.Secondary]
+		if err := sec.delete(ctx, f.opts.CallTimeout, key, sec.deleteIf(got[journal.Secondary].attrs)); err != nil && !isNotFound(err) {
 			return err
 		}
 	}
