@@ -55,9 +55,9 @@ func init() {
 //   - breaker_probes: probe calls a half-open breaker lets through
 //     (default 1).
 //   - journal_file: a path for a durable journal (journal.OpenFile), held
-//     by this bucket until it is closed. Without it the journal is
-//     URLOpener.Options.Journal, or else in memory and lost with the
-//     process.
+//     by this bucket until it is closed, for a single instance. Without
+//     it the journal is URLOpener.Options.Journal, or else the default,
+//     kept on the two buckets and shared by a fleet.
 type URLOpener struct {
 	// Mux opens the primary and secondary URLs. Nil means
 	// blob.DefaultURLMux().
