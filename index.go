@@ -50,7 +50,10 @@ type index struct {
 	skew time.Duration // Options.MaxClockSkew, to order versions
 
 	mu sync.RWMutex
-	m  map[string]*keyState
+	m  map[string]packed
+	// writers interns the writer ids of the versions the index keeps.
+	writers  map[string]uint32
+	writerOf []string
 	// flights follows the keys with writes in flight, pending or not.
 	flights map[string]*flight
 	// commits follows the changes being committed to the sides, which the
@@ -147,23 +150,7 @@ func (x *index) committing(prefix string) map[string]bool {
 func (x *index) get(key string) (keyState, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	p, ok := x.m[key]
-	if !ok {
-		return keyState{}, false
-	}
-	return *p, true
-}
-
-func (x *index) entry(key string, at time.Time) *keyState {
-	p := x.m[key]
-	if p == nil {
-		p = &keyState{oldest: at}
-		x.m[key] = p
-	}
-	if at.Before(p.oldest) {
-		p.oldest = at
-	}
-	return p
+	return x.load(x.m, key)
 }
 
 // pending reports whether key has pending work.
@@ -193,13 +180,9 @@ func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, 
 
 // count counts an entry in m, and returns the key's hint for op from before
 // it.
-func (x *index) count(m map[string]*keyState, key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
-	p := m[key]
-	if p == nil {
-		p = &keyState{oldest: at}
-		m[key] = p
-	}
-	if at.Before(p.oldest) {
+func (x *index) count(m map[string]packed, key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
+	p, ok := x.load(m, key)
+	if !ok || at.Before(p.oldest) {
 		p.oldest = at
 	}
 	p.entries[missing]++
@@ -208,6 +191,7 @@ func (x *index) count(m map[string]*keyState, key string, missing journal.Side, 
 	if h.v.IsZero() || s.compare(*h, x.skew) > 0 {
 		*h = s
 	}
+	x.store(m, key, p)
 	return prev
 }
 
@@ -244,7 +228,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.ended()
-	fresh := make(map[string]*keyState, len(entries))
+	fresh := make(map[string]packed, len(entries))
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if x.recentAck[e.ID] {
@@ -259,14 +243,16 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
 		}
 	}
-	for key, p := range fresh {
-		old := x.m[key]
-		if old == nil || !old.known {
+	for key := range fresh {
+		old, ok := x.load(x.m, key)
+		if !ok || !old.known {
 			continue
 		}
+		p, _ := x.load(fresh, key)
 		newer := p.hintPut.compare(old.latest, x.skew) > 0 || p.hintDel.compare(old.latest, x.skew) > 0
 		if !newer {
 			p.known, p.latest, p.deleted, p.on, p.size, p.modTime = true, old.latest, old.deleted, old.on, old.size, old.modTime
+			x.store(fresh, key, p)
 		}
 	}
 	x.m, x.complete = fresh, complete
@@ -277,9 +263,10 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 func (x *index) unhint(key string, op journal.Op, s, prev stamp) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if p := x.m[key]; p != nil {
+	if p, ok := x.load(x.m, key); ok {
 		if h := p.hintOf(op); h.v == s.v {
 			*h = prev
+			x.store(x.m, key, p)
 		}
 	}
 }
@@ -293,13 +280,14 @@ func (x *index) commit(key string, v Version, deleted bool, on [2]bool, size int
 	if fl := x.flights[key]; fl != nil && v.Compare(fl.latest) > 0 {
 		fl.latest, fl.deleted, fl.conditional = v, deleted, false
 	}
-	p := x.m[key]
+	p, ok := x.load(x.m, key)
 	s := stamp{v: v}
-	if p == nil || (p.known && s.compare(p.latest, x.skew) < 0) {
+	if !ok || (p.known && s.compare(p.latest, x.skew) < 0) {
 		return
 	}
 	p.known, p.latest, p.deleted, p.on = true, s, deleted, on
 	p.size, p.modTime = size, time.Now()
+	x.store(x.m, key, p)
 }
 
 // resolved records the state of key read from the sides' versions, if the
@@ -308,9 +296,10 @@ func (x *index) commit(key string, v Version, deleted bool, on [2]bool, size int
 func (x *index) resolved(key string, st keyState) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if p := x.m[key]; p != nil && !p.known {
+	if p, ok := x.load(x.m, key); ok && !p.known {
 		p.known, p.latest, p.deleted, p.on = true, st.latest, st.deleted, st.on
 		p.size, p.modTime = st.size, st.modTime
+		x.store(x.m, key, p)
 	}
 }
 
@@ -322,8 +311,8 @@ func (x *index) resolved(key string, st keyState) {
 func (x *index) reached(key string, sides [2]bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	p := x.m[key]
-	if p == nil || !p.known || p.deleted {
+	p, ok := x.load(x.m, key)
+	if !ok || !p.known || p.deleted {
 		return
 	}
 	for s, r := range sides {
@@ -332,6 +321,7 @@ func (x *index) reached(key string, sides [2]bool) {
 	if !p.on[0] && !p.on[1] {
 		p.known = false
 	}
+	x.store(x.m, key, p)
 }
 
 // changed reports whether the index no longer says of key what p says: its
@@ -347,10 +337,9 @@ func (x *index) changed(key string, p keyState) bool {
 func (x *index) moved(key string, s stamp, to journal.Side) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if p := x.m[key]; p != nil && p.known && !p.deleted && p.latest.compare(s, x.skew) <= 0 {
-		p.latest = s
-		p.on = [2]bool{}
-		p.on[to] = true
+	if p, ok := x.load(x.m, key); ok && p.known && !p.deleted && p.latest.compare(s, x.skew) <= 0 {
+		p.latest, p.on = s, only(to)
+		x.store(x.m, key, p)
 	}
 }
 
@@ -366,16 +355,19 @@ func (x *index) acked(key string, missing journal.Side, ids []string, listedAt t
 			x.recentAck[id] = true
 		}
 	}
-	p := x.m[key]
-	if p == nil {
+	p, ok := x.load(x.m, key)
+	if !ok {
 		return
 	}
 	p.entries[missing] = max(0, p.entries[missing]-len(ids))
-	if p.entries[0] == 0 && p.entries[1] == 0 {
+	switch {
+	case p.entries[0] == 0 && p.entries[1] == 0:
 		delete(x.m, key)
-	} else if p.entries[missing.Other()] == 0 && listedAt.After(p.oldest) {
+		return
+	case p.entries[missing.Other()] == 0 && listedAt.After(p.oldest):
 		p.oldest = listedAt
 	}
+	x.store(x.m, key, p)
 }
 
 // snapshot returns the keys with a known state under prefix, sorted, with
@@ -385,10 +377,10 @@ func (x *index) snapshot(prefix string) ([]string, map[string]keyState) {
 	defer x.mu.RUnlock()
 	var keys []string
 	states := map[string]keyState{}
-	for k, p := range x.m {
-		if p.known && strings.HasPrefix(k, prefix) {
+	for k, q := range x.m {
+		if q.flags&flagKnown != 0 && strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
-			states[k] = *p
+			states[k] = x.unpack(q)
 		}
 	}
 	sort.Strings(keys)
@@ -400,8 +392,8 @@ func (x *index) snapshot(prefix string) ([]string, map[string]keyState) {
 func (x *index) unknown(prefix, after string, limit int) []string {
 	x.mu.RLock()
 	var keys []string
-	for k, p := range x.m {
-		if !p.known && strings.HasPrefix(k, prefix) && k > after {
+	for k, q := range x.m {
+		if q.flags&flagKnown == 0 && strings.HasPrefix(k, prefix) && k > after {
 			keys = append(keys, k)
 		}
 	}
@@ -418,11 +410,117 @@ func (x *index) unknown(prefix, after string, limit int) []string {
 func (x *index) stats() (n int, oldest time.Time) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	for _, p := range x.m {
-		n += p.entries[0] + p.entries[1]
-		if oldest.IsZero() || p.oldest.Before(oldest) {
-			oldest = p.oldest
+	var first int64
+	for _, q := range x.m {
+		n += int(q.entries[0] + q.entries[1])
+		if first == 0 || q.oldest < first {
+			first = q.oldest
 		}
 	}
-	return n, oldest
+	return n, unixTime(first)
+}
+
+// packed is how the index keeps a keyState: small, since a long outage can
+// leave millions of keys pending. Times are Unix nanoseconds (0 for the
+// zero time) and writer ids are interned.
+type packed struct {
+	hintPut, hintDel, latest packedStamp
+	oldest, modTime, size    int64
+	entries                  [2]uint32
+	flags                    uint8
+}
+
+type packedStamp struct {
+	wall, at        int64
+	logical, writer uint32
+}
+
+const (
+	flagKnown uint8 = 1 << iota
+	flagDeleted
+	flagOnPrimary
+	flagOnSecondary
+)
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func unixTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// load returns the state of key in m.
+func (x *index) load(m map[string]packed, key string) (keyState, bool) {
+	q, ok := m[key]
+	if !ok {
+		return keyState{}, false
+	}
+	return x.unpack(q), true
+}
+
+// store keeps p as the state of key in m.
+func (x *index) store(m map[string]packed, key string, p keyState) { m[key] = x.pack(p) }
+
+func (x *index) pack(p keyState) packed {
+	q := packed{
+		hintPut: x.packStamp(p.hintPut), hintDel: x.packStamp(p.hintDel), latest: x.packStamp(p.latest),
+		oldest: unixNano(p.oldest), modTime: unixNano(p.modTime), size: p.size,
+		entries: [2]uint32{uint32(p.entries[0]), uint32(p.entries[1])},
+	}
+	for _, f := range []struct {
+		set  bool
+		flag uint8
+	}{{p.known, flagKnown}, {p.deleted, flagDeleted}, {p.on[0], flagOnPrimary}, {p.on[1], flagOnSecondary}} {
+		if f.set {
+			q.flags |= f.flag
+		}
+	}
+	return q
+}
+
+func (x *index) unpack(q packed) keyState {
+	return keyState{
+		hintPut: x.unpackStamp(q.hintPut), hintDel: x.unpackStamp(q.hintDel), latest: x.unpackStamp(q.latest),
+		oldest: unixTime(q.oldest), modTime: unixTime(q.modTime), size: q.size,
+		entries: [2]int{int(q.entries[0]), int(q.entries[1])},
+		known:   q.flags&flagKnown != 0, deleted: q.flags&flagDeleted != 0,
+		on: [2]bool{q.flags&flagOnPrimary != 0, q.flags&flagOnSecondary != 0},
+	}
+}
+
+func (x *index) packStamp(s stamp) packedStamp {
+	return packedStamp{wall: s.v.Wall, at: unixNano(s.at), logical: s.v.Logical, writer: x.intern(s.v.Writer)}
+}
+
+func (x *index) unpackStamp(p packedStamp) stamp {
+	var w string
+	if int(p.writer) < len(x.writerOf) {
+		w = x.writerOf[p.writer]
+	}
+	return stamp{v: Version{Wall: p.wall, Logical: p.logical, Writer: w}, at: unixTime(p.at)}
+}
+
+// intern returns the number of writer id w, which the index's few writers
+// share. Callers hold x.mu for writing.
+func (x *index) intern(w string) uint32 {
+	if n, ok := x.writers[w]; ok {
+		return n
+	}
+	if x.writers == nil {
+		x.writers, x.writerOf = map[string]uint32{"": 0}, []string{""}
+		if w == "" {
+			return 0
+		}
+	}
+	n := uint32(len(x.writerOf))
+	x.writers[w] = n
+	x.writerOf = append(x.writerOf, w)
+	return n
 }
