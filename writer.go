@@ -488,44 +488,62 @@ func (w *writer) commitRedirect() error {
 	_, pending := f.idx.get(w.key)
 	recorded := false
 	if pw := w.sw[journal.Primary]; pw != nil {
-		if pending {
-			// While a key has pending work, every change to it is recorded,
-			// so the reconciler sees the newest one.
-			if _, err := f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size); err != nil {
-				return err
-			}
-			recorded = true
-		}
 		w.sw[journal.Primary] = nil
-		err := pw.commit()
-		if err == nil {
+		// While a key has pending work, every change to it is recorded, so
+		// the reconciler sees the newest one.
+		err, rerr := w.commitRecording(pw, pending)
+		switch {
+		case rerr != nil:
+			w.reached[journal.Primary] = err == nil
+			return rerr
+		case err == nil:
 			f.idx.commit(w.key, w.version, false, only(journal.Primary), w.size)
 			return nil
-		}
-		if !pw.s.outage(w.ctx, err) {
+		case !pw.s.outage(w.ctx, err):
 			return err
 		}
+		recorded = pending
 		w.reached[journal.Primary] = true
 		if err := w.redirect(err); err != nil {
 			return err
 		}
 	}
-	if !recorded {
-		if _, err := f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size); err != nil {
-			return err
-		}
-	}
 	sw := w.sw[journal.Secondary]
 	w.sw[journal.Secondary] = nil
-	if err := sw.commit(); err != nil {
-		if sw.s.outage(w.ctx, err) {
-			w.reached[journal.Secondary] = true
-			return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
-		}
+	err, rerr := w.commitRecording(sw, !recorded)
+	switch {
+	case rerr != nil:
+		w.reached[journal.Secondary] = err == nil
+		return rerr
+	case err != nil && sw.s.outage(w.ctx, err):
+		w.reached[journal.Secondary] = true
+		return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
+	case err != nil:
 		return err
 	}
 	f.idx.commit(w.key, w.version, false, only(journal.Secondary), w.size)
 	return nil
+}
+
+// commitRecording commits sw and, if record is set, records at the same
+// time that the primary is missing the write: with a journal on the
+// buckets, the entry and the data are two requests, and a write waits for
+// the slower, not for both in turn. The write is acknowledged only once
+// both have succeeded, so an acknowledged write is always recorded; a crash
+// between the two can leave data no entry describes, which the verifier
+// finds. err is the commit's outcome, rerr the record's.
+func (w *writer) commitRecording(sw *sideWriter, record bool) (err, rerr error) {
+	if !record {
+		return sw.commit(), nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, rerr = w.f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size)
+	}()
+	err = sw.commit()
+	<-done
+	return err, rerr
 }
 
 func (w *writer) commitMirror() error {
