@@ -115,25 +115,47 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 }
 
 // leased keeps the repairs (key, side to repair) whose shard this instance
-// holds the lease of for the pass, taking the leases it needs. Without
-// leases (see usesLeases) it keeps them all.
-func (f *Failover) leased(ctx context.Context, keys []string, sides []journal.Side) []bool {
-	keep := make([]bool, len(keys))
+// holds the lease of for the pass, taking the leases it needs, and returns
+// the shards it holds. Without leases (see usesLeases) it keeps them all.
+func (f *Failover) leased(ctx context.Context, keys []string, sides []journal.Side) (keep []bool, held []leaseShard) {
+	keep = make([]bool, len(keys))
 	if !f.usesLeases() {
 		for i := range keep {
 			keep[i] = true
 		}
-		return keep
+		return keep, nil
 	}
-	held := map[[2]int]bool{}
+	asked := map[leaseShard]bool{}
 	for i, k := range keys {
-		sh := [2]int{int(sides[i]), shardOf(k)}
-		ok, asked := held[sh]
-		if !asked {
-			ok = f.claim(ctx, sides[i], sh[1])
-			held[sh] = ok
+		sh := leaseShard{sides[i], shardOf(k)}
+		ok, done := asked[sh]
+		if !done {
+			ok = f.claim(ctx, sh.side, sh.shard)
+			asked[sh] = ok
+			if ok {
+				held = append(held, sh)
+			}
 		}
 		keep[i] = ok
 	}
-	return keep
+	return keep, held
+}
+
+// leaseShard names one lease: a shard of keys, repaired on one side.
+type leaseShard struct {
+	side  journal.Side
+	shard int
+}
+
+// release gives up the lease sh once its shard is settled, so that a
+// converged bucket holds no lease objects. It leaves a lease that is no
+// longer this instance's.
+func (f *Failover) release(ctx context.Context, sh leaseShard) {
+	s := f.sides[sh.side]
+	name := fmt.Sprintf("%s%s/%02d", leasePrefix, sh.side, sh.shard)
+	attrs, err := s.attributes(ctx, f.opts.CallTimeout, name)
+	if err != nil || attrs.Metadata[leaseHolderKey] != f.instance {
+		return
+	}
+	_ = s.delete(ctx, f.opts.CallTimeout, name, s.deleteIf(attrs))
 }

@@ -169,7 +169,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	for i, g := range order {
 		keys[i], sides[i] = g.key, g.missing
 	}
-	keep := f.leased(ctx, keys, sides)
+	keep, held := f.leased(ctx, keys, sides)
 	skipped := 0
 	mine := order[:0]
 	for i, g := range order {
@@ -189,8 +189,14 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		wg   sync.WaitGroup
 		sem  = make(chan struct{}, f.opts.ReconcileConcurrency)
 	)
+	unsettled := map[leaseShard]bool{} // shards with a repair that failed
 	settle := func(g group) {
 		r, err := f.repair(ctx, g.key, g.missing, groups[g], listedAt)
+		if err != nil {
+			mu.Lock()
+			unsettled[leaseShard{g.missing, shardOf(g.key)}] = true
+			mu.Unlock()
+		}
 		if err == nil && f.opts.OnRepair != nil {
 			cbMu.Lock()
 			f.opts.OnRepair(r)
@@ -232,6 +238,11 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		}()
 	}
 	wg.Wait()
+	for _, sh := range held {
+		if !unsettled[sh] && ctx.Err() == nil {
+			f.release(ctx, sh)
+		}
+	}
 	rep.Remaining, _ = f.idx.stats()
 	rep.Leased = skipped
 	if err := ctx.Err(); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // A tombstone withdrawn by a refused delete must not be applied by a Drain
@@ -271,6 +272,8 @@ func TestListingRacingARepairKeepsTheKey(t *testing.T) {
 		list := &pausedList{Bucket: pd}
 		f, err := failoverblob.New(ctx, blob.NewBucket(list), raw[secondary], &failoverblob.Options{
 			Breaker: &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
+			// Off the sides: the paused listing must be the bucket's.
+			Journal: journal.NewMemory(),
 		})
 		if err != nil {
 			t.Fatal(err)
