@@ -2,6 +2,7 @@ package failoverblob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -82,11 +83,14 @@ var urlParams = []string{
 func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	p, err := parseFailoverURL(u, o.Options)
 	if err != nil {
-		return nil, fmt.Errorf("open failover bucket: %w", err)
+		return nil, fmt.Errorf("open failover bucket: %w: %w", ErrBadURL, err)
 	}
 	mux := o.Mux
 	if mux == nil {
 		mux = blob.DefaultURLMux()
+	}
+	if err := checkSideSchemes(mux, p); err != nil {
+		return nil, fmt.Errorf("open failover bucket: %w: %w", ErrBadURL, err)
 	}
 	var closers []func() error
 	var closeJournal func() error
@@ -135,6 +139,29 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 		}
 	}
 	return f.Bucket(), nil
+}
+
+// ErrBadURL is wrapped by the errors URLOpener returns for a URL it refuses
+// before opening anything: a host or path before the query, an unknown,
+// repeated or unparseable parameter, a missing or malformed side URL, or a
+// side URL whose scheme the mux does not open. Errors met while opening
+// the sides (a driver's refusal of its own parameters, a service that
+// cannot be reached) and the journal file do not wrap it. Test with
+// errors.Is.
+var ErrBadURL = errors.New("bad URL")
+
+// checkSideSchemes refuses side URLs whose scheme mux does not open.
+func checkSideSchemes(mux *blob.URLMux, p failoverURL) error {
+	for _, s := range []struct{ param, url string }{{"primary", p.primary}, {"secondary", p.secondary}} {
+		u, err := url.Parse(s.url)
+		if err != nil {
+			return fmt.Errorf("parameter %s: %q is not a bucket URL", s.param, redactURL(s.url))
+		}
+		if !mux.ValidBucketScheme(u.Scheme) {
+			return fmt.Errorf("parameter %s: no bucket opener for scheme %q (known: %s)", s.param, u.Scheme, strings.Join(mux.BucketSchemes(), ", "))
+		}
+	}
+	return nil
 }
 
 type failoverURL struct {

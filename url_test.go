@@ -83,7 +83,7 @@ func TestURLErrors(t *testing.T) {
 		{"no secondary", "failover://?primary=mem%3A%2F%2F", "parameter secondary is required"},
 		{"nested URL without scheme", failoverURL("orders", "mem://"), "primary: \"orders\" is not a bucket URL"},
 		{"nested URL unparseable", "failover://?primary=%25zz%3A%2F%2F&secondary=mem%3A%2F%2F", "is not a bucket URL"},
-		{"nested scheme unknown", failoverURL("nosuch://b", "mem://"), `primary: open blob.Bucket: no driver registered for "nosuch"`},
+		{"nested scheme unknown", failoverURL("nosuch://b", "mem://"), `primary: no bucket opener for scheme "nosuch" (known: `},
 		{"bad mode", failoverURL("mem://", "mem://", "mode=mirrored"), `mode="mirrored": want redirect or mirror`},
 		{"bad ack", failoverURL("mem://", "mem://", "ack=all"), `ack="all": want either or both`},
 		{"bad duration", failoverURL("mem://", "mem://", "call_timeout=10"), `call_timeout="10": not a duration`},
@@ -100,10 +100,23 @@ func TestURLErrors(t *testing.T) {
 			if err == nil {
 				b.Close()
 			}
-			require.Error(t, err)
+			require.ErrorIs(t, err, failoverblob.ErrBadURL)
 			require.Contains(t, err.Error(), c.want)
 		})
 	}
+}
+
+// TestURLOpenErrorsAreNotBadURLs: a URL the opener accepts whose side then
+// fails to open is not ErrBadURL, so tools can tell a mistyped URL from a
+// storage they cannot reach.
+func TestURLOpenErrorsAreNotBadURLs(t *testing.T) {
+	missing := "file://" + filepath.ToSlash(filepath.Join(t.TempDir(), "no-such-dir"))
+	b, err := blob.OpenBucket(context.Background(), failoverURL(missing, "mem://"))
+	if err == nil {
+		b.Close()
+	}
+	require.Error(t, err)
+	require.NotErrorIs(t, err, failoverblob.ErrBadURL)
 }
 
 func TestURLErrorsHideNestedQueries(t *testing.T) {
