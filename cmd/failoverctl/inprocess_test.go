@@ -28,7 +28,7 @@ func TestDrainDrawsABarOnATerminal(t *testing.T) {
 	// The bar is redrawn in place with carriage returns; its last
 	// drawing is full, with the bytes in its description.
 	require.Contains(t, stdout, "\r")
-	require.Regexp(t, `drain 3\.0 KiB/3\.0 KiB\s+100% \|[^|]+\| \(5/5, \d+ keys/s\)`, stdout)
+	require.Regexp(t, `drain 3\.0 KiB/3\.0 KiB \([0-9.]+ [KM]?i?B/s\)\s+100% \|[^|]+\| \(5/5, \d+ keys/s\)`, stdout)
 	require.NotRegexp(t, regexp.MustCompile(`(?m)^drain: `), stdout, "no plain lines on a terminal")
 	require.Contains(t, stdout, "\nsettled 5 keys in ")
 	require.Equal(t, want, contents(t, openDir(t, pdir)))

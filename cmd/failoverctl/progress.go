@@ -153,11 +153,15 @@ func (p *progress) line(elapsed time.Duration) string {
 	return b.String()
 }
 
-// describe is the bar's description: the verb, the bytes and the note.
+// describe is the bar's description: the verb, the bytes and their rate,
+// and the note.
 func (p *progress) describe() string {
 	d := p.verb
 	if p.showBytes {
 		d += " " + p.bytesDone()
+		if secs := time.Since(p.start).Seconds(); secs > 0 && p.bytes > 0 {
+			d += " (" + formatBytes(int64(float64(p.bytes)/secs)) + "/s)"
+		}
 	}
 	if p.note != "" {
 		d += ", " + p.note

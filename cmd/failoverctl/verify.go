@@ -91,7 +91,10 @@ func verify(ctx context.Context, e *env, f *failoverblob.Failover, o failoverblo
 	default:
 		fmt.Fprintf(e.stdout, " (not repaired: -repair repairs them)")
 	}
-	fmt.Fprintf(e.stdout, "; %d skipped, with pending work that drain settles\n", sum.Pending)
+	if sum.Pending > 0 {
+		fmt.Fprintf(e.stdout, "; %s skipped, with pending work that drain settles", plural(sum.Pending, "key", "keys"))
+	}
+	fmt.Fprintln(e.stdout)
 	if (limited || len(errs) > 0) && cursor != "" {
 		fmt.Fprintf(e.stdout, "stopped after key %s: resume with -after %s\n", printableKey(cursor), shellQuote(cursor))
 	}
