@@ -306,9 +306,15 @@ func TestOverEmulatorsWithThePrimaryDown(t *testing.T) {
 	require.Contains(t, r.stderr, "the last pass failed:\n  failoverblob: checking that the sides are distinct storage: ")
 	require.Contains(t, r.stderr, "3 journal entries still pending")
 
+	r = ctl(t, "journal", u)
+	require.Equal(t, exitFailed, r.code, "the primary's part of the journal is unread")
+	require.Contains(t, r.stdout, "3 entries: 3 keys to repair, about 11 B to copy")
+	require.Contains(t, r.stderr, "the list is incomplete: journal: partial listing")
+
 	s3.Set(emulators.Healthy)
-	r = ctl(t, "drain", u)
+	r = ctl(t, "drain", "-v", u)
 	require.Equal(t, exitOK, r.code)
+	require.Contains(t, r.stderr, `msg="failoverblob: repaired" key=x/1 side=primary action=copied`, "-v logs the repairs")
 	require.Contains(t, r.stdout, ": 3 copied (11 B), 0 deleted, 3 temporary copies removed")
 	require.Contains(t, r.stdout, "nothing pending")
 
