@@ -153,7 +153,9 @@ func outageOverTheWire(t *testing.T, primary, secondary emulator, mode string, f
 	require.NoError(t, b.WriteAll(ctx, "overwritten", []byte("overwritten v2"), nil), "overwrite during the outage")
 	require.NoError(t, b.WriteAll(ctx, "new", []byte("new v1"), nil), "new object during the outage")
 	require.NoError(t, b.Delete(ctx, "deleted"), "delete during the outage")
-	require.Equal(t, "open", f.Status().Primary.StateName, "the primary's breaker opened")
+	// Tripped: open, or half-open if the 50 ms it stays open have passed
+	// on a loaded machine.
+	require.NotEqual(t, "closed", f.Status().Primary.StateName, "the primary's breaker tripped")
 
 	// Reads return the newest data while the primary is still down.
 	for k, want := range map[string]string{"overwritten": "overwritten v2", "new": "new v1"} {
