@@ -69,6 +69,10 @@ func (h *harness) SupportsCopy() bool               { return true }
 func (h *harness) SupportsNonSlashDelimiters() bool { return true }
 func (h *harness) Close()                           {}
 
+// SkipDownloadAt is false: the failover bucket implements
+// driver.DownloaderAt, and the suite's parallel Download checks it.
+func (h *harness) SkipDownloadAt() bool { return false }
+
 // TestConformance runs drivertest with both sides up (each mode), with a
 // side down for the whole run, and with a side that fails one call in five
 // at random (a seeded flap). Redirect mode with the primary down, where

@@ -31,6 +31,7 @@ func (h *harness) MakeDriverForNonexistentBucket(context.Context) (driver.Bucket
 func (h *harness) HTTPClient() *http.Client         { return nil } // memblob signs no URLs
 func (h *harness) SupportsCopy() bool               { return true }
 func (h *harness) SupportsNonSlashDelimiters() bool { return true }
+func (h *harness) SkipDownloadAt() bool             { return false }
 func (h *harness) Close()                           { _ = h.base.Close() }
 
 func TestConformance(t *testing.T) {

@@ -116,6 +116,10 @@ func (h *failoverHarness) SupportsCopy() bool       { return true }
 func (h *failoverHarness) SupportsNonSlashDelimiters() bool { return false }
 func (h *failoverHarness) Close()                           {}
 
+// SkipDownloadAt is false: the suite's parallel Download reaches the sides'
+// own parallel downloads, over the emulators.
+func (h *failoverHarness) SkipDownloadAt() bool { return false }
+
 // rawHarness runs the conformance suite on one emulator's bucket, opened as
 // the failover harness opens that side.
 type rawHarness struct {
@@ -143,6 +147,7 @@ func (h *rawHarness) MakeDriverForNonexistentBucket(ctx context.Context) (driver
 func (h *rawHarness) HTTPClient() *http.Client         { return h.client }
 func (h *rawHarness) SupportsCopy() bool               { return true }
 func (h *rawHarness) SupportsNonSlashDelimiters() bool { return false }
+func (h *rawHarness) SkipDownloadAt() bool             { return false }
 func (h *rawHarness) Close()                           {}
 
 // conformanceRuns are the states TestEmulatorConformance runs the suite in.

@@ -2,6 +2,7 @@ package providers
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -37,6 +38,8 @@ type bucket struct {
 	// write, to give the provider's writer the transport's limits.
 	tuneWriter func(asFunc func(any) bool) error
 }
+
+var _ driver.DownloaderAt = (*bucket)(nil)
 
 // wrap returns b as a bucket with cond's conditional writes and small-write
 // handling up to smallWrite bytes.
@@ -90,6 +93,15 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	return &heldWriter{ctx: ctx, cancel: cancel, b: b, key: key, contentType: contentType, opts: opts, plain: plain}, nil
+}
+
+// DownloadAt implements driver.DownloaderAt with the provider's parallel
+// download where its driver has one, and one stream otherwise.
+func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts *driver.ReaderOptions) error {
+	if d, ok := b.Bucket.(driver.DownloaderAt); ok {
+		return d.DownloadAt(ctx, key, w, opts)
+	}
+	return b.inner.Download(ctx, key, io.NewOffsetWriter(w, 0), &blob.ReaderOptions{BeforeRead: opts.BeforeRead})
 }
 
 // heldWriter holds a write's first bytes until it knows the write's size
