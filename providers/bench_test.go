@@ -331,3 +331,62 @@ func BenchmarkGCSSmallWrite(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEmulatorPutGet writes an object with WriteAll and reads it back
+// with ReadAll over the emulators: on the S3 emulator's bucket alone
+// (mode=raw), and on a failover bucket with that bucket as primary and a
+// GCS emulator's as secondary, in each mode, both healthy. It is the
+// root package's BenchmarkPutGet over the wire; compare the modes within a
+// size:
+//
+//	go test -run '^$' -bench EmulatorPutGet -benchmem -count 6 ./providers > putget.txt
+//	benchstat -col /mode putget.txt
+func BenchmarkEmulatorPutGet(b *testing.B) {
+	ctx := context.Background()
+	sizes := []struct {
+		name string
+		n    int
+	}{
+		{"1KiB", 1 << 10},
+		{"1MiB", 1 << 20},
+	}
+	for _, sz := range sizes {
+		for _, mode := range []string{"raw", "redirect", "mirror"} {
+			benchRun(b, fmt.Sprintf("size=%s/mode=%s", sz.name, mode), func(b *testing.B) {
+				pr, sec := benchStartS3(b), benchStartGCS(b)
+				u := pr.url
+				if mode != "raw" {
+					u = failoverURL(pr.url, sec.url, "mode="+mode, "reconcile=false")
+				}
+				bkt := benchOpen(b, ctx, u)
+				defer func() { _ = bkt.Close() }()
+				benchPutGet(b, ctx, bkt, sz.n)
+			})
+		}
+	}
+}
+
+// benchPutGet times WriteAll and ReadAll of size bytes on bkt, after one
+// checked round trip.
+func benchPutGet(b *testing.B, ctx context.Context, bkt *blob.Bucket, size int) {
+	data := bytes.Repeat(benchPayload(), size/benchSize)
+	keys := benchKeys("put-get")
+	benchCheckedWrite(b, ctx, bkt, bkt, keys[0], data)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	i := 0
+	for b.Loop() {
+		key := keys[i%len(keys)]
+		i++
+		if err := bkt.WriteAll(ctx, key, data, benchWriteOpts); err != nil {
+			b.Fatal(err)
+		}
+		got, err := bkt.ReadAll(ctx, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != size {
+			b.Fatalf("read %d bytes, want %d", len(got), size)
+		}
+	}
+}
