@@ -15,6 +15,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/internal/cputime"
 	"github.com/failoverblob/failoverblob/internal/emulators"
 	"github.com/failoverblob/failoverblob/providers"
 )
@@ -335,9 +336,10 @@ func BenchmarkGCSSmallWrite(b *testing.B) {
 // BenchmarkEmulatorPutGet writes an object with WriteAll and reads it back
 // with ReadAll over the emulators: on the S3 emulator's bucket alone
 // (mode=raw), and on a failover bucket with that bucket as primary and a
-// GCS emulator's as secondary, in each mode, both healthy. It is the
-// root package's BenchmarkPutGet over the wire; compare the modes within a
-// size:
+// GCS emulator's as secondary, in each mode, both healthy, with the default
+// Transport. It is the root package's BenchmarkPutGet over the wire, and
+// like it reports the process's CPU time per operation (cpu-ns/op; the
+// emulators' work included); compare the modes within a size:
 //
 //	go test -run '^$' -bench EmulatorPutGet -benchmem -count 6 ./providers > putget.txt
 //	benchstat -col /mode putget.txt
@@ -353,10 +355,11 @@ func BenchmarkEmulatorPutGet(b *testing.B) {
 	for _, sz := range sizes {
 		for _, mode := range []string{"raw", "redirect", "mirror"} {
 			benchRun(b, fmt.Sprintf("size=%s/mode=%s", sz.name, mode), func(b *testing.B) {
-				pr, sec := benchStartS3(b), benchStartGCS(b)
-				u := pr.url
+				pr := s3URL(emulators.StartS3(b, testBucket))
+				sec := gcsURL(emulators.StartGCS(b, testBucket))
+				u := pr
 				if mode != "raw" {
-					u = failoverURL(pr.url, sec.url, "mode="+mode, "reconcile=false")
+					u = failoverURL(pr, sec, "mode="+mode, "reconcile=false")
 				}
 				bkt := benchOpen(b, ctx, u)
 				defer func() { _ = bkt.Close() }()
@@ -374,19 +377,21 @@ func benchPutGet(b *testing.B, ctx context.Context, bkt *blob.Bucket, size int) 
 	benchCheckedWrite(b, ctx, bkt, bkt, keys[0], data)
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
-	i := 0
-	for b.Loop() {
-		key := keys[i%len(keys)]
-		i++
-		if err := bkt.WriteAll(ctx, key, data, benchWriteOpts); err != nil {
-			b.Fatal(err)
+	cputime.Report(b, func() {
+		i := 0
+		for b.Loop() {
+			key := keys[i%len(keys)]
+			i++
+			if err := bkt.WriteAll(ctx, key, data, benchWriteOpts); err != nil {
+				b.Fatal(err)
+			}
+			got, err := bkt.ReadAll(ctx, key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(got) != size {
+				b.Fatalf("read %d bytes, want %d", len(got), size)
+			}
 		}
-		got, err := bkt.ReadAll(ctx, key)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(got) != size {
-			b.Fatalf("read %d bytes, want %d", len(got), size)
-		}
-	}
+	})
 }
