@@ -46,12 +46,16 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 	return gcerrors.Code(err)
 }
 
-// As implements driver.Bucket: a **Failover reaches the control surface, and
-// any other type is tried on the primary, then on the secondary.
+// As implements driver.Bucket: a **Failover reaches the control surface, a
+// *ConditionalWriter nothing (see ConditionalWriter), and any other type is
+// tried on the primary, then on the secondary.
 func (b *bucket) As(i any) bool {
-	if p, ok := i.(**Failover); ok {
+	switch p := i.(type) {
+	case **Failover:
 		*p = b.f
 		return true
+	case *ConditionalWriter:
+		return false
 	}
 	return i != nil && (b.f.sides[journal.Primary].d.As(i) || b.f.sides[journal.Secondary].d.As(i))
 }

@@ -4,19 +4,22 @@ import (
 	"gocloud.dev/blob/driver"
 )
 
-// ConditionalWriter is implemented by a side's driver when the provider can
-// make a write conditional on the object it replaces. The reconciler uses it
-// for every copy it makes: it reads the object on the side it repairs,
-// decides from its version that the copy is needed, and writes only if that
-// object is still there unchanged (or still absent). A newer object written
-// by another process in between is then never overwritten; the copy fails
-// with gcerrors.FailedPrecondition, the journal entry stays, and the next
-// pass decides again.
+// ConditionalWriter is what a side offers, through its bucket's As, when
+// the provider can make a write conditional on the object it replaces: a
+// bucket b has it when b.As(&c), with c a ConditionalWriter, sets c. The
+// reconciler uses it for every copy it makes: it reads the object on the
+// side it repairs, decides from its version that the copy is needed, and
+// writes only if that object is still there unchanged (or still absent). A
+// newer object written by another process in between is then never
+// overwritten; the copy fails with gcerrors.FailedPrecondition, the journal
+// entry stays, and the next pass decides again.
 //
-// Buckets opened through the providers package implement it for S3
-// (If-Match / If-None-Match) and GCS (generation preconditions). For other
-// drivers the reconciler's copy is unconditional: the version check before
-// it is the only guard, which is enough while one process reconciles.
+// Buckets opened through the providers package offer it for S3
+// (If-Match / If-None-Match), GCS (generation preconditions) and Azure
+// (If-Match / If-None-Match). For other buckets the reconciler's copy is
+// unconditional: the version check before it is the only guard, which is
+// enough while one process reconciles. A failover bucket does not offer its
+// sides' conditional writes: its writes may land on either side.
 type ConditionalWriter interface {
 	// WriteIf returns a driver.WriterOptions.BeforeWrite function that makes
 	// the write fail with gcerrors.FailedPrecondition unless the object is
@@ -28,8 +31,8 @@ type ConditionalWriter interface {
 
 // writeIf is the condition for a write onto s over prior, or nil.
 func (s *side) writeIf(prior *driver.Attributes) func(func(any) bool) error {
-	c, ok := s.d.(ConditionalWriter)
-	if !ok {
+	var c ConditionalWriter
+	if !s.b.As(&c) {
 		return nil
 	}
 	return c.WriteIf(prior)

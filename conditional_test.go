@@ -28,6 +28,15 @@ type conditionalSide struct {
 
 var errChanged = errors.New("precondition failed: the object changed")
 
+// As offers the side's conditional writes, as the providers' buckets do.
+func (c *conditionalSide) As(i any) bool {
+	if p, ok := i.(*failoverblob.ConditionalWriter); ok {
+		*p = c
+		return true
+	}
+	return c.Bucket.As(i)
+}
+
 func (c *conditionalSide) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	c.priors = append(c.priors, prior)
 	if c.before != nil {

@@ -208,7 +208,6 @@ func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, 
 	r, err := s.d.NewRangeReader(rctx, key, offset, length, opts)
 	wd.stop()
 	if err != nil {
-		err = s.coded(err)
 		cancel()
 		t.finish(err)
 		return nil, err
@@ -225,9 +224,6 @@ func (r *reader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.wd.stop()
 	r.wait = r.idle
-	if err != nil && err != io.EOF {
-		err = r.s.coded(err)
-	}
 	if !r.reported {
 		if err == io.EOF {
 			r.t.finish(nil)
@@ -259,7 +255,7 @@ func (r *reader) Close() error {
 	r.wd.stop()
 	err := r.r.Close()
 	r.stop()
-	return r.s.coded(err)
+	return err
 }
 
 func (r *reader) Attributes() *driver.ReaderAttributes { return r.r.Attributes() }

@@ -481,7 +481,7 @@ func (f *Failover) checkDistinct(ctx context.Context) error {
 	direct := func(s *side, fn func(ctx context.Context) error) error {
 		cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
 		defer cancel()
-		return s.coded(fn(cctx))
+		return fn(cctx)
 	}
 	err := direct(sec, func(ctx context.Context) error {
 		w, err := sec.d.NewTypedWriter(ctx, key, "text/plain", &driver.WriterOptions{})

@@ -22,7 +22,7 @@ import (
 type side struct {
 	id journal.Side
 	b  *blob.Bucket  // as given to New; closed by Close
-	d  driver.Bucket // b's driver, which calls go to (see bucketconv.DriverOf)
+	d  driver.Bucket // b's public API as a driver (bucketconv.Bucket), which calls go to
 	br *circuit.Breaker
 
 	mu        sync.Mutex
@@ -32,8 +32,7 @@ type side struct {
 }
 
 func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.Logger) *side {
-	d, _ := bucketconv.DriverOf(b)
-	s := &side{id: id, b: b, d: d, since: time.Now()}
+	s := &side{id: id, b: b, d: bucketconv.Bucket(b), since: time.Now()}
 	var st circuit.Settings
 	if tmpl != nil {
 		st = *tmpl
@@ -103,21 +102,18 @@ func (s *side) outage(ctx context.Context, err error) bool {
 }
 
 // call runs fn against s's driver under the breaker and a deadline of
-// timeout. The error carries the gcerrors code s's driver gives it.
+// timeout. The error carries the gcerrors code s's bucket gives it.
 func (s *side) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
 	t, err := s.allow(ctx)
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	err = s.coded(fn(cctx))
+	err = fn(cctx)
 	cancel()
 	t.finish(err)
 	return err
 }
-
-// coded gives an error from s's driver the gcerrors code the driver means.
-func (s *side) coded(err error) error { return bucketconv.Coded(s.d, err) }
 
 func (s *side) attributes(ctx context.Context, timeout time.Duration, key string) (attrs *driver.Attributes, err error) {
 	err = s.call(ctx, timeout, func(ctx context.Context) (err error) {

@@ -65,13 +65,13 @@ func (sw *sideWriter) Write(p []byte) (int, error) {
 	sw.wd.kick(sw.idle)
 	n, err := sw.w.Write(p)
 	sw.wd.stop()
-	return n, sw.s.coded(err)
+	return n, err
 }
 
 // commit closes the side's writer and reports the outcome to its breaker.
 func (sw *sideWriter) commit() error {
 	sw.wd.kick(sw.idle)
-	err := sw.s.coded(sw.w.Close())
+	err := sw.w.Close()
 	sw.wd.stop()
 	sw.cancel()
 	sw.t.finish(err)
@@ -97,7 +97,6 @@ func (w *writer) open(s *side) error {
 	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.opts)
 	wd.stop()
 	if err != nil {
-		err = s.coded(err)
 		cancel()
 		t.finish(err)
 		return err
@@ -474,7 +473,7 @@ func (w *writer) clearTombstone() error {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
-		err := sw.s.coded(sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{}))
+		err := sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{})
 		cancel()
 		if err != nil && !isNotFound(err) {
 			return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)

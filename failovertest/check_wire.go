@@ -176,16 +176,15 @@ func newWireRun(t *testing.T, o CheckOptions, seed int64) (*run, error) {
 	}
 	r.raw = [2]*blob.Bucket{primary, secondary}
 	for i, b := range r.raw {
-		d, _ := bucketconv.DriverOf(b)
-		r.sides[i] = blob.NewBucket(&wireSide{Bucket: d, side: i, log: r.log, failed: &r.failed})
+		r.sides[i] = blob.NewBucket(&wireSide{Bucket: bucketconv.Bucket(b), side: i, log: r.log, failed: &r.failed})
 	}
 	r.sched = newWireSchedule(seed, faults, o.Window)
 	return r, nil
 }
 
 // wireSide is a side reached over the wire, as the check sees it: every
-// call goes to the side's own driver, so that the failover bucket finds
-// what it would find there (its conditional writes included), and every
+// call goes to the side's bucket, so that the failover bucket finds what it
+// would find there (As passes on its conditional writes), and every
 // change is logged as well as can be known. A side applies a change at some
 // moment between the call and its answer, so changes whose calls do not
 // overlap land in order; a call that fails may have applied its change, or
@@ -203,19 +202,6 @@ var (
 	_ driver.Writer = (*wireWriter)(nil)
 	_ driver.Reader = (*wireReader)(nil)
 )
-
-// conditionalWriter is failoverblob.ConditionalWriter.
-type conditionalWriter interface {
-	WriteIf(prior *driver.Attributes) func(asFunc func(any) bool) error
-}
-
-// WriteIf passes on the side's conditional writes, if it has them.
-func (s *wireSide) WriteIf(prior *driver.Attributes) func(asFunc func(any) bool) error {
-	if c, ok := s.Bucket.(conditionalWriter); ok {
-		return c.WriteIf(prior)
-	}
-	return nil
-}
 
 // Close leaves the side open: the check reads it at the end, then closes it.
 func (s *wireSide) Close() error { return nil }

@@ -106,6 +106,18 @@ func (t Transport) azureClient(svcURL azureblob.ServiceURL, name azureblob.Conta
 // azureCond makes writes conditional with If-Match / If-None-Match.
 type azureCond struct{}
 
+// sendMD5 sets the blob's Content-MD5 property.
+func (azureCond) sendMD5(sum []byte) func(func(any) bool) error {
+	return func(as func(any) bool) error {
+		var o *azblob.UploadStreamOptions
+		if !as(&o) {
+			return fmt.Errorf("write: the azblob writer did not expose its upload options to take the MD5")
+		}
+		o.HTTPHeaders.BlobContentMD5 = sum
+		return nil
+	}
+}
+
 func (azureCond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
 	mac := &azblobblob.ModifiedAccessConditions{}
 	switch {

@@ -2,6 +2,7 @@ package providers_test
 
 import (
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
@@ -11,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/blob"
 
 	"github.com/failoverblob/failoverblob"
-	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/providers"
 )
 
@@ -56,9 +58,8 @@ func TestAzureAttemptsAreBounded(t *testing.T) {
 			defer b.Close()
 			var c *container.Client
 			require.True(t, b.As(&c), "the Azure client is reachable with As")
-			d, _ := bucketconv.DriverOf(b)
-			_, ok := d.(failoverblob.ConditionalWriter)
-			require.True(t, ok, "Azure buckets offer conditional writes")
+			var cw failoverblob.ConditionalWriter
+			require.True(t, b.As(&cw), "Azure buckets offer conditional writes")
 
 			done := make(chan error, 1)
 			go func() { _, err := b.Attributes(context.Background(), "k"); done <- err }()
@@ -72,4 +73,30 @@ func TestAzureAttemptsAreBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A write's MD5 is handed to Azure as the blob's Content-MD5, as azureblob
+// alone does. The server refuses the write; the upload options are set
+// before it is sent.
+func TestAzureWriteSendsItsMD5(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-ms-error-code", "ServerBusy")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	t.Setenv("AZURE_STORAGE_ACCOUNT", "devaccount")
+	t.Setenv("AZURE_STORAGE_KEY", base64.StdEncoding.EncodeToString([]byte("key")))
+	u := "azblob://box?localemu=true&protocol=http&domain=" + url.QueryEscape(strings.TrimPrefix(srv.URL, "http://")) + "&max_attempts=1"
+	b, err := providers.OpenBucket(context.Background(), u)
+	require.NoError(t, err)
+	defer b.Close()
+	data := []byte("an object with an MD5")
+	var o *azblob.UploadStreamOptions
+	err = b.WriteAll(context.Background(), "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
+		require.True(t, as(&o), "the upload options are reachable with As")
+		return nil
+	}})
+	require.Error(t, err, "the server refuses every write")
+	sum := md5.Sum(data)
+	require.Equal(t, sum[:], o.HTTPHeaders.BlobContentMD5, "the Content-MD5 the upload sets")
 }

@@ -98,8 +98,7 @@ func (h *failoverHarness) MakeDriver(ctx context.Context) (driver.Bucket, error)
 		_ = secondary.Close()
 		return nil, err
 	}
-	d, _ := bucketconv.DriverOf(f.Bucket())
-	return d, nil
+	return bucketconv.Bucket(f.Bucket()), nil
 }
 
 // MakeDriverForNonexistentBucket: a failover bucket has no single bucket
@@ -132,8 +131,7 @@ func (h *rawHarness) open(ctx context.Context, u string) (driver.Bucket, error) 
 	if err != nil {
 		return nil, err
 	}
-	d, _ := bucketconv.DriverOf(b)
-	return d, nil
+	return bucketconv.Bucket(b), nil
 }
 
 func (h *rawHarness) MakeDriver(ctx context.Context) (driver.Bucket, error) {

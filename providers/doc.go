@@ -46,7 +46,7 @@
 //
 // # Conditional writes
 //
-// Buckets opened here implement failoverblob.ConditionalWriter: when the
+// Buckets opened here offer a failoverblob.ConditionalWriter through As: when the
 // reconciler copies an object onto a side, the write succeeds only if the
 // object it replaces is the one it examined (S3 If-Match / If-None-Match:*,
 // GCS generation preconditions, Azure If-Match / If-None-Match:*). A newer

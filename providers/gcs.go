@@ -183,6 +183,18 @@ func serviceAccountKey(js []byte) (string, []byte) {
 // gcsCond makes writes conditional on the object's generation.
 type gcsCond struct{}
 
+// sendMD5 sets the writer's MD5, which GCS checks the object against.
+func (gcsCond) sendMD5(sum []byte) func(func(any) bool) error {
+	return func(as func(any) bool) error {
+		var w *storage.Writer
+		if !as(&w) {
+			return fmt.Errorf("write: the gcs writer did not expose itself to take the MD5")
+		}
+		w.MD5 = sum
+		return nil
+	}
+}
+
 func (gcsCond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
 	cond := storage.Conditions{DoesNotExist: true}
 	if prior != nil {

@@ -3,6 +3,7 @@ package providers_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/json"
 	"log/slog"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"cloud.google.com/go/storage"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
@@ -58,6 +60,27 @@ func TestOpenEachProvider(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The failover bucket's As and ErrorAs reach the provider types of its
+// sides, through the sides' public API: the S3 primary's client and its
+// error for a missing key.
+func TestFailoverAsReachesTheSides(t *testing.T) {
+	ctx := context.Background()
+	s3e, gcse := startS3(t), startGCS(t)
+	b, err := providers.OpenBucket(ctx, failoverURL(s3e.url, gcse.url, "reconcile=false"))
+	require.NoError(t, err)
+	defer b.Close()
+	var client *s3.Client
+	require.True(t, b.As(&client), "the primary's S3 client")
+	var gclient *storage.Client
+	require.True(t, b.As(&gclient), "the secondary's GCS client")
+
+	_, err = b.ReadAll(ctx, "missing")
+	require.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "%v", err)
+	var apiErr smithy.APIError
+	require.True(t, b.ErrorAs(err, &apiErr), "the S3 error behind %v", err)
+	require.Equal(t, "NoSuchKey", apiErr.ErrorCode())
 }
 
 func TestFailoverURLOverProviders(t *testing.T) {
@@ -179,6 +202,24 @@ func TestGCSSmallWriteBuffer(t *testing.T) {
 	require.GreaterOrEqual(t, chunked, uint64(16<<20), "without the path the client allocates its 16 MiB chunk (so the measurement is sound)")
 }
 
+// A write's MD5 reaches GCS, which checks the object against it, as it
+// does through gcsblob alone.
+func TestGCSWriteSendsItsMD5(t *testing.T) {
+	ctx := context.Background()
+	b, err := providers.OpenBucket(ctx, startGCS(t).url)
+	require.NoError(t, err)
+	defer b.Close()
+	data := []byte("an object with an MD5")
+	var w *storage.Writer
+	err = b.WriteAll(ctx, "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
+		require.True(t, as(&w), "the GCS writer is reachable with As")
+		return nil
+	}})
+	require.NoError(t, err)
+	sum := md5.Sum(data)
+	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
+}
+
 // TestConditionalWritesOnEmulators checks the conditional write each
 // provider gives the reconciler, against the emulators' own precondition
 // checks: a write over the object examined succeeds, over anything else it
@@ -191,13 +232,12 @@ func TestConditionalWritesOnEmulators(t *testing.T) {
 			b, err := providers.OpenBucket(ctx, e.url)
 			require.NoError(t, err)
 			defer b.Close()
-			d, _ := bucketconv.DriverOf(b)
-			cw, ok := d.(failoverblob.ConditionalWriter)
-			require.True(t, ok, "the %s bucket offers conditional writes", e.name)
+			var cw failoverblob.ConditionalWriter
+			require.True(t, b.As(&cw), "the %s bucket offers conditional writes", e.name)
 			attrs := func(key string) *driver.Attributes {
-				a, err := d.Attributes(ctx, key)
+				a, err := b.Attributes(ctx, key)
 				require.NoError(t, err)
-				return a
+				return bucketconv.Attributes(a)
 			}
 			writeIf := func(key, data string, prior *driver.Attributes) error {
 				hook := cw.WriteIf(prior)
@@ -319,9 +359,8 @@ func TestConditionalWrapsBucketsOpenedElsewhere(t *testing.T) {
 	require.NoError(t, err)
 	b := providers.Conditional(raw)
 	defer b.Close()
-	d, _ := bucketconv.DriverOf(b)
-	cw, ok := d.(failoverblob.ConditionalWriter)
-	require.True(t, ok)
+	var cw failoverblob.ConditionalWriter
+	require.True(t, b.As(&cw))
 	require.NoError(t, b.WriteAll(ctx, "k", []byte("v1"), nil))
 	err = b.WriteAll(ctx, "k", []byte("v2"), &blob.WriterOptions{BeforeWrite: cw.WriteIf(nil)})
 	require.Equal(t, gcerrors.FailedPrecondition, gcerrors.Code(err), "%v", err)

@@ -127,6 +127,9 @@ func (t Transport) ApplyAWS(cfg *aws.Config) {
 // s3Cond makes writes conditional with If-Match / If-None-Match.
 type s3Cond struct{}
 
+// sendMD5 is nil: s3blob does not send a Content-MD5 either.
+func (s3Cond) sendMD5([]byte) func(func(any) bool) error { return nil }
+
 func (s3Cond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
 	if prior != nil && prior.ETag == "" {
 		return nil

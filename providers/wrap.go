@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"io"
+	"slices"
 	"time"
 
 	"cloud.google.com/go/storage"
@@ -11,13 +12,19 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 
+	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 )
 
-// conditioner builds the BeforeWrite hook of a conditional write for one
-// provider.
-type conditioner interface {
+// writeHooks builds the BeforeWrite hooks that speak one provider's SDK.
+type writeHooks interface {
+	// writeIf is the hook of a write conditional on prior (see
+	// failoverblob.ConditionalWriter), or nil if it cannot be expressed.
 	writeIf(prior *driver.Attributes) func(func(any) bool) error
+	// sendMD5 is a hook that hands the provider the MD5 of the object
+	// written, as its gocloud driver does with WriterOptions.ContentMD5, or
+	// nil if the provider takes none.
+	sendMD5(sum []byte) func(func(any) bool) error
 }
 
 // bucket is a provider's driver with what a failover bucket needs on top:
@@ -29,7 +36,7 @@ type bucket struct {
 	// release frees what this package made for the bucket (the client,
 	// its pooled connections); Close calls it after closing inner.
 	release    func()
-	cond       conditioner
+	hooks      writeHooks
 	smallWrite int // hold writes up to this many bytes; 0 means do not
 	// smallBudget bounds the one request that sends a small write, retries
 	// included.
@@ -41,22 +48,28 @@ type bucket struct {
 
 var _ driver.DownloaderAt = (*bucket)(nil)
 
-// wrap returns b as a bucket with cond's conditional writes and small-write
-// handling up to smallWrite bytes.
-func wrap(b *blob.Bucket, cond conditioner) *bucket {
-	d, _ := bucketconv.DriverOf(b)
-	return &bucket{Bucket: d, inner: b, cond: cond}
+// wrap returns b as a bucket whose writes use hooks. It calls b through b's
+// public API (bucketconv.Bucket).
+func wrap(b *blob.Bucket, hooks writeHooks) *bucket {
+	return &bucket{Bucket: bucketconv.Bucket(b), inner: b, hooks: hooks}
 }
 
 // open returns b as a *blob.Bucket.
 func (b *bucket) open() *blob.Bucket { return blob.NewBucket(b) }
 
+// As implements driver.Bucket: a *failoverblob.ConditionalWriter reaches
+// the bucket's conditional writes, and any other type is the provider's.
+func (b *bucket) As(i any) bool {
+	if p, ok := i.(*failoverblob.ConditionalWriter); ok {
+		*p = b
+		return true
+	}
+	return b.Bucket.As(i)
+}
+
 // WriteIf implements failoverblob.ConditionalWriter.
 func (b *bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
-	if b.cond == nil {
-		return nil
-	}
-	return b.cond.writeIf(prior)
+	return b.hooks.writeIf(prior)
 }
 
 // Close closes the provider's bucket and releases its client.
@@ -71,23 +84,22 @@ func (b *bucket) Close() error {
 // NewTypedWriter implements driver.Bucket. Where small writes are held, the
 // provider's writer is made only once the write is known to be small (at
 // Close) or large (past smallWrite bytes).
+//
+// A ContentMD5 is handed to the provider by a hook rather than passed to
+// the provider's bucket, whose portable layer would hash every byte to
+// verify it again: the portable layer in front of this driver (open) has
+// verified it before it closes the write.
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	// A write with no precondition is not retried by the provider's client
 	// (see applyGCS), so it needs no buffer to retry from.
 	plain := opts.BeforeWrite == nil && !opts.IfNotExist
-	if b.tuneWriter != nil {
-		o := *opts
-		before, tune := opts.BeforeWrite, b.tuneWriter
-		o.BeforeWrite = func(as func(any) bool) error {
-			if before != nil {
-				if err := before(as); err != nil {
-					return err
-				}
-			}
-			return tune(as)
-		}
-		opts = &o
+	o := *opts
+	var sendMD5 func(func(any) bool) error
+	if len(o.ContentMD5) > 0 {
+		sendMD5, o.ContentMD5 = b.hooks.sendMD5(o.ContentMD5), nil
 	}
+	o.BeforeWrite = chainHooks(o.BeforeWrite, sendMD5, b.tuneWriter)
+	opts = &o
 	if b.smallWrite <= 0 || opts.BufferSize != 0 {
 		return b.Bucket.NewTypedWriter(ctx, key, contentType, opts)
 	}
@@ -95,13 +107,27 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	return &heldWriter{ctx: ctx, cancel: cancel, b: b, key: key, contentType: contentType, opts: opts, plain: plain}, nil
 }
 
-// DownloadAt implements driver.DownloaderAt with the provider's parallel
-// download where its driver has one, and one stream otherwise.
-func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts *driver.ReaderOptions) error {
-	if d, ok := b.Bucket.(driver.DownloaderAt); ok {
-		return d.DownloadAt(ctx, key, w, opts)
+// chainHooks returns a BeforeWrite hook that runs the non-nil hooks in
+// order and stops at the first error, or nil if there are none.
+func chainHooks(hooks ...func(func(any) bool) error) func(func(any) bool) error {
+	hooks = slices.DeleteFunc(hooks, func(h func(func(any) bool) error) bool { return h == nil })
+	if len(hooks) == 0 {
+		return nil
 	}
-	return b.inner.Download(ctx, key, io.NewOffsetWriter(w, 0), &blob.ReaderOptions{BeforeRead: opts.BeforeRead})
+	return func(as func(any) bool) error {
+		for _, h := range hooks {
+			if err := h(as); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// DownloadAt implements driver.DownloaderAt with the provider's parallel
+// download, which the embedded driver.Bucket would hide.
+func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts *driver.ReaderOptions) error {
+	return b.Bucket.(driver.DownloaderAt).DownloadAt(ctx, key, w, opts) // bucketconv.Bucket has it
 }
 
 // heldWriter holds a write's first bytes until it knows the write's size
@@ -197,7 +223,7 @@ func (w *heldWriter) Close() error {
 // package with gocloud's s3blob, gcsblob or azureblob. Any other bucket is
 // returned as it is. Closing the result closes b.
 func Conditional(b *blob.Bucket) *blob.Bucket {
-	var c conditioner
+	var c writeHooks
 	switch {
 	case b.As(new(*s3.Client)):
 		c = s3Cond{}

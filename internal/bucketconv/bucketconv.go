@@ -1,9 +1,11 @@
-// Package bucketconv converts between the option and result types of
-// gocloud.dev/blob (the portable layer) and gocloud.dev/blob/driver.
+// Package bucketconv converts between gocloud.dev/blob (the portable layer)
+// and gocloud.dev/blob/driver: their option and result types, and, with
+// Bucket, a *blob.Bucket into a driver.Bucket.
 //
-// Drivers in this module are written on top of other *blob.Bucket values, so
-// each call arrives in driver types and leaves in portable types; these
-// functions are the one place that mapping lives.
+// Drivers in this module are written on top of other *blob.Bucket values,
+// through those buckets' public API: each call arrives in driver types and
+// leaves in portable types, and these functions are the one place that
+// mapping lives.
 package bucketconv
 
 import (
