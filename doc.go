@@ -15,8 +15,9 @@
 //		"&secondary="+url.QueryEscape("gs://assets-dr")+"&mode=mirror")
 //
 // The sides are opened through the same mux. The providers subpackage opens
-// them with SDK clients tuned to fail fast and with conditional writes;
-// providers.OpenBucket takes the same failover URLs.
+// them with SDK clients tuned to fail fast and with conditional writes, one
+// cloud provider per imported package (providers/s3, providers/gcs,
+// providers/azure); providers.OpenBucket takes the same failover URLs.
 //
 // The URL parameters (see URLOpener):
 //

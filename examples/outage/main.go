@@ -15,7 +15,9 @@
 //	go run ./examples/outage -emulators
 //
 // With -primary and -secondary it runs against the buckets those URLs open
-// through the providers package: s3://, gs://, azblob://, file:// and mem://,
+// through the providers package: s3://, gs://, azblob:// (with the provider
+// packages this program imports, providers/s3, providers/gcs and
+// providers/azure), file:// and mem://,
 // with credentials from each SDK's usual chain. The outage is still
 // simulated, by a fault-injecting wrapper in front of each side; the
 // walkthrough's objects go under a fresh prefix and are deleted from both
@@ -52,6 +54,9 @@ import (
 	"github.com/failoverblob/failoverblob/failovertest"
 	"github.com/failoverblob/failoverblob/internal/emulators"
 	"github.com/failoverblob/failoverblob/providers"
+	_ "github.com/failoverblob/failoverblob/providers/azure" // azblob:// for -primary, -secondary
+	_ "github.com/failoverblob/failoverblob/providers/gcs"   // gs://
+	_ "github.com/failoverblob/failoverblob/providers/s3"    // s3://
 )
 
 // The breaker of each side trips after tripAfter outages in a row and stays

@@ -1,4 +1,18 @@
-package providers
+// Package azure opens Azure Blob Storage containers for failover buckets:
+// with gocloud's azureblob on an Azure SDK client that gives up on a failing
+// endpoint quickly (providers.Transport), and with the conditional writes
+// the reconciler uses (If-Match, If-None-Match). Importing it registers the
+// "azblob" scheme with package providers, so that providers.OpenBucket,
+// providers.NewMux and providers.DefaultMux open azblob:// URLs, on their
+// own and as the sides of failover:// URLs:
+//
+//	import (
+//		"github.com/failoverblob/failoverblob/providers"
+//		_ "github.com/failoverblob/failoverblob/providers/azure"
+//	)
+//
+// URLOpener lists the parameters and where credentials come from.
+package azure
 
 import (
 	"context"
@@ -16,9 +30,24 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/providers"
+	"github.com/failoverblob/failoverblob/providers/internal/transport"
+	"github.com/failoverblob/failoverblob/providers/internal/wrap"
 )
 
-// AzureURLOpener opens "azblob://container" URLs with gocloud's azureblob on
+// Scheme is the URL scheme this package registers.
+const Scheme = "azblob"
+
+func init() {
+	providers.Register(providers.Provider{
+		Scheme:      Scheme,
+		Opener:      func(t providers.Transport) blob.BucketURLOpener { return &URLOpener{Transport: t} },
+		Conditional: wrap.Conditional[*container.Client](hooks{}),
+	})
+}
+
+// URLOpener opens "azblob://container" URLs with gocloud's azureblob on
 // an Azure SDK client whose transport follows Transport.
 //
 // It accepts azureblob's parameters (domain, protocol, cdn, localemu,
@@ -28,25 +57,25 @@ import (
 // AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING, or else the
 // Azure identity chain (azidentity.NewDefaultAzureCredential). No parameter
 // carries a secret.
-type AzureURLOpener struct {
+type URLOpener struct {
 	// Transport is the default for buckets this opener opens.
-	Transport Transport
+	Transport providers.Transport
 }
 
 // OpenBucketURL implements blob.BucketURLOpener.
-func (o *AzureURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	q := u.Query()
-	t, err := o.Transport.fromQuery(q)
+	t, err := transport.FromQuery(o.Transport, q)
 	if err != nil {
 		return nil, fmt.Errorf("open azblob container %q: %w", u.Host, err)
 	}
 	rest := *u
 	rest.RawQuery = q.Encode()
-	tr := t.httpTransport()
+	tr := transport.HTTP(t)
 	az := &azureblob.URLOpener{
 		ServiceURLOptions: *azureblob.NewDefaultServiceURLOptions(),
 		MakeClient: func(svc azureblob.ServiceURL, name azureblob.ContainerName) (*container.Client, error) {
-			return t.azureClient(svc, name, tr)
+			return newClient(svc, name, t, tr)
 		},
 	}
 	b, err := az.OpenBucketURL(ctx, &rest)
@@ -54,19 +83,19 @@ func (o *AzureURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.B
 		tr.CloseIdleConnections()
 		return nil, fmt.Errorf("open azblob container %q: %w", u.Host, err)
 	}
-	w := wrap(b, azureCond{})
-	w.release = tr.CloseIdleConnections
-	return w.open(), nil
+	w := wrap.New(b, hooks{})
+	w.Release = tr.CloseIdleConnections
+	return w.Open(), nil
 }
 
-// azureClient makes a container client with t's transport and retries,
-// choosing credentials from the environment as azureblob does.
-func (t Transport) azureClient(svcURL azureblob.ServiceURL, name azureblob.ContainerName, tr *http.Transport) (*container.Client, error) {
+// newClient makes a container client with tr and t's retries, choosing
+// credentials from the environment as azureblob does.
+func newClient(svcURL azureblob.ServiceURL, name azureblob.ContainerName, t providers.Transport, tr *http.Transport) (*container.Client, error) {
 	opts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: &http.Client{Transport: tr},
 		Retry: policy.RetryOptions{
 			MaxRetries:    int32(t.MaxAttempts - 1),
-			RetryDelay:    t.backoff(1),
+			RetryDelay:    transport.Backoff(t, 1),
 			MaxRetryDelay: t.MaxBackoff,
 		},
 	}}
@@ -103,11 +132,11 @@ func (t Transport) azureClient(svcURL azureblob.ServiceURL, name azureblob.Conta
 	}
 }
 
-// azureCond makes writes conditional with If-Match / If-None-Match.
-type azureCond struct{}
+// hooks makes writes conditional with If-Match / If-None-Match.
+type hooks struct{}
 
-// sendMD5 sets the blob's Content-MD5 property.
-func (azureCond) sendMD5(sum []byte) func(func(any) bool) error {
+// SendMD5 sets the blob's Content-MD5 property.
+func (hooks) SendMD5(sum []byte) func(func(any) bool) error {
 	return func(as func(any) bool) error {
 		var o *azblob.UploadStreamOptions
 		if !as(&o) {
@@ -118,7 +147,8 @@ func (azureCond) sendMD5(sum []byte) func(func(any) bool) error {
 	}
 }
 
-func (azureCond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
+// WriteIf implements wrap.Hooks.
+func (hooks) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	mac := &azblobblob.ModifiedAccessConditions{}
 	switch {
 	case prior == nil:

@@ -1,4 +1,19 @@
-package providers
+// Package gcs opens Google Cloud Storage buckets for failover buckets: with
+// gocloud's gcsblob on a cloud.google.com/go/storage client that gives up on
+// a failing endpoint quickly (providers.Transport) and sends small writes
+// without its 16 MiB chunk buffer, and with the conditional writes the
+// reconciler uses (generation preconditions). Importing it registers the
+// "gs" scheme with package providers, so that providers.OpenBucket,
+// providers.NewMux and providers.DefaultMux open gs:// URLs, on their own
+// and as the sides of failover:// URLs:
+//
+//	import (
+//		"github.com/failoverblob/failoverblob/providers"
+//		_ "github.com/failoverblob/failoverblob/providers/gcs"
+//	)
+//
+// URLOpener lists the parameters.
+package gcs
 
 import (
 	"context"
@@ -18,9 +33,24 @@ import (
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/gcp"
 	"google.golang.org/api/option"
+
+	"github.com/failoverblob/failoverblob/providers"
+	"github.com/failoverblob/failoverblob/providers/internal/transport"
+	"github.com/failoverblob/failoverblob/providers/internal/wrap"
 )
 
-// GCSURLOpener opens "gs://bucket" URLs with gocloud's gcsblob on a
+// Scheme is the URL scheme this package registers.
+const Scheme = "gs"
+
+func init() {
+	providers.Register(providers.Provider{
+		Scheme:      Scheme,
+		Opener:      func(t providers.Transport) blob.BucketURLOpener { return &URLOpener{Transport: t} },
+		Conditional: wrap.Conditional[*storage.Client](hooks{}),
+	})
+}
+
+// URLOpener opens "gs://bucket" URLs with gocloud's gcsblob on a
 // cloud.google.com/go/storage client (JSON API, XML reads) whose transport
 // follows Transport.
 //
@@ -37,15 +67,15 @@ import (
 // Otherwise credentials come from Application Default Credentials; no
 // parameter carries a secret. gcsblob's grpc and zonal parameters are not
 // supported here.
-type GCSURLOpener struct {
+type URLOpener struct {
 	// Transport is the default for buckets this opener opens.
-	Transport Transport
+	Transport providers.Transport
 }
 
 // OpenBucketURL implements blob.BucketURLOpener.
-func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	q := u.Query()
-	t, err := o.Transport.fromQuery(q)
+	t, err := transport.FromQuery(o.Transport, q)
 	if err != nil {
 		return nil, fmt.Errorf("open gs bucket %q: %w", u.Host, err)
 	}
@@ -67,12 +97,12 @@ func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buc
 		case "private_key_path":
 			keyPath = v
 		default:
-			return nil, fmt.Errorf("open gs bucket %q: unknown parameter %q (known: endpoint, anonymous, access_id, private_key_path, %s, %s, %s)", u.Host, k, paramAttemptTimeout, paramMaxAttempts, paramMaxBackoff)
+			return nil, fmt.Errorf("open gs bucket %q: unknown parameter %q (known: endpoint, anonymous, access_id, private_key_path, %s, %s, %s)", u.Host, k, transport.ParamAttemptTimeout, transport.ParamMaxAttempts, transport.ParamMaxBackoff)
 		}
 	}
 	var opts gcsblob.Options
 	copts := []option.ClientOption{}
-	base := t.httpTransport()
+	base := transport.HTTP(t)
 	switch {
 	case endpoint != "":
 		eu, err := url.Parse(endpoint)
@@ -109,7 +139,7 @@ func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buc
 	if err != nil {
 		return nil, fmt.Errorf("open gs bucket %q: %w", u.Host, err)
 	}
-	t.applyGCS(c)
+	applyTransport(c, t)
 	opts.Client = c
 	b, err := gcsblob.OpenBucket(ctx, nil, u.Host, &opts)
 	if err != nil {
@@ -117,54 +147,58 @@ func (o *GCSURLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buc
 		base.CloseIdleConnections()
 		return nil, err
 	}
-	w := wrap(b, gcsCond{})
+	w := wrap.New(b, hooks{})
 	// gcsblob does not close a client it is given.
-	w.release = func() {
+	w.Release = func() {
 		_ = c.Close()
 		base.CloseIdleConnections()
 	}
-	w.smallWrite, w.smallBudget, w.tuneWriter = t.SmallWrite, t.attemptBudget(), t.gcsWriter
-	return w.open(), nil
+	w.SmallWrite, w.SmallBudget, w.TuneWriter = t.SmallWrite, transport.AttemptBudget(t), tuneWriter(t)
+	return w.Open(), nil
 }
 
-// applyGCS gives c t's retry rules. The client retries only idempotent
+// applyTransport gives c t's retry rules. The client retries only idempotent
 // calls: reads, deletes, and writes with a precondition (the reconciler's).
 // A plain write is tried once, since the client cannot know that sending it
 // again is safe; behind a failover bucket a failed write goes to the other
 // side instead.
-func (t Transport) applyGCS(c *storage.Client) {
+func applyTransport(c *storage.Client, t providers.Transport) {
 	c.SetRetry(
 		storage.WithPolicy(storage.RetryIdempotent),
 		storage.WithMaxAttempts(t.MaxAttempts),
-		storage.WithBackoff(gax.Backoff{Initial: t.backoff(1), Max: t.MaxBackoff, Multiplier: 2}),
+		storage.WithBackoff(gax.Backoff{Initial: transport.Backoff(t, 1), Max: t.MaxBackoff, Multiplier: 2}),
 	)
 }
 
-// gcsWriter gives a GCS writer t's limits. The client retries the chunks
+// tuneWriter returns a BeforeWrite hook that gives a GCS writer t's limits. The client retries the chunks
 // of a resumable upload until the writer's ChunkRetryDeadline (32 s by
 // default) rather than for a number of attempts, so the deadline is set to
 // MaxAttempts-1 attempt timeouts plus their backoffs: with one attempt, a
 // failed chunk is not retried. ChunkTransferTimeout bounds each attempt.
 // (A one-request upload is retried, if at all, until its context ends; the
-// small-write path gives it a context bounded by attemptBudget.)
-func (t Transport) gcsWriter(as func(any) bool) error {
-	var w *storage.Writer
-	if !as(&w) {
-		return nil
-	}
+// small-write path gives it a context bounded by transport.AttemptBudget.)
+func tuneWriter(t providers.Transport) func(as func(any) bool) error {
 	deadline := time.Nanosecond
 	for n := 1; n < t.MaxAttempts; n++ {
-		deadline += t.AttemptTimeout + t.backoff(n)
+		deadline += t.AttemptTimeout + transport.Backoff(t, n)
 	}
-	w.ChunkRetryDeadline = deadline
-	w.ChunkTransferTimeout = t.AttemptTimeout
-	return nil
+	return func(as func(any) bool) error {
+		var w *storage.Writer
+		if !as(&w) {
+			return nil
+		}
+		w.ChunkRetryDeadline = deadline
+		w.ChunkTransferTimeout = t.AttemptTimeout
+		return nil
+	}
 }
 
-// ApplyGCS gives a storage client opened outside this package t's retry
-// rules. Its HTTP transport is set when the client is made: pass
+// ApplyTransport gives a storage client opened outside this package t's
+// retry rules. Its HTTP transport is set when the client is made: pass
 // option.WithHTTPClient with a client of your own timeouts.
-func (t Transport) ApplyGCS(c *storage.Client) { t.withDefaults().applyGCS(c) }
+func ApplyTransport(c *storage.Client, t providers.Transport) {
+	applyTransport(c, transport.WithDefaults(t))
+}
 
 // serviceAccountKey reads the signing identity from a service-account key
 // file's JSON, if that is what the credentials are.
@@ -180,11 +214,11 @@ func serviceAccountKey(js []byte) (string, []byte) {
 	return f.ClientEmail, []byte(f.PrivateKey)
 }
 
-// gcsCond makes writes conditional on the object's generation.
-type gcsCond struct{}
+// hooks makes writes conditional on the object's generation.
+type hooks struct{}
 
-// sendMD5 sets the writer's MD5, which GCS checks the object against.
-func (gcsCond) sendMD5(sum []byte) func(func(any) bool) error {
+// SendMD5 sets the writer's MD5, which GCS checks the object against.
+func (hooks) SendMD5(sum []byte) func(func(any) bool) error {
 	return func(as func(any) bool) error {
 		var w *storage.Writer
 		if !as(&w) {
@@ -195,7 +229,8 @@ func (gcsCond) sendMD5(sum []byte) func(func(any) bool) error {
 	}
 }
 
-func (gcsCond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
+// WriteIf implements wrap.Hooks.
+func (hooks) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	cond := storage.Conditions{DoesNotExist: true}
 	if prior != nil {
 		var oa storage.ObjectAttrs

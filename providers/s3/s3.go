@@ -1,4 +1,19 @@
-package providers
+// Package s3 opens Amazon S3 buckets, and those of S3-compatible services,
+// for failover buckets: with gocloud's s3blob on an aws-sdk-go-v2 client
+// that gives up on a failing endpoint quickly (providers.Transport), and
+// with the conditional writes the reconciler uses (If-Match,
+// If-None-Match). Importing it registers the "s3" scheme with package
+// providers, so that providers.OpenBucket, providers.NewMux and
+// providers.DefaultMux open s3:// URLs, on their own and as the sides of
+// failover:// URLs:
+//
+//	import (
+//		"github.com/failoverblob/failoverblob/providers"
+//		_ "github.com/failoverblob/failoverblob/providers/s3"
+//	)
+//
+// URLOpener lists the parameters.
+package s3
 
 import (
 	"context"
@@ -12,15 +27,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	gcaws "gocloud.dev/aws"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/s3blob"
+
+	"github.com/failoverblob/failoverblob/providers"
+	"github.com/failoverblob/failoverblob/providers/internal/transport"
+	"github.com/failoverblob/failoverblob/providers/internal/wrap"
 )
 
-// S3URLOpener opens "s3://bucket" URLs with gocloud's s3blob on an
+// Scheme is the URL scheme this package registers.
+const Scheme = "s3"
+
+func init() {
+	providers.Register(providers.Provider{
+		Scheme:      Scheme,
+		Opener:      func(t providers.Transport) blob.BucketURLOpener { return &URLOpener{Transport: t} },
+		Conditional: wrap.Conditional[*awss3.Client](hooks{}),
+	})
+}
+
+// URLOpener opens "s3://bucket" URLs with gocloud's s3blob on an
 // aws-sdk-go-v2 client whose transport follows Transport.
 //
 // It accepts s3blob's parameters: region, endpoint, use_path_style (or
@@ -37,20 +67,20 @@ import (
 // For an S3-compatible service, give its address as endpoint and usually
 // use_path_style=true, e.g.
 // "s3://b?endpoint=http://127.0.0.1:9000&use_path_style=true&region=us-east-1".
-type S3URLOpener struct {
+type URLOpener struct {
 	// Transport is the default for buckets this opener opens.
-	Transport Transport
+	Transport providers.Transport
 }
 
 // OpenBucketURL implements blob.BucketURLOpener.
-func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
+func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
 	q := u.Query()
-	t, err := o.Transport.fromQuery(q)
+	t, err := transport.FromQuery(o.Transport, q)
 	if err != nil {
 		return nil, fmt.Errorf("open s3 bucket %q: %w", u.Host, err)
 	}
 	var opts s3blob.Options
-	var clientOpts []func(*s3.Options)
+	var clientOpts []func(*awss3.Options)
 	if s := q.Get("ssetype"); s != "" {
 		var found bool
 		for _, v := range types.ServerSideEncryptionAes256.Values() {
@@ -65,12 +95,12 @@ func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buck
 	opts.KMSEncryptionID = q.Get("kmskeyid")
 	for _, b := range []struct {
 		k   string
-		set func(*s3.Options, bool)
+		set func(*awss3.Options, bool)
 	}{
-		{"accelerate", func(o *s3.Options, v bool) { o.UseAccelerate = v }},
-		{"disable_https", func(o *s3.Options, v bool) { o.EndpointOptions.DisableHTTPS = v }},
-		{"use_path_style", func(o *s3.Options, v bool) { o.UsePathStyle = v }},
-		{"s3ForcePathStyle", func(o *s3.Options, v bool) { o.UsePathStyle = v }},
+		{"accelerate", func(o *awss3.Options, v bool) { o.UseAccelerate = v }},
+		{"disable_https", func(o *awss3.Options, v bool) { o.EndpointOptions.DisableHTTPS = v }},
+		{"use_path_style", func(o *awss3.Options, v bool) { o.UsePathStyle = v }},
+		{"s3ForcePathStyle", func(o *awss3.Options, v bool) { o.UsePathStyle = v }},
 	} {
 		if s := q.Get(b.k); s != "" {
 			v, err := strconv.ParseBool(s)
@@ -78,7 +108,7 @@ func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buck
 				return nil, fmt.Errorf("open s3 bucket %q: parameter %s=%q: not true or false", u.Host, b.k, s)
 			}
 			set := b.set
-			clientOpts = append(clientOpts, func(o *s3.Options) { set(o, v) })
+			clientOpts = append(clientOpts, func(o *awss3.Options) { set(o, v) })
 		}
 	}
 	for _, k := range []string{"ssetype", "kmskeyid", "accelerate", "disable_https", "use_path_style", "s3ForcePathStyle"} {
@@ -88,22 +118,22 @@ func (o *S3URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Buck
 	if err != nil {
 		return nil, fmt.Errorf("open s3 bucket %q: %w", u.Host, err)
 	}
-	tr := t.applyAWS(&cfg)
+	tr := applyTransport(&cfg, t)
 	opts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
-	b, err := s3blob.OpenBucket(ctx, s3.NewFromConfig(cfg, clientOpts...), u.Host, &opts)
+	b, err := s3blob.OpenBucket(ctx, awss3.NewFromConfig(cfg, clientOpts...), u.Host, &opts)
 	if err != nil {
 		tr.CloseIdleConnections()
 		return nil, err
 	}
-	w := wrap(b, s3Cond{})
-	w.release = tr.CloseIdleConnections
-	return w.open(), nil
+	w := wrap.New(b, hooks{})
+	w.Release = tr.CloseIdleConnections
+	return w.Open(), nil
 }
 
-// applyAWS gives cfg t's HTTP client and retryer, and returns the client's
-// transport.
-func (t Transport) applyAWS(cfg *aws.Config) *http.Transport {
-	tr := t.httpTransport()
+// applyTransport gives cfg t's HTTP client and retryer, and returns the
+// client's transport.
+func applyTransport(cfg *aws.Config, t providers.Transport) *http.Transport {
+	tr := transport.HTTP(t)
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -117,20 +147,21 @@ func (t Transport) applyAWS(cfg *aws.Config) *http.Transport {
 	return tr
 }
 
-// ApplyAWS gives an aws.Config loaded outside this package (for example by
-// config.LoadDefaultConfig) t's HTTP client and retryer; make the S3 client
-// from it afterwards.
-func (t Transport) ApplyAWS(cfg *aws.Config) {
-	_ = t.withDefaults().applyAWS(cfg)
+// ApplyTransport gives an aws.Config loaded outside this package (for
+// example by config.LoadDefaultConfig) t's HTTP client and retryer; make the
+// S3 client from it afterwards.
+func ApplyTransport(cfg *aws.Config, t providers.Transport) {
+	_ = applyTransport(cfg, transport.WithDefaults(t))
 }
 
-// s3Cond makes writes conditional with If-Match / If-None-Match.
-type s3Cond struct{}
+// hooks makes writes conditional with If-Match / If-None-Match.
+type hooks struct{}
 
-// sendMD5 is nil: s3blob does not send a Content-MD5 either.
-func (s3Cond) sendMD5([]byte) func(func(any) bool) error { return nil }
+// SendMD5 is nil: s3blob does not send a Content-MD5 either.
+func (hooks) SendMD5([]byte) func(func(any) bool) error { return nil }
 
-func (s3Cond) writeIf(prior *driver.Attributes) func(func(any) bool) error {
+// WriteIf implements wrap.Hooks.
+func (hooks) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	if prior != nil && prior.ETag == "" {
 		return nil
 	}

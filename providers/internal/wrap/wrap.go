@@ -1,4 +1,9 @@
-package providers
+// Package wrap is the driver the provider packages put in front of a
+// provider's gocloud bucket: conditional writes for the reconciler, a
+// write's MD5 handed to the provider, per-write tuning of the provider's
+// writer, and (for GCS) small writes sent without the client's chunk
+// buffer.
+package wrap
 
 import (
 	"context"
@@ -6,9 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"cloud.google.com/go/storage"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 
@@ -16,50 +18,70 @@ import (
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 )
 
-// writeHooks builds the BeforeWrite hooks that speak one provider's SDK.
-type writeHooks interface {
-	// writeIf is the hook of a write conditional on prior (see
+// Hooks builds the BeforeWrite hooks that speak one provider's SDK.
+type Hooks interface {
+	// WriteIf is the hook of a write conditional on prior (see
 	// failoverblob.ConditionalWriter), or nil if it cannot be expressed.
-	writeIf(prior *driver.Attributes) func(func(any) bool) error
-	// sendMD5 is a hook that hands the provider the MD5 of the object
+	WriteIf(prior *driver.Attributes) func(func(any) bool) error
+	// SendMD5 is a hook that hands the provider the MD5 of the object
 	// written, as its gocloud driver does with WriterOptions.ContentMD5, or
 	// nil if the provider takes none.
-	sendMD5(sum []byte) func(func(any) bool) error
+	SendMD5(sum []byte) func(func(any) bool) error
 }
 
-// bucket is a provider's driver with what a failover bucket needs on top:
-// conditional writes for the reconciler (failoverblob.ConditionalWriter) and,
-// for GCS, small writes sent without the 16 MiB chunk buffer.
-type bucket struct {
+// Bucket is a provider's bucket with what a failover bucket needs on top:
+// conditional writes for the reconciler (failoverblob.ConditionalWriter),
+// the write's MD5 handed to the provider, the transport's limits on each
+// writer and, for GCS, small writes sent without the 16 MiB chunk buffer.
+// Set its fields before Open.
+type Bucket struct {
 	driver.Bucket
 	inner *blob.Bucket // owns the driver; closed by Close
-	// release frees what this package made for the bucket (the client,
-	// its pooled connections); Close calls it after closing inner.
-	release    func()
-	hooks      writeHooks
-	smallWrite int // hold writes up to this many bytes; 0 means do not
-	// smallBudget bounds the one request that sends a small write, retries
-	// included.
-	smallBudget time.Duration
-	// tuneWriter, if set, runs after the caller's BeforeWrite on every
+	hooks Hooks
+	// Release, if set, frees what the provider package made for the bucket
+	// (the client, its pooled connections); Close calls it after closing
+	// the provider's bucket.
+	Release func()
+	// SmallWrite holds writes up to this many bytes; 0 means do not.
+	SmallWrite int
+	// SmallBudget bounds the one request that sends a small write, retries
+	// included; 0 means no bound.
+	SmallBudget time.Duration
+	// TuneWriter, if set, runs after the caller's BeforeWrite on every
 	// write, to give the provider's writer the transport's limits.
-	tuneWriter func(asFunc func(any) bool) error
+	TuneWriter func(asFunc func(any) bool) error
 }
 
-var _ driver.DownloaderAt = (*bucket)(nil)
+var (
+	_ driver.Bucket                  = (*Bucket)(nil)
+	_ driver.DownloaderAt            = (*Bucket)(nil)
+	_ failoverblob.ConditionalWriter = (*Bucket)(nil)
+)
 
-// wrap returns b as a bucket whose writes use hooks. It calls b through b's
-// public API (bucketconv.Bucket).
-func wrap(b *blob.Bucket, hooks writeHooks) *bucket {
-	return &bucket{Bucket: bucketconv.Bucket(b), inner: b, hooks: hooks}
+// New returns b, a provider's bucket, as a Bucket whose writes use hooks.
+// It calls b through b's public API (bucketconv.Bucket).
+func New(b *blob.Bucket, hooks Hooks) *Bucket {
+	return &Bucket{Bucket: bucketconv.Bucket(b), inner: b, hooks: hooks}
 }
 
-// open returns b as a *blob.Bucket.
-func (b *bucket) open() *blob.Bucket { return blob.NewBucket(b) }
+// Open returns b as a *blob.Bucket.
+func (b *Bucket) Open() *blob.Bucket { return blob.NewBucket(b) }
+
+// Conditional returns a providers.Provider.Conditional for a provider whose
+// buckets reach a C (its SDK's client) through As: such a bucket is
+// returned as a Bucket with hooks.
+func Conditional[C any](hooks Hooks) func(*blob.Bucket) (*blob.Bucket, bool) {
+	return func(b *blob.Bucket) (*blob.Bucket, bool) {
+		if !b.As(new(C)) {
+			return nil, false
+		}
+		return New(b, hooks).Open(), true
+	}
+}
 
 // As implements driver.Bucket: a *failoverblob.ConditionalWriter reaches
 // the bucket's conditional writes, and any other type is the provider's.
-func (b *bucket) As(i any) bool {
+func (b *Bucket) As(i any) bool {
 	if p, ok := i.(*failoverblob.ConditionalWriter); ok {
 		*p = b
 		return true
@@ -68,39 +90,39 @@ func (b *bucket) As(i any) bool {
 }
 
 // WriteIf implements failoverblob.ConditionalWriter.
-func (b *bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
-	return b.hooks.writeIf(prior)
+func (b *Bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
+	return b.hooks.WriteIf(prior)
 }
 
 // Close closes the provider's bucket and releases its client.
-func (b *bucket) Close() error {
+func (b *Bucket) Close() error {
 	err := b.inner.Close()
-	if b.release != nil {
-		b.release()
+	if b.Release != nil {
+		b.Release()
 	}
 	return err
 }
 
 // NewTypedWriter implements driver.Bucket. Where small writes are held, the
 // provider's writer is made only once the write is known to be small (at
-// Close) or large (past smallWrite bytes).
+// Close) or large (past SmallWrite bytes).
 //
 // A ContentMD5 is handed to the provider by a hook rather than passed to
 // the provider's bucket, whose portable layer would hash every byte to
-// verify it again: the portable layer in front of this driver (open) has
+// verify it again: the portable layer in front of this driver (Open) has
 // verified it before it closes the write.
-func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+func (b *Bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	// A write with no precondition is not retried by the provider's client
-	// (see applyGCS), so it needs no buffer to retry from.
+	// (see gcs.ApplyTransport), so it needs no buffer to retry from.
 	plain := opts.BeforeWrite == nil && !opts.IfNotExist
 	o := *opts
 	var sendMD5 func(func(any) bool) error
 	if len(o.ContentMD5) > 0 {
-		sendMD5, o.ContentMD5 = b.hooks.sendMD5(o.ContentMD5), nil
+		sendMD5, o.ContentMD5 = b.hooks.SendMD5(o.ContentMD5), nil
 	}
-	o.BeforeWrite = chainHooks(o.BeforeWrite, sendMD5, b.tuneWriter)
+	o.BeforeWrite = chainHooks(o.BeforeWrite, sendMD5, b.TuneWriter)
 	opts = &o
-	if b.smallWrite <= 0 || opts.BufferSize != 0 {
+	if b.SmallWrite <= 0 || opts.BufferSize != 0 {
 		return b.Bucket.NewTypedWriter(ctx, key, contentType, opts)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -126,7 +148,7 @@ func chainHooks(hooks ...func(func(any) bool) error) func(func(any) bool) error 
 
 // DownloadAt implements driver.DownloaderAt with the provider's parallel
 // download, which the embedded driver.Bucket would hide.
-func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts *driver.ReaderOptions) error {
+func (b *Bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts *driver.ReaderOptions) error {
 	return b.Bucket.(driver.DownloaderAt).DownloadAt(ctx, key, w, opts) // bucketconv.Bucket has it
 }
 
@@ -135,7 +157,7 @@ func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts
 type heldWriter struct {
 	ctx         context.Context
 	cancel      context.CancelFunc // aborts the provider's write
-	b           *bucket
+	b           *Bucket
 	key         string
 	contentType string
 	opts        *driver.WriterOptions
@@ -150,7 +172,7 @@ func (w *heldWriter) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
-	if w.w == nil && len(w.held)+len(p) <= w.b.smallWrite {
+	if w.w == nil && len(w.held)+len(p) <= w.b.SmallWrite {
 		w.held = append(w.held, p...)
 		return len(p), nil
 	}
@@ -206,9 +228,9 @@ func (w *heldWriter) Close() error {
 		if w.plain {
 			o.BufferSize = -1
 		}
-		if w.b.smallBudget > 0 {
+		if w.b.SmallBudget > 0 {
 			var cancel context.CancelFunc
-			w.ctx, cancel = context.WithTimeout(w.ctx, w.b.smallBudget)
+			w.ctx, cancel = context.WithTimeout(w.ctx, w.b.SmallBudget)
 			defer cancel()
 		}
 		if err := w.make(&o); err != nil {
@@ -216,23 +238,4 @@ func (w *heldWriter) Close() error {
 		}
 	}
 	return w.w.Close()
-}
-
-// Conditional returns b with the conditional writes the reconciler uses
-// (see failoverblob.ConditionalWriter), for a bucket opened outside this
-// package with gocloud's s3blob, gcsblob or azureblob. Any other bucket is
-// returned as it is. Closing the result closes b.
-func Conditional(b *blob.Bucket) *blob.Bucket {
-	var c writeHooks
-	switch {
-	case b.As(new(*s3.Client)):
-		c = s3Cond{}
-	case b.As(new(*storage.Client)):
-		c = gcsCond{}
-	case b.As(new(*container.Client)):
-		c = azureCond{}
-	default:
-		return b
-	}
-	return wrap(b, c).open()
 }
