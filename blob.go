@@ -47,14 +47,14 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 }
 
 // As implements driver.Bucket: a **Failover reaches the control surface, a
-// *ConditionalWriter nothing (see ConditionalWriter), and any other type is
-// tried on the primary, then on the secondary.
+// *ConditionalWriter or *ConditionalDeleter nothing (see ConditionalWriter),
+// and any other type is tried on the primary, then on the secondary.
 func (b *bucket) As(i any) bool {
 	switch p := i.(type) {
 	case **Failover:
 		*p = b.f
 		return true
-	case *ConditionalWriter:
+	case *ConditionalWriter, *ConditionalDeleter:
 		return false
 	}
 	return i != nil && (b.f.sides[journal.Primary].d.As(i) || b.f.sides[journal.Secondary].d.As(i))

@@ -38,8 +38,11 @@ func (s *side) writeIf(prior *driver.Attributes) func(func(any) bool) error {
 	return c.WriteIf(prior)
 }
 
-// ConditionalDeleter is implemented by a side's driver when the provider can
-// make a delete conditional on the object it removes. The reconciler uses
+// ConditionalDeleter is what a side offers, through its bucket's As, when
+// the provider can make a delete conditional on the object it removes: a
+// bucket b has it when b.As(&c), with c a ConditionalDeleter, sets c. As
+// with ConditionalWriter, a failover bucket does not offer its sides'. The
+// reconciler uses
 // it for every delete it makes (a tombstone carried to a side, a temporary
 // copy removed): it examines the object first, decides from its version
 // that it goes, and deletes it only if it is still that object. A newer
@@ -57,8 +60,8 @@ type ConditionalDeleter interface {
 
 // deleteIf is the condition for a delete on s of the object prior, or nil.
 func (s *side) deleteIf(prior *driver.Attributes) *driver.DeleteOptions {
-	c, ok := s.d.(ConditionalDeleter)
-	if !ok || prior == nil {
+	var c ConditionalDeleter
+	if prior == nil || !s.b.As(&c) {
 		return nil
 	}
 	return &driver.DeleteOptions{BeforeDelete: c.DeleteIf(prior)}

@@ -89,3 +89,44 @@ func TestReconcileCopyIsConditionalOnWhatItExamined(t *testing.T) {
 	require.Equal(t, "newer, from another process", string(got), "the newer object was not overwritten")
 	require.Equal(t, 1, f.Status().Pending, "the entry stays for the next pass to decide")
 }
+
+// deleteRecorder is a side that offers a conditional delete through As and
+// records what each delete was conditioned on.
+type deleteRecorder struct {
+	driver.Bucket
+	priors []*driver.Attributes
+}
+
+func (d *deleteRecorder) As(i any) bool {
+	if p, ok := i.(*failoverblob.ConditionalDeleter); ok {
+		*p = d
+		return true
+	}
+	return d.Bucket.As(i)
+}
+
+func (d *deleteRecorder) DeleteIf(prior *driver.Attributes) func(func(any) bool) error {
+	d.priors = append(d.priors, prior)
+	return func(func(any) bool) error { return nil }
+}
+
+// The reconciler's removal of a temporary copy is conditional on the copy
+// it examined, where the side offers a conditional delete through As.
+func TestReconcileDeleteIsConditionalOnWhatItExamined(t *testing.T) {
+	ctx := context.Background()
+	pdrv, pin := failovertest.NewDriver(memblob.OpenBucket(nil), nil)
+	sdrv, _ := failovertest.NewDriver(memblob.OpenBucket(nil), nil)
+	sec := &deleteRecorder{Bucket: sdrv}
+	f, err := failoverblob.New(ctx, blob.NewBucket(pdrv), blob.NewBucket(sec), nil)
+	require.NoError(t, err)
+	b := f.Bucket()
+	defer b.Close()
+
+	pin.Outage(nil)
+	require.NoError(t, b.WriteAll(ctx, "k", []byte("redirected"), nil))
+	pin.Heal()
+	_, err = f.Drain(ctx)
+	require.NoError(t, err)
+	require.Len(t, sec.priors, 1, "one temporary copy removed")
+	require.NotNil(t, sec.priors[0], "conditioned on the copy examined")
+}
