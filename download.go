@@ -14,8 +14,9 @@ var _ driver.DownloaderAt = (*bucket)(nil)
 
 // DownloadAt implements driver.DownloaderAt, so that a Download into an
 // io.WriterAt with blob.ReaderOptions.AllowParallelDownload keeps the
-// serving side's parallel download (the S3 and GCS transfer managers,
-// Azure's block download) instead of becoming one stream. The side is
+// serving side's parallel download (the S3 and GCS transfer managers;
+// Azure's needs the *os.File itself, which is not handed on, so Azure
+// streams) instead of becoming one stream. The side is
 // chosen as for any read, and a side that fails before any byte reached w
 // is fallen over from as a read is.
 //
