@@ -208,16 +208,7 @@ func (w *heldWriter) make(opts *driver.WriterOptions) error {
 
 func (w *heldWriter) Close() error {
 	defer w.cancel()
-	if w.err != nil && w.w != nil {
-		// A failed write must not commit what got through.
-		w.cancel()
-		_ = w.w.Close()
-		return w.err
-	}
-	if w.w == nil {
-		if w.err != nil {
-			return w.err
-		}
+	if w.w == nil && w.err == nil {
 		// Small: one request, whose retries end with the attempt budget. A
 		// plain write is sent straight from the held bytes (a negative
 		// BufferSize means no upload buffer); a conditional one, which the
@@ -233,9 +224,16 @@ func (w *heldWriter) Close() error {
 			w.ctx, cancel = context.WithTimeout(w.ctx, w.b.SmallBudget)
 			defer cancel()
 		}
-		if err := w.make(&o); err != nil {
-			return err
+		_ = w.make(&o) // a failure is w.err
+	}
+	if w.err != nil {
+		if w.w != nil {
+			// A failed write must not commit what got through, and the
+			// provider's writer is closed all the same.
+			w.cancel()
+			_ = w.w.Close()
 		}
+		return w.err
 	}
 	return w.w.Close()
 }
