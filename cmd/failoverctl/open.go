@@ -10,6 +10,10 @@ import (
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/journal"
 	"github.com/failoverblob/failoverblob/providers"
+	// An operator's tool opens whatever the service does: every provider.
+	_ "github.com/failoverblob/failoverblob/providers/azure"
+	_ "github.com/failoverblob/failoverblob/providers/gcs"
+	_ "github.com/failoverblob/failoverblob/providers/s3"
 )
 
 // open opens the failover bucket rawURL describes with opts as the defaults
