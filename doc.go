@@ -19,29 +19,9 @@
 // cloud provider per imported package (providers/s3, providers/gcs,
 // providers/azure); providers.OpenBucket takes the same failover URLs.
 //
-// The URL parameters (see URLOpener):
-//
-//	primary, secondary      the sides' URLs, query-escaped (required)
-//	mode                    redirect | mirror                 Options.Mode
-//	ack                     either | both                     Options.Ack
-//	call_timeout            duration, e.g. 5s                 Options.CallTimeout
-//	first_byte_timeout      duration                          Options.FirstByteTimeout
-//	idle_timeout            duration                          Options.IdleTimeout
-//	spool_memory            bytes; -1 keeps none in memory    Options.SpoolMemory
-//	spool_dir               directory                         Options.SpoolDir
-//	writer_id               name                              Options.WriterID
-//	best_effort_list        true | false                      Options.BestEffortList
-//	reconcile               true (default) runs Run in the background until Close
-//	reconcile_interval      duration                          Options.ReconcileInterval
-//	reconcile_concurrency   integer >= 1                      Options.ReconcileConcurrency
-//	breaker_failures        outages in a row that trip a side's breaker
-//	breaker_timeout         duration a tripped breaker stays open
-//	breaker_interval        the breaker's rolling window
-//	breaker_probes          probe calls while half-open
-//	journal_file            path of a durable journal (journal.OpenFile)
-//
-// Unknown or repeated parameters, values that do not parse and malformed
-// side URLs are errors naming the parameter.
+// URLOpener lists the URL parameters. Unknown or repeated parameters,
+// values that do not parse and malformed side URLs are errors naming the
+// parameter.
 //
 // # Control
 //
