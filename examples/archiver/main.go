@@ -574,7 +574,7 @@ func (d *demo) awaitReconciler(f *failoverblob.Failover) error {
 // repaired is every failover bucket's OnRepair hook.
 func (d *demo) repaired(r failoverblob.Repair) {
 	what := "the primary already holds the newest copy"
-	if r.Action == "copied" {
+	if r.Action == failoverblob.ActionCopied {
 		what = "copied to the primary"
 		d.count(func(f *figures) { f.copied++ })
 	}

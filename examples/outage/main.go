@@ -439,9 +439,9 @@ func (d *demo) repaired(r failoverblob.Repair) {
 	key := strings.TrimPrefix(r.Key, d.prefix)
 	var what string
 	switch r.Action {
-	case "copied":
+	case failoverblob.ActionCopied:
 		what = fmt.Sprintf("copied %d bytes from the %s", r.Bytes, r.Side.Other())
-	case "deleted":
+	case failoverblob.ActionDeleted:
 		what = "tombstone applied"
 	default:
 		what = "already holds the newest version"

@@ -1,0 +1,212 @@
+package failoverblob
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/failoverblob/failoverblob/journal"
+	"gocloud.dev/blob/driver"
+)
+
+// repair settles one key on the side missing, given the journal entries that
+// say it is missing changes. It holds the key's lock, so the key's writes in
+// this process wait for it.
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
+	defer f.locks.lock(key).Unlock()
+	// Entries withdrawn since the journal was listed (a refused delete's
+	// tombstone, say) must not be applied.
+	entries = f.unretracted(entries)
+	r := &repairKey{
+		f: f, ctx: ctx, key: key, skew: f.opts.MaxClockSkew,
+		dst: f.sides[missing], src: f.sides[missing.Other()],
+		// The secondary holds only temporary copies in Redirect mode.
+		temporary: f.opts.Mode == Redirect && missing == journal.Primary,
+		rep:       Repair{Key: key, Side: missing, Entries: len(entries)},
+	}
+	if len(entries) == 0 {
+		return r.rep, nil
+	}
+	if err := r.inspect(); err != nil {
+		return r.rep, err
+	}
+	changes, err := f.changesOf(key, entries)
+	if err != nil {
+		return r.rep, err
+	}
+	if err := r.apply(changes); err != nil {
+		return r.rep, err
+	}
+	if err := r.cleanUp(); err != nil {
+		return r.rep, err
+	}
+	if err := f.ackEntries(ctx, key, missing, entries, listedAt); err != nil {
+		return r.rep, err
+	}
+	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", r.rep.Action.String(), "bytes", r.rep.Bytes, "cleaned", r.rep.Cleaned)
+	return r.rep, nil
+}
+
+// unretracted returns the entries that were not withdrawn (see retract).
+func (f *Failover) unretracted(entries []journal.Entry) []journal.Entry {
+	live := entries[:0:0]
+	for _, e := range entries {
+		if !f.isRetracted(e.ID) {
+			live = append(live, e)
+		}
+	}
+	return live
+}
+
+// ackEntries acknowledges the entries a repair settled, in the journal and
+// in the index.
+func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) error {
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	if err := f.opts.Journal.Ack(ctx, ids...); err != nil {
+		return fmt.Errorf("acknowledging journal entries: %w", err)
+	}
+	f.idx.acked(key, missing, ids, listedAt)
+	return nil
+}
+
+// repairKey is the repair of one key on one side: dst, the side missing
+// changes, from src, the other.
+type repairKey struct {
+	f         *Failover
+	ctx       context.Context
+	key       string
+	skew      time.Duration
+	dst, src  *side
+	temporary bool // src holds only a temporary copy (Redirect mode)
+
+	have, from sideObject // what dst and src hold
+	rep        Repair
+}
+
+// inspect reads what each side holds.
+func (r *repairKey) inspect() (err error) {
+	if r.have, err = r.f.inspect(r.ctx, r.dst, r.key); err != nil {
+		return err
+	}
+	r.from, err = r.f.inspect(r.ctx, r.src, r.key)
+	return err
+}
+
+// apply brings dst up to the newest of changes (newest first) that a side
+// holds the data of: a delete, or a put whose object exists.
+func (r *repairKey) apply(changes []change) error {
+	for _, c := range changes {
+		if c.op == journal.Delete {
+			return r.applyDelete(c.s)
+		}
+		if settled, err := r.applyPut(c.s); settled || err != nil {
+			return err
+		}
+		// No side holds this change: its write failed after the entry was
+		// recorded. An older entry may still describe data that exists.
+	}
+	return nil
+}
+
+// applyDelete applies a tombstone stamped s to dst and, in Redirect mode,
+// removes the temporary copy it covers.
+func (r *repairKey) applyDelete(s stamp) error {
+	if r.have.exists && r.have.s.compare(s, r.skew) <= 0 {
+		if err := r.remove(r.dst, r.have.attrs); err != nil {
+			return err
+		}
+		r.rep.Action, r.have.exists = ActionDeleted, false
+	}
+	if r.temporary && r.from.exists && r.from.s.compare(s, r.skew) <= 0 {
+		if err := r.remove(r.src, r.from.attrs); err != nil {
+			return err
+		}
+		r.rep.Cleaned, r.from.exists = true, false
+	}
+	return nil
+}
+
+// applyPut brings dst up to a put stamped s, if a side holds its data.
+// settled is false when no side does.
+func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
+	// A put's data, where a side holds it, places it by when it was stored
+	// (see stamp.order).
+	switch {
+	case r.from.exists && r.from.s.v == s.v:
+		s = r.from.s
+	case r.have.exists && r.have.s.v == s.v:
+		s = r.have.s
+	}
+	switch {
+	case r.have.exists && r.have.s.compare(s, r.skew) >= 0:
+		return true, nil // dst already has this change or a newer one
+	case r.from.exists && r.from.s.compare(s, r.skew) >= 0:
+		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.s.v, r.have.attrs)
+		if err != nil {
+			return true, err
+		}
+		r.rep.Action, r.rep.Bytes, r.have = ActionCopied, n, r.from
+		return true, nil
+	}
+	return false, nil
+}
+
+// cleanUp removes, in Redirect mode, the temporary copy on the secondary
+// once the primary holds the same version or a newer one.
+func (r *repairKey) cleanUp() error {
+	if !r.temporary || !r.from.exists || !r.have.exists || r.from.s.compare(r.have.s, r.skew) > 0 {
+		return nil
+	}
+	// Entries recorded since the journal was listed stay pending, and the
+	// index may send reads to the copy about to go.
+	r.f.idx.moved(r.key, r.have.s, r.dst.id)
+	if err := r.remove(r.src, r.from.attrs); err != nil {
+		return err
+	}
+	r.rep.Cleaned = true
+	return nil
+}
+
+// remove deletes the key on s, where the provider can only if it is still
+// the object prior describes; a miss is as good.
+func (r *repairKey) remove(s *side, prior *driver.Attributes) error {
+	if err := s.delete(r.ctx, r.f.opts.CallTimeout, r.key, s.deleteIf(prior)); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// change is one change to a key that a side may be missing.
+type change struct {
+	op journal.Op
+	s  stamp
+}
+
+// changesOf returns the changes the entries describe, newest first. The
+// entries were listed before the key was locked: a change this process
+// committed since (its entry is left for a later pass) is the key's newest
+// state, so nothing older may be brought back over it, and it counts too.
+func (f *Failover) changesOf(key string, entries []journal.Entry) ([]change, error) {
+	changes := make([]change, 0, len(entries)+1)
+	for _, e := range entries {
+		v, err := ParseVersion(e.Version)
+		if err != nil {
+			return nil, err
+		}
+		changes = append(changes, change{e.Op, stamp{v: v, at: e.Recorded}})
+	}
+	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() {
+		op := journal.Put
+		if p.deleted {
+			op = journal.Delete
+		}
+		changes = append(changes, change{op, p.latest})
+	}
+	skew := f.opts.MaxClockSkew
+	sort.Slice(changes, func(i, j int) bool { return changes[i].s.compare(changes[j].s, skew) > 0 })
+	return changes, nil
+}
