@@ -37,7 +37,8 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	defer f.idx.commitStarts(key)()
 	h := &hook{fn: opts.BeforeDelete, once: true}
 	if f.opts.Mode == Mirror {
-		d := &mirrorDelete{f: f, ctx: ctx, key: key, v: f.clock.Now(), p: p, pending: pending, opts: &driver.DeleteOptions{BeforeDelete: h.guard()}}
+		rec := f.newRecords(ctx, key, journal.Delete, f.clock.Now(), 0)
+		d := &mirrorDelete{f: f, rec: rec, p: p, pending: pending, opts: &driver.DeleteOptions{BeforeDelete: h.guard()}}
 		return d.run()
 	}
 	return f.deleteRedirect(ctx, key, p, pending, h)
@@ -46,70 +47,71 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 // mayExist reports whether a pending key's state says it may exist.
 func (p keyState) mayExist() bool { return !p.known || !p.deleted }
 
+// deleteRedirect deletes a key on the primary, after recording the
+// tombstone that keeps a copy on the secondary from coming back, where
+// there may be one (see tombstoneFirst).
 func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, pending bool, h *hook) error {
-	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
-	// A key this instance knows of no pending work for may still have a
-	// redirected copy on the secondary, written by another instance during
-	// an outage and not yet reconciled; that instance's reconciler would
-	// copy it back over this delete. So the secondary is asked first. If it
-	// holds a copy (or cannot say), a tombstone is recorded, newer than the
-	// copy (the clock has seen its version), before the primary deletes.
-	var copied sideObject
-	var recorded *entry
-	if !pending {
-		o, err := f.inspect(ctx, sec, key)
-		if err != nil || o.exists {
-			e, rerr := f.record(ctx, key, journal.Delete, f.clock.Now(), journal.Primary, 0)
-			if rerr != nil {
-				return unavailable(errors.Join(err, rerr), "deleting %q needs a tombstone for the secondary's copy, which cannot be recorded", key)
-			}
-			recorded, copied = &e, o
-		}
-	} else {
-		e, err := f.record(ctx, key, journal.Delete, f.clock.Now(), journal.Primary, 0)
-		if err != nil {
-			return err
-		}
-		recorded = &e
-	}
-	v := f.clock.Now()
-	if recorded != nil {
-		v = recorded.s.v
-	}
-	err := pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
-	refused := func(err error) error {
-		// The delete must not take effect later either.
-		if recorded != nil {
-			f.retract(*recorded)
-		}
+	copied, rec, err := f.tombstoneFirst(ctx, key, pending)
+	if err != nil {
 		return err
 	}
+	pr := f.sides[journal.Primary]
+	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	switch {
-	case err == nil, isNotFound(err) && (copied.exists || pending && p.mayExist()):
+	case err == nil, isNotFound(err) && (copied || pending && p.mayExist()):
 		// The primary no longer has it; the tombstone (if any) keeps the
 		// secondary's copy from coming back, and the copy goes now.
-		f.idx.commit(key, v, true, [2]bool{}, 0)
-		if copied.exists {
-			_ = sec.delete(ctx, f.opts.CallTimeout, key, nil)
+		f.idx.commit(key, rec.v, true, [2]bool{}, 0)
+		if copied {
+			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
 		}
 		return nil
 	case !pr.outage(ctx, err):
-		return refused(err)
+		rec.withdraw() // the delete must not take effect later either
+		return err
 	}
-	// The primary is down: the delete takes effect by its tombstone, which
-	// the caller's hook, not run by the primary, must allow first.
+	return f.tombstone(rec, h, err)
+}
+
+// tombstoneFirst stamps a Redirect-mode delete of key and records its
+// tombstone for the primary where the secondary may hold a copy: for a key
+// with pending work, and for a key this instance knows of no pending work
+// for whose secondary holds a copy (or cannot say) — a write redirected by
+// another instance during an outage and not yet reconciled, which that
+// instance's reconciler would copy back over the delete. The version is
+// stamped after the secondary is asked, so it is newer than the copy (the
+// clock has seen its version). copied says the secondary holds a copy.
+func (f *Failover) tombstoneFirst(ctx context.Context, key string, pending bool) (copied bool, rec *records, err error) {
+	if pending {
+		rec = f.newRecords(ctx, key, journal.Delete, f.clock.Now(), 0)
+		return false, rec, rec.record(journal.Primary)
+	}
+	o, ierr := f.inspect(ctx, f.sides[journal.Secondary], key)
+	rec = f.newRecords(ctx, key, journal.Delete, f.clock.Now(), 0)
+	if ierr == nil && !o.exists {
+		return false, rec, nil
+	}
+	if err := rec.record(journal.Primary); err != nil {
+		return false, nil, unavailable(errors.Join(ierr, err), "deleting %q needs a tombstone for the secondary's copy, which cannot be recorded", key)
+	}
+	return o.exists, rec, nil
+}
+
+// tombstone settles a Redirect-mode delete while the primary is down
+// (cause): it takes effect by its tombstone, which the caller's hook, not
+// run by the primary, must allow first.
+func (f *Failover) tombstone(rec *records, h *hook, cause error) error {
 	if herr := h.runUnreached(); herr != nil {
-		return refused(herr)
+		rec.withdraw()
+		return herr
 	}
-	if recorded == nil {
-		if _, err := f.record(ctx, key, journal.Delete, v, journal.Primary, 0); err != nil {
-			return err
-		}
+	if err := rec.record(journal.Primary); err != nil {
+		return err
 	}
-	f.idx.commit(key, v, true, [2]bool{}, 0)
+	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
 	// The temporary copy, if any, goes now; the tombstone covers it if not.
-	_ = sec.delete(ctx, f.opts.CallTimeout, key, nil)
-	f.opts.Logger.Warn("failoverblob: delete recorded as a tombstone while the primary is down", "key", key, "cause", err)
+	_ = f.sides[journal.Secondary].delete(rec.ctx, f.opts.CallTimeout, rec.key, nil)
+	f.opts.Logger.Warn("failoverblob: delete recorded as a tombstone while the primary is down", "key", rec.key, "cause", cause)
 	return nil
 }
 
@@ -117,75 +119,61 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 // records a tombstone for each side it may have missed.
 type mirrorDelete struct {
 	f       *Failover
-	ctx     context.Context
-	key     string
-	v       Version
+	rec     *records // its tombstones
 	p       keyState
 	pending bool
 	opts    *driver.DeleteOptions
 
-	recorded [2]*entry // tombstones recorded, by missing side
-	errs     [2]error  // each side's answer
-	answered [2]bool   // the side answered (deleted it, or did not have it)
-	found    [2]bool   // the side had it and deleted it
-	down     [2]bool   // the side is missing the delete
+	on [2]deleteOutcome // by side
 }
 
-// record records a tombstone for side s, once.
-func (d *mirrorDelete) record(s journal.Side) error {
-	if d.recorded[s] != nil {
-		return nil
-	}
-	e, err := d.f.record(d.ctx, d.key, journal.Delete, d.v, s, 0)
-	if err != nil {
-		return err
-	}
-	d.recorded[s] = &e
-	return nil
-}
-
-// withdraw retracts the tombstones recorded: the delete changed nothing.
-func (d *mirrorDelete) withdraw() {
-	for _, e := range d.recorded {
-		if e != nil {
-			d.f.retract(*e)
-		}
-	}
+// deleteOutcome is what one side made of a Mirror-mode delete.
+type deleteOutcome struct {
+	err      error // the side's answer
+	answered bool  // it deleted the key, or did not have it
+	found    bool  // it had the key and deleted it
+	missed   bool  // it is missing the delete: it is down, or refused it after the primary deleted
 }
 
 func (d *mirrorDelete) run() error {
 	// While a key has pending work, every change to it is recorded for the
 	// sides it is pending on.
-	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+	for _, s := range sideIDs {
 		if d.p.entries[s] > 0 {
-			if err := d.record(s); err != nil {
+			if err := d.rec.record(s); err != nil {
 				return err
 			}
 		}
 	}
 	for _, s := range d.f.sides {
-		done, err := d.deleteOn(s)
-		if done {
+		if done, err := d.deleteOn(s); done {
 			return err
 		}
 	}
+	return d.settle()
+}
+
+// settle decides the delete once each side has been asked.
+func (d *mirrorDelete) settle() error {
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
 	switch {
-	case !d.answered[0] && !d.answered[1]:
+	case !pr.answered && !sec.answered:
 		return d.bothDown()
-	case !d.found[0] && !d.found[1] && !(d.pending && d.p.mayExist()):
+	case !pr.found && !sec.found && !(d.pending && d.p.mayExist()):
 		return d.notFound()
-	case !d.pending && d.found[journal.Primary] && d.answered[journal.Secondary] && !d.found[journal.Secondary]:
+	case !d.pending && pr.found && sec.answered && !sec.found:
 		// The secondary lacked a key the primary had: a write of it by
 		// another instance may be pending there, and that instance's
 		// reconciler could copy it onto the secondary after this delete.
 		// A tombstone keeps it away.
-		if err := d.record(journal.Secondary); err != nil {
-			return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.key)
+		if err := d.rec.record(journal.Secondary); err != nil {
+			return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.rec.key)
 		}
 	}
-	d.f.idx.commit(d.key, d.v, true, [2]bool{}, 0)
-	if d.f.opts.Ack == AckBoth && (d.down[0] || d.down[1]) {
-		return unavailable(errors.Join(d.errs[0], d.errs[1]), "delete of %q reached only one side; a repair is recorded", d.key)
+	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+
+	if d.f.opts.Ack == AckBoth && (pr.missed || sec.missed) {
+		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
 	}
 	return nil
 }
@@ -193,42 +181,42 @@ func (d *mirrorDelete) run() error {
 // deleteOn deletes the key on s and takes in its answer. done says the
 // delete is decided, with err its outcome.
 func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
-	f, id := d.f, s.id
-	if f.opts.Ack == AckBoth && id == journal.Secondary && d.down[journal.Primary] {
+	f, id, o := d.f, s.id, &d.on[s.id]
+	if f.opts.Ack == AckBoth && id == journal.Secondary && d.on[journal.Primary].missed {
 		// Both are needed and the primary is down: leave the secondary be.
-		d.errs[id], d.down[id] = d.errs[journal.Primary], true
+		o.err, o.missed = d.on[journal.Primary].err, true
 		return false, nil
 	}
-	err = s.delete(d.ctx, f.opts.CallTimeout, d.key, d.opts)
-	d.errs[id] = err
+	err = s.delete(d.rec.ctx, f.opts.CallTimeout, d.rec.key, d.opts)
+	o.err = err
 	switch {
 	case err == nil:
-		d.answered[id], d.found[id] = true, true
+		o.answered, o.found = true, true
 	case isNotFound(err) && id == journal.Primary && !d.pending:
 		// Both sides hold every key that is not pending: the primary's
 		// miss is the answer.
 		return true, err
 	case isNotFound(err):
-		d.answered[id] = true
-	case s.outage(d.ctx, err):
-		d.down[id] = true
+		o.answered = true
+	case s.outage(d.rec.ctx, err):
+		o.missed = true
 		return d.recordOrFail(id)
-	case id == journal.Primary, !d.answered[journal.Primary]:
+	case id == journal.Primary, !d.on[journal.Primary].answered:
 		// Refused before anything was deleted (by the primary, or by the
 		// secondary with the primary down): the delete changes nothing.
-		d.withdraw()
+		d.rec.withdraw()
 		return true, err
 	default:
 		// The primary's delete stands; the secondary's refusal is repaired
 		// like a miss.
-		d.down[id] = true
+		o.missed = true
 		return d.recordOrFail(id)
 	}
 	return false, nil
 }
 
 func (d *mirrorDelete) recordOrFail(s journal.Side) (done bool, err error) {
-	if err := d.record(s); err != nil {
+	if err := d.rec.record(s); err != nil {
 		return true, err
 	}
 	return false, nil
@@ -236,25 +224,26 @@ func (d *mirrorDelete) recordOrFail(s journal.Side) (done bool, err error) {
 
 // bothDown settles a delete that no side answered.
 func (d *mirrorDelete) bothDown() error {
-	err := unavailable(errors.Join(d.errs[0], d.errs[1]), "both sides are down deleting %q", d.key)
+	errs := [2]error{d.on[journal.Primary].err, d.on[journal.Secondary].err}
+	err := unavailable(errors.Join(errs[0], errs[1]), "both sides are down deleting %q", d.rec.key)
 	var he *hookError
-	if errors.As(d.errs[1], &he) || (errors.Is(d.errs[0], circuit.ErrOpen) && errors.Is(d.errs[1], circuit.ErrOpen)) {
+	if errors.As(errs[1], &he) || (errors.Is(errs[0], circuit.ErrOpen) && errors.Is(errs[1], circuit.ErrOpen)) {
 		// The caller's hook refused the delete (it runs for the first side
 		// reached, so the primary was not reached), or neither side was
 		// asked: nothing was deleted.
-		d.withdraw()
+		d.rec.withdraw()
 		return err
 	}
 	// A side that was asked may have deleted the object and lost the answer.
 	// The delete then has to reach both sides, or they stay apart for good:
 	// record it for both, and read the key as deleted until it is
 	// reconciled. The caller still learns it failed.
-	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
-		if rerr := d.record(s); rerr != nil {
+	for _, s := range sideIDs {
+		if rerr := d.rec.record(s); rerr != nil {
 			return rerr
 		}
 	}
-	d.f.idx.commit(d.key, d.v, true, [2]bool{}, 0)
+	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
 	return err
 }
 
@@ -262,11 +251,11 @@ func (d *mirrorDelete) bothDown() error {
 // Committing it as the key's newest change would overrule a write in flight
 // that this answer says came later, so nothing is recorded.
 func (d *mirrorDelete) notFound() error {
-	d.withdraw()
-	if !d.down[journal.Primary] {
-		return d.errs[journal.Primary]
+	d.rec.withdraw()
+	if !d.on[journal.Primary].missed {
+		return d.on[journal.Primary].err
 	}
 	// The secondary holds every key that is not pending, so its miss is an
 	// answer too.
-	return d.errs[journal.Secondary]
+	return d.on[journal.Secondary].err
 }

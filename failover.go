@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"gocloud.dev/blob"
 
@@ -129,79 +128,6 @@ func (f *Failover) close() error {
 		}
 	})
 	return err
-}
-
-// entry is a journal entry this process appended, as retract needs it.
-type entry struct {
-	id      string
-	key     string
-	missing journal.Side
-	op      journal.Op
-	s       stamp
-	prev    stamp // the key's newest put or delete hint before this entry
-}
-
-// record appends a journal entry saying side missing lacks the change, and
-// counts it in the index. Callers hold the key's lock.
-func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Version, missing journal.Side, size int64) (entry, error) {
-	now := f.opts.Now()
-	id, err := f.opts.Journal.Append(ctx, journal.Entry{
-		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: now,
-	})
-	if err != nil {
-		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
-	}
-	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
-	e.prev = f.idx.added(key, missing, op, e.s, now, id)
-	return e, nil
-}
-
-// retract withdraws an entry recorded for a change that then changed
-// nothing (it was refused, or no side was asked), so that it does not take
-// effect later: a Drain that listed it skips it, the index forgets it, and
-// the journal drops it. Dropping it is best effort: an entry left behind is
-// verified by version before it is applied. Callers hold the key's lock.
-func (f *Failover) retract(e entry) {
-	f.idx.unhint(e.key, e.op, e.s, e.prev)
-	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
-	defer cancel()
-	f.retractedMu.Lock()
-	f.retracted[e.id] = retraction{at: time.Now()} // a Drain that listed it before must not apply it
-	f.retractedMu.Unlock()
-	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
-		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
-		f.retractedMu.Lock()
-		f.retracted[e.id] = retraction{at: time.Now(), dropped: true}
-		f.retractedMu.Unlock()
-	}
-}
-
-// retraction is an entry retract withdrew: when, and whether the journal
-// dropped it.
-type retraction struct {
-	at      time.Time
-	dropped bool
-}
-
-// isRetracted reports whether the entry was withdrawn after a Drain may have
-// listed it. Callers hold the key's lock, which retract also held.
-func (f *Failover) isRetracted(id string) bool {
-	f.retractedMu.Lock()
-	defer f.retractedMu.Unlock()
-	_, ok := f.retracted[id]
-	return ok
-}
-
-// forgetRetracted forgets the entries the journal dropped before listedAt:
-// a listing made then no longer holds them.
-func (f *Failover) forgetRetracted(listedAt time.Time) {
-	f.retractedMu.Lock()
-	defer f.retractedMu.Unlock()
-	for id, r := range f.retracted {
-		if r.dropped && r.at.Before(listedAt) {
-			delete(f.retracted, id)
-		}
-	}
 }
 
 // Options returns the bucket's options, with defaults filled in for the

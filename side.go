@@ -144,3 +144,6 @@ func newWatchdog(d time.Duration, cancel func()) watchdog {
 func (w watchdog) kick(d time.Duration) { w.t.Reset(d) }
 
 func (w watchdog) stop() { w.t.Stop() }
+
+// sideIDs are the two sides, the primary first.
+var sideIDs = [2]journal.Side{journal.Primary, journal.Secondary}

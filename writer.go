@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -12,6 +13,33 @@ import (
 
 	"github.com/failoverblob/failoverblob/journal"
 )
+
+// NewTypedWriter implements driver.Bucket. See writer for when the write is
+// durable.
+func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	for k := range opts.Metadata {
+		// The rule Attributes hides the version by: keys that fold to it.
+		if isVersionKey(k) {
+			return nil, fmt.Errorf("%w: metadata key %q is %q, which is reserved", ErrReservedKey, k, VersionMetadataKey)
+		}
+	}
+	f := b.f
+	f.idx.begin(key) // before the version is stamped; Close ends it
+	v := f.clock.Now()
+	md := make(map[string]string, len(opts.Metadata)+1)
+	maps.Copy(md, opts.Metadata)
+	md[VersionMetadataKey] = v.String()
+	// The options go to the sides' drivers as they came, ContentMD5
+	// included, so a provider verifies the checksum on arrival.
+	w := &writer{f: f, ctx: ctx, key: key, contentType: contentType, version: v, own: *opts, flight: true}
+	w.own.Metadata = md
+	w.own.BeforeWrite = guardHook(opts.BeforeWrite, f.opts.Mode == Mirror)
+	w.opts = &w.own
+	return w, nil
+}
 
 // writer is a write through the failover bucket.
 //
@@ -216,37 +244,57 @@ func (w *writer) Write(p []byte) (int, error) {
 		}
 	}
 	w.size += int64(len(p))
-	if w.f.opts.Mode == Mirror {
+	switch {
+	case w.f.opts.Mode == Mirror:
 		return w.writeMirror(p)
-	}
-	if pw := w.sw[journal.Primary]; pw != nil {
-		if w.sp != nil {
-			if _, err := w.sp.Write(p); err != nil {
-				// The primary can still take the write; only a replay to
-				// the secondary is lost, should the primary fail.
-				_ = w.sp.Close()
-				w.sp, w.spErr = nil, fmt.Errorf("replay spool: %w", err)
-				w.f.opts.Logger.Warn("failoverblob: replay spool dropped; this write cannot go to the secondary if the primary fails", "key", w.key, "cause", err)
-			}
-		}
-		_, err := pw.Write(p)
-		if err == nil {
-			return len(p), nil
-		}
-		if !pw.s.outage(w.ctx, err) {
-			return 0, w.fail(err)
-		}
-		pw.abort(err)
-		w.sw[journal.Primary] = nil
-		if err := w.redirect(err); err != nil {
-			return 0, w.fail(err)
-		}
-		return len(p), nil
+	case w.sw[journal.Primary] != nil:
+		return w.writePrimary(p)
 	}
 	if _, err := w.sw[journal.Secondary].Write(p); err != nil {
 		return 0, w.fail(w.secondaryFailed(err))
 	}
 	return len(p), nil
+}
+
+// writePrimary writes p to the primary and to the spool, and moves the
+// write to the secondary if the primary fails.
+func (w *writer) writePrimary(p []byte) (int, error) {
+	pw := w.sw[journal.Primary]
+	w.spool(p)
+	_, err := pw.Write(p)
+	if err == nil {
+		return len(p), nil
+	}
+	if err := w.primaryFailed(pw, err); err != nil {
+		return 0, w.fail(err)
+	}
+	return len(p), nil
+}
+
+// spool keeps p for a replay to the secondary. If the spool fails, the
+// primary can still take the write; only a replay is lost, should the
+// primary fail.
+func (w *writer) spool(p []byte) {
+	if w.sp == nil {
+		return
+	}
+	if _, err := w.sp.Write(p); err != nil {
+		_ = w.sp.Close()
+		w.sp, w.spErr = nil, fmt.Errorf("replay spool: %w", err)
+		w.f.opts.Logger.Warn("failoverblob: replay spool dropped; this write cannot go to the secondary if the primary fails", "key", w.key, "cause", err)
+	}
+}
+
+// primaryFailed takes in a failure of the primary's stream: an outage
+// redirects the write to the secondary (and returns nil if that worked);
+// any other error is returned as it is.
+func (w *writer) primaryFailed(pw *sideWriter, err error) error {
+	if !pw.s.outage(w.ctx, err) {
+		return err
+	}
+	pw.abort(err)
+	w.sw[journal.Primary] = nil
+	return w.redirect(err)
 }
 
 // secondaryFailed takes in a failure of a redirected write on the
@@ -305,30 +353,25 @@ func (w *writer) Upload(r io.Reader) error {
 	if pw := w.sw[journal.Primary]; pw != nil {
 		n, rerr, werr := copyTo(pw, rs)
 		w.size = n
-		switch {
-		case werr != nil && pw.s.outage(w.ctx, werr):
-			pw.abort(werr)
-			w.sw[journal.Primary] = nil
-			if err := w.redirect(werr); err != nil {
-				return w.fail(err)
-			}
-			return nil
-		case werr != nil:
-			return w.fail(werr)
-		case rerr != nil:
-			return w.fail(rerr)
+		if werr != nil {
+			return w.failUnless(w.primaryFailed(pw, werr))
 		}
-		return nil
+		return w.failUnless(rerr)
 	}
 	// start redirected the write, which replayed the source from where it
 	// started: whatever is left comes on top of that.
 	n, rerr, werr := copyTo(w.sw[journal.Secondary], rs)
 	w.size += n
-	switch {
-	case werr != nil:
+	if werr != nil {
 		return w.fail(w.secondaryFailed(werr))
-	case rerr != nil:
-		return w.fail(rerr)
+	}
+	return w.failUnless(rerr)
+}
+
+// failUnless fails the write with err, unless err is nil.
+func (w *writer) failUnless(err error) error {
+	if err != nil {
+		return w.fail(err)
 	}
 	return nil
 }
@@ -357,251 +400,4 @@ func copyTo(dst io.Writer, src io.Reader) (n int64, readErr, writeErr error) {
 			return n, rerr, nil
 		}
 	}
-}
-
-// Close commits the write; see writer for when it is durable. If the
-// context the writer was opened with is done, nothing is committed.
-func (w *writer) Close() error {
-	if w.closed {
-		return errors.New("failoverblob: writer already closed")
-	}
-	w.closed = true
-	if w.flight {
-		defer w.f.idx.end(w.key)
-	}
-	defer func() {
-		w.abortAll()
-		if w.sp != nil {
-			_ = w.sp.Close()
-		}
-	}()
-	if err := w.ready(); err != nil {
-		return err
-	}
-	defer w.f.locks.lock(w.key).Unlock()
-	if done, err := w.giveWay(); done {
-		w.abortAll()
-		return err
-	}
-	if w.opts.IfNotExist {
-		if err := w.clearTombstone(); err != nil {
-			w.abortAll()
-			return err
-		}
-		// Still under the key's lock, after the commit.
-		defer w.f.idx.conditional(w.key, w.version)
-	}
-	defer w.f.idx.commitStarts(w.key)()
-	commit := w.commitRedirect
-	if w.f.opts.Mode == Mirror {
-		commit = w.commitMirror
-	}
-	err := commit()
-	if err != nil {
-		// A side whose commit failed may hold the write all the same.
-		w.f.idx.reached(w.key, w.reached)
-	}
-	return err
-}
-
-// ready brings the write to the point of committing: its context is live,
-// nothing failed, and the sides' writers are open.
-func (w *writer) ready() error {
-	if err := w.ctx.Err(); err != nil {
-		w.abortAll()
-		return err
-	}
-	if w.err != nil {
-		return w.err
-	}
-	if !w.started {
-		return w.start()
-	}
-	return nil
-}
-
-// giveWay decides, under the key's lock, whether the write must not commit,
-// and with what outcome: an IfNotExist write of a key that exists where the
-// primary's precondition cannot see it, or a write overtaken by a newer
-// change.
-func (w *writer) giveWay() (done bool, err error) {
-	if w.opts.IfNotExist {
-		p, pending, err := w.f.state(holding(w.ctx, w.key), w.key)
-		switch {
-		case err != nil:
-			return true, err
-		case pending && !p.deleted:
-			// The newest version may be only on the secondary, where the
-			// primary's precondition cannot see it.
-			return true, fmt.Errorf("%w: %q", errExists, w.key)
-		}
-	}
-	newer, by := w.f.idx.overtaken(w.key, w.version)
-	if !newer {
-		return false, nil
-	}
-	// A change stamped after this write opened has already committed.
-	// Committing now would put an older version over it, which the
-	// reconciler would later undo in favour of the newer one, or leave the
-	// sides apart; instead the write takes its place just before that
-	// change, which replaced it. Nothing is left to store.
-	switch {
-	case w.opts.IfNotExist && !by.deleted:
-		return true, fmt.Errorf("%w: %q", errExists, w.key)
-	case by.conditional:
-		// That change found the key absent: nothing came just before it.
-		return true, unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
-	case w.opts.IfNotExist:
-		// Whether the key was absent just before the delete is unknown.
-		return true, unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)
-	}
-	return true, nil
-}
-
-// clearTombstone applies a pending tombstone of the key to the sides this
-// IfNotExist write goes to: a side may still hold the object the tombstone
-// deleted, and its precondition would refuse the write. The delete is part
-// of this write and rides on its breaker slot (a half-open breaker has no
-// other). If it fails, the side's answer would say the deleted object
-// exists: the write fails.
-func (w *writer) clearTombstone() error {
-	if p, ok := w.f.idx.get(w.key); !ok || !p.known || !p.deleted {
-		return nil
-	}
-	for _, sw := range w.sw {
-		if sw == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
-		err := sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{})
-		cancel()
-		if err != nil && !isNotFound(err) {
-			return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
-		}
-	}
-	return nil
-}
-
-func (w *writer) commitRedirect() error {
-	f := w.f
-	_, pending := f.idx.get(w.key)
-	recorded := false
-	if pw := w.sw[journal.Primary]; pw != nil {
-		w.sw[journal.Primary] = nil
-		// While a key has pending work, every change to it is recorded, so
-		// the reconciler sees the newest one.
-		err, rerr := w.commitRecording(pw, pending)
-		switch {
-		case rerr != nil:
-			w.reached[journal.Primary] = err == nil
-			return rerr
-		case err == nil:
-			f.idx.commit(w.key, w.version, false, only(journal.Primary), w.size)
-			return nil
-		case !pw.s.outage(w.ctx, err):
-			return err
-		}
-		recorded = pending
-		w.reached[journal.Primary] = true
-		if err := w.redirect(err); err != nil {
-			return err
-		}
-	}
-	sw := w.sw[journal.Secondary]
-	w.sw[journal.Secondary] = nil
-	err, rerr := w.commitRecording(sw, !recorded)
-	switch {
-	case rerr != nil:
-		w.reached[journal.Secondary] = err == nil
-		return rerr
-	case err != nil && sw.s.outage(w.ctx, err):
-		w.reached[journal.Secondary] = true
-		return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
-	case err != nil:
-		return err
-	}
-	f.idx.commit(w.key, w.version, false, only(journal.Secondary), w.size)
-	return nil
-}
-
-// commitRecording commits sw and, if record is set, records at the same
-// time that the primary is missing the write: with a journal on the
-// buckets, the entry and the data are two requests, and a write waits for
-// the slower, not for both in turn. The write is acknowledged only once
-// both have succeeded, so an acknowledged write is always recorded; a crash
-// between the two can leave data no entry describes, which the verifier
-// finds. err is the commit's outcome, rerr the record's.
-func (w *writer) commitRecording(sw *sideWriter, record bool) (err, rerr error) {
-	if !record {
-		return sw.commit(), nil
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, rerr = w.f.record(w.ctx, w.key, journal.Put, w.version, journal.Primary, w.size)
-	}()
-	err = sw.commit()
-	<-done
-	return err, rerr
-}
-
-func (w *writer) commitMirror() error {
-	f := w.f
-	p, _ := f.idx.get(w.key)
-	var recorded [2]bool
-	rec := func(s journal.Side) error {
-		if recorded[s] {
-			return nil
-		}
-		_, err := f.record(w.ctx, w.key, journal.Put, w.version, s, w.size)
-		recorded[s] = err == nil
-		return err
-	}
-	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
-		if w.missed[s] != nil || p.entries[s] > 0 {
-			if err := rec(s); err != nil {
-				return err
-			}
-		}
-	}
-	var applied [2]bool
-	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
-		sw := w.sw[s]
-		if sw == nil {
-			continue
-		}
-		w.sw[s] = nil
-		err := sw.commit()
-		if err == nil {
-			applied[s] = true
-			continue
-		}
-		outage := sw.s.outage(w.ctx, err)
-		if !outage && !applied[journal.Primary] {
-			// A refusal (a failed precondition, say) before anything was
-			// committed refuses the write.
-			return err
-		}
-		w.missed[s], w.reached[s] = err, outage
-		// Recorded before the secondary commits; for the secondary, after
-		// the primary did, so a crash in between is left to the verifier.
-		if err := rec(s); err != nil {
-			return err
-		}
-	}
-	if !applied[0] && !applied[1] {
-		return unavailable(errors.Join(w.missed[0], w.missed[1]), "both sides are down writing %q", w.key)
-	}
-	holder := journal.Primary
-	if !applied[journal.Primary] {
-		holder = journal.Secondary
-	}
-	f.idx.commit(w.key, w.version, false, applied, w.size)
-	if f.opts.Ack == AckBoth && !(applied[0] && applied[1]) {
-		return unavailable(w.missed[holder.Other()], "write of %q reached only the %s; a repair is recorded", w.key, holder)
-	}
-	if !applied[journal.Primary] {
-		f.opts.Logger.Warn("failoverblob: mirrored write reached only the secondary", "key", w.key, "cause", w.missed[journal.Primary])
-	}
-	return nil
 }

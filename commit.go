@@ -1,0 +1,277 @@
+package failoverblob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/journal"
+)
+
+// Close commits the write; see writer for when it is durable. If the
+// context the writer was opened with is done, nothing is committed.
+func (w *writer) Close() error {
+	if w.closed {
+		return errors.New("failoverblob: writer already closed")
+	}
+	w.closed = true
+	if w.flight {
+		defer w.f.idx.end(w.key)
+	}
+	defer func() {
+		w.abortAll()
+		if w.sp != nil {
+			_ = w.sp.Close()
+		}
+	}()
+	if err := w.ready(); err != nil {
+		return err
+	}
+	defer w.f.locks.lock(w.key).Unlock()
+	if done, err := w.giveWay(); done {
+		w.abortAll()
+		return err
+	}
+	if w.opts.IfNotExist {
+		if err := w.clearTombstone(); err != nil {
+			w.abortAll()
+			return err
+		}
+		// Still under the key's lock, after the commit.
+		defer w.f.idx.conditional(w.key, w.version)
+	}
+	defer w.f.idx.commitStarts(w.key)()
+	commit := w.commitRedirect
+	if w.f.opts.Mode == Mirror {
+		commit = w.commitMirror
+	}
+	err := commit()
+	if err != nil {
+		// A side whose commit failed may hold the write all the same.
+		w.f.idx.reached(w.key, w.reached)
+	}
+	return err
+}
+
+// ready brings the write to the point of committing: its context is live,
+// nothing failed, and the sides' writers are open.
+func (w *writer) ready() error {
+	if err := w.ctx.Err(); err != nil {
+		w.abortAll()
+		return err
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if !w.started {
+		return w.start()
+	}
+	return nil
+}
+
+// giveWay decides, under the key's lock, whether the write must not commit,
+// and with what outcome: an IfNotExist write of a key that exists where the
+// primary's precondition cannot see it, or a write overtaken by a newer
+// change.
+func (w *writer) giveWay() (done bool, err error) {
+	if w.opts.IfNotExist {
+		p, pending, err := w.f.state(holding(w.ctx, w.key), w.key)
+		switch {
+		case err != nil:
+			return true, err
+		case pending && !p.deleted:
+			// The newest version may be only on the secondary, where the
+			// primary's precondition cannot see it.
+			return true, fmt.Errorf("%w: %q", errExists, w.key)
+		}
+	}
+	newer, by := w.f.idx.overtaken(w.key, w.version)
+	if !newer {
+		return false, nil
+	}
+	// A change stamped after this write opened has already committed.
+	// Committing now would put an older version over it, which the
+	// reconciler would later undo in favour of the newer one, or leave the
+	// sides apart; instead the write takes its place just before that
+	// change, which replaced it. Nothing is left to store.
+	switch {
+	case w.opts.IfNotExist && !by.deleted:
+		return true, fmt.Errorf("%w: %q", errExists, w.key)
+	case by.conditional:
+		// That change found the key absent: nothing came just before it.
+		return true, unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
+	case w.opts.IfNotExist:
+		// Whether the key was absent just before the delete is unknown.
+		return true, unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)
+	}
+	return true, nil
+}
+
+// clearTombstone applies a pending tombstone of the key to the sides this
+// IfNotExist write goes to: a side may still hold the object the tombstone
+// deleted, and its precondition would refuse the write. The delete is part
+// of this write and rides on its breaker slot (a half-open breaker has no
+// other). If it fails, the side's answer would say the deleted object
+// exists: the write fails.
+func (w *writer) clearTombstone() error {
+	if p, ok := w.f.idx.get(w.key); !ok || !p.known || !p.deleted {
+		return nil
+	}
+	for _, sw := range w.sw {
+		if sw == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, w.f.opts.CallTimeout)
+		err := sw.s.d.Delete(ctx, w.key, &driver.DeleteOptions{})
+		cancel()
+		if err != nil && !isNotFound(err) {
+			return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
+		}
+	}
+	return nil
+}
+
+// commitRedirect commits a Redirect-mode write: on the primary, or, if the
+// primary is down (or fails at its commit), on the secondary with a repair
+// for the primary recorded at the same time.
+func (w *writer) commitRedirect() error {
+	rec := w.f.newRecords(w.ctx, w.key, journal.Put, w.version, w.size)
+	if pw := w.sw[journal.Primary]; pw != nil {
+		committed, err := w.commitPrimary(pw, rec)
+		if committed || err != nil {
+			return err
+		}
+	}
+	sw := w.sw[journal.Secondary]
+	w.sw[journal.Secondary] = nil
+	err, rerr := w.commitRecording(sw, rec, !rec.recorded(journal.Primary))
+	switch {
+	case rerr != nil:
+		w.reached[journal.Secondary] = err == nil
+		return rerr
+	case err != nil && sw.s.outage(w.ctx, err):
+		w.reached[journal.Secondary] = true
+		return unavailable(errors.Join(w.missed[journal.Primary], err), "both sides are down writing %q", w.key)
+	case err != nil:
+		return err
+	}
+	w.f.idx.commit(w.key, w.version, false, only(journal.Secondary), w.size)
+	return nil
+}
+
+// commitPrimary commits the write on the primary. While a key has pending
+// work, every change to it is recorded, so the reconciler sees the newest
+// one. If the primary fails with an outage, the write is redirected to the
+// secondary (committed is false, err nil) for commitRedirect to commit
+// there.
+func (w *writer) commitPrimary(pw *sideWriter, rec *records) (committed bool, err error) {
+	_, pending := w.f.idx.get(w.key)
+	w.sw[journal.Primary] = nil
+	err, rerr := w.commitRecording(pw, rec, pending)
+	switch {
+	case rerr != nil:
+		w.reached[journal.Primary] = err == nil
+		return false, rerr
+	case err == nil:
+		w.f.idx.commit(w.key, w.version, false, only(journal.Primary), w.size)
+		return true, nil
+	case !pw.s.outage(w.ctx, err):
+		return false, err
+	}
+	w.reached[journal.Primary] = true
+	return false, w.redirect(err)
+}
+
+// commitRecording commits sw and, if record is set, records at the same
+// time that the primary is missing the write: with a journal on the
+// buckets, the entry and the data are two requests, and a write waits for
+// the slower, not for both in turn. The write is acknowledged only once
+// both have succeeded, so an acknowledged write is always recorded; a crash
+// between the two can leave data no entry describes, which the verifier
+// finds. err is the commit's outcome, rerr the record's.
+func (w *writer) commitRecording(sw *sideWriter, rec *records, record bool) (err, rerr error) {
+	if !record {
+		return sw.commit(), nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rerr = rec.record(journal.Primary)
+	}()
+	err = sw.commit()
+	<-done
+	return err, rerr
+}
+
+// commitMirror commits a Mirror-mode write on the sides it is open on,
+// with a repair recorded for each side that missed it, and acknowledges it
+// as the AckPolicy says.
+func (w *writer) commitMirror() error {
+	rec := w.f.newRecords(w.ctx, w.key, journal.Put, w.version, w.size)
+	// A side that missed the write needs a repair; while a key has pending
+	// work, every change to it is recorded for the sides it is pending on.
+	p, _ := w.f.idx.get(w.key)
+	for _, s := range sideIDs {
+		if w.missed[s] != nil || p.entries[s] > 0 {
+			if err := rec.record(s); err != nil {
+				return err
+			}
+		}
+	}
+	applied, err := w.commitEach(rec)
+	if err != nil {
+		return err
+	}
+	return w.acknowledgeMirror(applied)
+}
+
+// commitEach commits the write on each side it is open on, the primary
+// first, and records a repair for a side whose commit fails: before the
+// secondary commits, or, for the secondary, after the primary did, so a
+// crash in between is left to the verifier. A refusal (a failed
+// precondition, say) before anything was committed refuses the write.
+func (w *writer) commitEach(rec *records) (applied [2]bool, err error) {
+	for _, s := range sideIDs {
+		sw := w.sw[s]
+		if sw == nil {
+			continue
+		}
+		w.sw[s] = nil
+		err := sw.commit()
+		if err == nil {
+			applied[s] = true
+			continue
+		}
+		outage := sw.s.outage(w.ctx, err)
+		if !outage && !applied[journal.Primary] {
+			return applied, err
+		}
+		w.missed[s], w.reached[s] = err, outage
+		if err := rec.record(s); err != nil {
+			return applied, err
+		}
+	}
+	return applied, nil
+}
+
+// acknowledgeMirror settles a Mirror-mode write committed on the sides in
+// applied.
+func (w *writer) acknowledgeMirror(applied [2]bool) error {
+	if !applied[0] && !applied[1] {
+		return unavailable(errors.Join(w.missed[0], w.missed[1]), "both sides are down writing %q", w.key)
+	}
+	holder := journal.Primary
+	if !applied[journal.Primary] {
+		holder = journal.Secondary
+	}
+	w.f.idx.commit(w.key, w.version, false, applied, w.size)
+	if w.f.opts.Ack == AckBoth && !(applied[0] && applied[1]) {
+		return unavailable(w.missed[holder.Other()], "write of %q reached only the %s; a repair is recorded", w.key, holder)
+	}
+	if !applied[journal.Primary] {
+		w.f.opts.Logger.Warn("failoverblob: mirrored write reached only the secondary", "key", w.key, "cause", w.missed[journal.Primary])
+	}
+	return nil
+}
