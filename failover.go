@@ -74,13 +74,8 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	}
 	f.locks.init()
 	f.instance = newInstanceID(f.clock.writer)
-	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
-		b := primary
-		if id == journal.Secondary {
-			b = secondary
-		}
-		f.sides[id] = newSide(id, b, o.Breaker, o.Logger)
-	}
+	f.sides[journal.Primary] = newSide(journal.Primary, primary, o.Breaker, o.Logger)
+	f.sides[journal.Secondary] = newSide(journal.Secondary, secondary, o.Breaker, o.Logger)
 	// The journal tells which keys have pending work. A journal kept on
 	// the sides that cannot list one of them is taken as far as it goes:
 	// keys pending on the other are unknown until a pass lists it.

@@ -170,13 +170,8 @@ func (l *lister) fetchFrom(s *side, token []byte) (objs []*driver.ListObject, ne
 // page merges the side page objs (whose side token for the page after it is
 // next) with the pending work, and returns the failover bucket's page.
 func (l *lister) page(objs []*driver.ListObject, next []byte) (*driver.ListPage, error) {
-	// Keys in (tok.last, bound] belong to this side page; bound is open when
-	// the side has no more pages.
-	bound, more := "", len(next) > 0
-	if more && len(objs) > 0 {
-		bound = objs[len(objs)-1].Key
-	}
-	inRange := func(k string) bool { return k > l.tok.last && (!more || k <= bound) }
+	more := len(next) > 0
+	inRange := l.sideRange(objs, more)
 	if err := l.checkUnsettled(inRange); err != nil {
 		return nil, err
 	}
@@ -190,22 +185,42 @@ func (l *lister) page(objs []*driver.ListObject, next []byte) (*driver.ListPage,
 		i := sort.Search(len(merged), func(i int) bool { return merged[i].Key >= l.stopAt })
 		merged = merged[:i]
 	}
+	if len(merged) > l.pageSize {
+		// Return a full page and read the same side page again next time.
+		return &driver.ListPage{
+			Objects:       merged[:l.pageSize],
+			NextPageToken: l.token(l.tok.sideToken, merged[l.pageSize-1].Key),
+		}, nil
+	}
 	page := &driver.ListPage{Objects: merged}
 	last := l.tok.last
 	if len(merged) > 0 {
 		last = merged[len(merged)-1].Key
 	}
 	switch {
-	case len(merged) > l.pageSize:
-		// Return a full page and read the same side page again next time.
-		page.Objects = merged[:l.pageSize]
-		page.NextPageToken = listToken{side: l.s.id, sideToken: l.tok.sideToken, last: merged[l.pageSize-1].Key}.encode()
 	case held:
-		page.NextPageToken = listToken{side: l.s.id, sideToken: l.tok.sideToken, last: last}.encode()
+		page.NextPageToken = l.token(l.tok.sideToken, last)
 	case more:
-		page.NextPageToken = listToken{side: l.s.id, sideToken: next, last: last}.encode()
+		page.NextPageToken = l.token(next, last)
 	}
 	return page, nil
+}
+
+// sideRange returns whether a key belongs to the side page objs: keys in
+// (tok.last, bound], bound being the page's last key, or open when the side
+// has no more pages.
+func (l *lister) sideRange(objs []*driver.ListObject, more bool) func(string) bool {
+	bound := ""
+	if more && len(objs) > 0 {
+		bound = objs[len(objs)-1].Key
+	}
+	return func(k string) bool { return k > l.tok.last && (!more || k <= bound) }
+}
+
+// token is the page token of a listing that goes on from sideToken on the
+// side it reads, after the key last.
+func (l *lister) token(sideToken []byte, last string) []byte {
+	return listToken{side: l.s.id, sideToken: sideToken, last: last}.encode()
 }
 
 // checkUnsettled fails the page if a key in its range may read differently
@@ -250,37 +265,18 @@ func (l *lister) merge(objs []*driver.ListObject, inRange func(string) bool) ([]
 	merged := make([]*driver.ListObject, 0, len(objs)+len(l.keys))
 	seen := make(map[string]bool, len(objs))
 	for _, o := range objs {
-		if l.hidden(o, inRange) {
-			continue
+		stands, err := l.stands(o, inRange)
+		if err != nil {
+			return nil, err
 		}
-		if o.IsDir && (tombstoneUnder(l.keys, l.states, o.Key) || strings.HasPrefix(ReservedPrefix, o.Key)) {
-			live, err := l.dirLive(o.Key)
-			if err != nil {
-				return nil, err
-			}
-			if !live {
-				continue // every object under it is deleted or reserved
-			}
+		if stands {
+			seen[o.Key] = true
+			merged = append(merged, o)
 		}
-		seen[o.Key] = true
-		merged = append(merged, o)
 	}
-	prefix, delim := l.opts.Prefix, l.opts.Delimiter
 	for _, k := range l.keys {
-		st := l.states[k]
-		if st.deleted || (l.committing[k] && st.on[l.s.id]) {
-			// A key being committed on the listed side, which reads go to,
-			// is listed as that side shows it: the index catches up only
-			// once the commit is done.
-			continue
-		}
-		obj := &driver.ListObject{Key: k, ModTime: st.modTime, Size: st.size}
-		if delim != "" {
-			if i := strings.Index(k[len(prefix):], delim); i >= 0 {
-				obj = &driver.ListObject{Key: k[:len(prefix)+i+len(delim)], IsDir: true}
-			}
-		}
-		if !inRange(obj.Key) || seen[obj.Key] {
+		obj := l.pendingObject(k)
+		if obj == nil || !inRange(obj.Key) || seen[obj.Key] {
 			continue
 		}
 		seen[obj.Key] = true
@@ -288,6 +284,39 @@ func (l *lister) merge(objs []*driver.ListObject, inRange func(string) bool) ([]
 	}
 	sort.Slice(merged, func(i, j int) bool { return merged[i].Key < merged[j].Key })
 	return merged, nil
+}
+
+// stands reports whether an object of the side page is listed: it is not
+// hidden, and, if it is a directory, something under it is neither deleted
+// nor reserved.
+func (l *lister) stands(o *driver.ListObject, inRange func(string) bool) (bool, error) {
+	if l.hidden(o, inRange) {
+		return false, nil
+	}
+	if o.IsDir && (tombstoneUnder(l.keys, l.states, o.Key) || strings.HasPrefix(ReservedPrefix, o.Key)) {
+		return l.dirLive(o.Key)
+	}
+	return true, nil
+}
+
+// pendingObject returns what the pending key k, whose state is known, adds
+// to the listing: its object, or under the delimiter its directory; nil if
+// it is deleted, or being committed on the listed side.
+func (l *lister) pendingObject(k string) *driver.ListObject {
+	st := l.states[k]
+	if st.deleted || (l.committing[k] && st.on[l.s.id]) {
+		// A key being committed on the listed side, which reads go to, is
+		// listed as that side shows it: the index catches up only once the
+		// commit is done.
+		return nil
+	}
+	prefix, delim := l.opts.Prefix, l.opts.Delimiter
+	if delim != "" {
+		if i := strings.Index(k[len(prefix):], delim); i >= 0 {
+			return &driver.ListObject{Key: k[:len(prefix)+i+len(delim)], IsDir: true}
+		}
+	}
+	return &driver.ListObject{Key: k, ModTime: st.modTime, Size: st.size}
 }
 
 // tombstoneUnder reports whether a key under prefix has a pending delete.
@@ -346,22 +375,31 @@ func (l *lister) scanDir(s *side, prefix string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		for _, o := range page.Objects {
-			switch {
-			case strings.HasPrefix(o.Key, ReservedPrefix):
-			case o.IsDir:
-				if live, err := l.scanDir(s, o.Key); live || err != nil {
-					return live, err
-				}
-			default:
-				if st, ok := l.states[o.Key]; !ok || !st.deleted {
-					return true, nil
-				}
-			}
+		if live, err := l.liveIn(s, page.Objects); live || err != nil {
+			return live, err
 		}
 		if len(page.NextPageToken) == 0 {
 			return false, nil
 		}
 		opts.PageToken = page.NextPageToken
 	}
+}
+
+// liveIn reports whether objs, a page of a listing of s, holds an object
+// that is not deleted and not reserved, directly or under a directory.
+func (l *lister) liveIn(s *side, objs []*driver.ListObject) (bool, error) {
+	for _, o := range objs {
+		switch {
+		case strings.HasPrefix(o.Key, ReservedPrefix):
+		case o.IsDir:
+			if live, err := l.scanDir(s, o.Key); live || err != nil {
+				return live, err
+			}
+		default:
+			if st, ok := l.states[o.Key]; !ok || !st.deleted {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }

@@ -86,7 +86,23 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 // ok is false when a side that could not be asked may hold the newest
 // version: a journaled put newer than everything else known.
 func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok bool) {
-	have := false
+	held, have := newestHeld(objs, skew)
+	switch {
+	case (!objs[0].asked || !objs[1].asked) && p.putBeyond(held, have, skew):
+		return keyState{}, false
+	case p.deleteCovers(held, have, skew):
+		return keyState{latest: p.hintDel, deleted: true}, true
+	case !have:
+		// No side holds it and no delete is journaled: every write the
+		// journal knows of failed.
+		return keyState{deleted: true}, true
+	}
+	return held, true
+}
+
+// newestHeld returns the newest object the sides that answered hold, as a
+// key's state; have is false when none holds the key.
+func newestHeld(objs [2]sideObject, skew time.Duration) (st keyState, have bool) {
 	for id, o := range objs {
 		if !o.asked || !o.exists {
 			continue
@@ -100,21 +116,21 @@ func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok
 			st.on[id] = true
 		}
 	}
-	del := !p.hintDel.v.IsZero() && (!have || p.hintDel.compare(st.latest, skew) >= 0)
-	unasked := !objs[0].asked || !objs[1].asked
-	newerPut := !p.hintPut.v.IsZero() && (!have || p.hintPut.compare(st.latest, skew) > 0) &&
+	return st, have
+}
+
+// deleteCovers reports whether the newest delete the journal holds is as
+// new as held, the newest object found (have false: none).
+func (p keyState) deleteCovers(held keyState, have bool, skew time.Duration) bool {
+	return !p.hintDel.v.IsZero() && (!have || p.hintDel.compare(held.latest, skew) >= 0)
+}
+
+// putBeyond reports whether the newest put the journal holds is newer than
+// both held, the newest object found (have false: none), and the newest
+// delete it holds.
+func (p keyState) putBeyond(held keyState, have bool, skew time.Duration) bool {
+	return !p.hintPut.v.IsZero() && (!have || p.hintPut.compare(held.latest, skew) > 0) &&
 		(p.hintDel.v.IsZero() || p.hintPut.compare(p.hintDel, skew) > 0)
-	switch {
-	case unasked && newerPut:
-		return keyState{}, false
-	case del:
-		return keyState{latest: p.hintDel, deleted: true}, true
-	case !have:
-		// No side holds it and no delete is journaled: every write the
-		// journal knows of failed.
-		return keyState{deleted: true}, true
-	}
-	return st, true
 }
 
 // inspect reads the attributes of key on s, as a sideObject. A miss is an

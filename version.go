@@ -129,12 +129,16 @@ func checkWriterID(id string) error {
 	if id == "" || len(id) > maxWriterID {
 		return fmt.Errorf("failoverblob: writer id %q must be 1 to %d characters", id, maxWriterID)
 	}
-	for _, c := range []byte(id) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("failoverblob: writer id %q may hold only letters, digits, '.', '_' and '-'", id)
-		}
+	if strings.IndexFunc(id, func(r rune) bool { return !isWriterIDRune(r) }) >= 0 {
+		return fmt.Errorf("failoverblob: writer id %q may hold only letters, digits, '.', '_' and '-'", id)
 	}
 	return nil
+}
+
+// isWriterIDRune reports whether r may be in a writer id: an ASCII letter
+// or digit, '.', '_' or '-'.
+func isWriterIDRune(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("._-", r)
 }
 
 // clock is a hybrid logical clock that hands out strictly increasing versions.
