@@ -65,8 +65,6 @@ func (b *bucket) ErrorAs(err error, i any) bool {
 // Close implements driver.Bucket.
 func (b *bucket) Close() error { return b.f.close() }
 
-func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }
-
 // ListPaged implements driver.Bucket.
 func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
 	return b.f.list(ctx, opts)

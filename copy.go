@@ -68,4 +68,3 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
-

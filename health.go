@@ -64,17 +64,6 @@ func (f *Failover) Status() Status {
 	return st
 }
 
-func (s *side) status() SideStatus {
-	state, counts := s.br.State(), s.br.Counts()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return SideStatus{
-		Name: s.id.String(), State: state, StateName: state.String(), Since: s.since,
-		LastError: s.lastErr, LastErrorAt: s.lastErrAt,
-		Requests: counts.Requests, Failures: counts.TotalFailures,
-	}
-}
-
 // StatusHandler returns an http.Handler that serves Status as JSON, with
 // status code 200 while the primary's breaker is closed and 503 otherwise.
 // Query strings of URLs in error texts are redacted.

@@ -1,5 +1,7 @@
 package failoverblob
 
+import "context"
+
 // keyLocks serializes, within one process, the commits of a key's writes and
 // deletes with its repair. Keys share a fixed set of locks by hash, so
 // locking allocates nothing; two keys that share one only wait for each
@@ -31,4 +33,13 @@ func (l *keyLocks) lock(key string) keyLock {
 	k := l[h%uint32(len(l))]
 	k <- struct{}{}
 	return k
+}
+
+// lockHeld is the context key that tells the calls below that their caller
+// holds the lock of the key (the value) already.
+type lockHeld struct{}
+
+// holding returns ctx marked as held by a caller that holds key's lock.
+func holding(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, lockHeld{}, key)
 }

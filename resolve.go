@@ -10,15 +10,6 @@ import (
 	"github.com/failoverblob/failoverblob/journal"
 )
 
-// lockHeld is the context key that tells the calls below that their caller
-// holds the lock of the key (the value) already.
-type lockHeld struct{}
-
-// holding returns ctx marked as held by a caller that holds key's lock.
-func holding(ctx context.Context, key string) context.Context {
-	return context.WithValue(ctx, lockHeld{}, key)
-}
-
 // state returns what the index knows of key, and whether key has pending
 // work. The state of a pending key that is unknown (see keyState) is first
 // resolved from the versions the sides hold; if a side that may hold the
@@ -146,26 +137,4 @@ func (f *Failover) inspect(ctx context.Context, s *side, key string) (sideObject
 	st := stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime}
 	f.seen(key, s.id, st)
 	return sideObject{asked: true, exists: true, s: st, size: attrs.Size, modTime: attrs.ModTime, attrs: attrs}, nil
-}
-
-// seen takes note of a version found on a side: the clock moves past it, so
-// that this writer's later versions are newer, unless it comes from a clock
-// that ran fast (see Options.MaxClockSkew), which is counted and logged
-// instead.
-func (f *Failover) seen(key string, id journal.Side, st stamp) {
-	if st.v.IsZero() {
-		return
-	}
-	skew := f.opts.MaxClockSkew
-	limit := f.opts.Now().UnixNano() + int64(skew)
-	if !st.fast(skew) && st.v.Wall <= limit {
-		f.clock.Observe(st.v)
-		return
-	}
-	f.fastMu.Lock()
-	f.fast.FastVersions++
-	f.fast.LastFastVersion, f.fast.LastFastKey, f.fast.LastFastSide, f.fast.LastFastAt = st.v.String(), key, id.String(), time.Now()
-	f.fastMu.Unlock()
-	f.opts.Logger.Warn("failoverblob: a version from a clock ahead by more than MaxClockSkew; ordered by when it was stored",
-		"key", key, "side", id.String(), "version", st.v.String(), "stored", st.at, "max_clock_skew", skew)
 }

@@ -132,18 +132,17 @@ func (s *side) delete(ctx context.Context, timeout time.Duration, key string, op
 	})
 }
 
-// watchdog cancels a call to a side that makes no progress for a while. It
-// is armed only while the library waits on the side.
-type watchdog struct{ t *time.Timer }
-
-func newWatchdog(d time.Duration, cancel func()) watchdog {
-	return watchdog{t: time.AfterFunc(d, cancel)}
-}
-
-// kick restarts the countdown at d.
-func (w watchdog) kick(d time.Duration) { w.t.Reset(d) }
-
-func (w watchdog) stop() { w.t.Stop() }
-
 // sideIDs are the two sides, the primary first.
 var sideIDs = [2]journal.Side{journal.Primary, journal.Secondary}
+
+// status reports the side's health for Status.
+func (s *side) status() SideStatus {
+	state, counts := s.br.State(), s.br.Counts()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SideStatus{
+		Name: s.id.String(), State: state, StateName: state.String(), Since: s.since,
+		LastError: s.lastErr, LastErrorAt: s.lastErrAt,
+		Requests: counts.Requests, Failures: counts.TotalFailures,
+	}
+}

@@ -55,4 +55,3 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 	}
 	return sign(f.sides[journal.Secondary])
 }
-

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // VersionMetadataKey is the metadata key under which every write through a
@@ -218,4 +220,26 @@ func (s stamp) compare(t stamp, skew time.Duration) int {
 		return c
 	}
 	return s.v.Compare(t.v)
+}
+
+// seen takes note of a version found on a side: the clock moves past it, so
+// that this writer's later versions are newer, unless it comes from a clock
+// that ran fast (see Options.MaxClockSkew), which is counted and logged
+// instead.
+func (f *Failover) seen(key string, id journal.Side, st stamp) {
+	if st.v.IsZero() {
+		return
+	}
+	skew := f.opts.MaxClockSkew
+	limit := f.opts.Now().UnixNano() + int64(skew)
+	if !st.fast(skew) && st.v.Wall <= limit {
+		f.clock.Observe(st.v)
+		return
+	}
+	f.fastMu.Lock()
+	f.fast.FastVersions++
+	f.fast.LastFastVersion, f.fast.LastFastKey, f.fast.LastFastSide, f.fast.LastFastAt = st.v.String(), key, id.String(), time.Now()
+	f.fastMu.Unlock()
+	f.opts.Logger.Warn("failoverblob: a version from a clock ahead by more than MaxClockSkew; ordered by when it was stored",
+		"key", key, "side", id.String(), "version", st.v.String(), "stored", st.at, "max_clock_skew", skew)
 }
