@@ -85,7 +85,7 @@ func TestBadInputLosesNothingAndTripsNothing(t *testing.T) {
 					t.Errorf("journal entries: got %d, want 0", n)
 				}
 				if got := r.f.Status().Secondary; got.Failures != before.Secondary.Failures || got.State != circuit.StateClosed {
-					t.Errorf("secondary breaker: got %v with %d failures, want closed with %d", got.StateName, got.Failures, before.Secondary.Failures)
+					t.Errorf("secondary breaker: got %v with %d failures, want closed with %d", got.State, got.Failures, before.Secondary.Failures)
 				}
 			})
 		}

@@ -29,7 +29,7 @@ func (r *rig) other(opts failoverblob.Options) *failoverblob.Failover {
 	if opts.Journal == nil {
 		opts.Journal = journal.NewMemory()
 	}
-	f, err := failoverblob.New(r.ctx, r.f.Primary(), r.f.Secondary(), &opts)
+	f, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -206,7 +206,7 @@ func TestRedirectedWriteFailingOnTheSecondaryIsUnavailable(t *testing.T) {
 		}
 		st := r.f.Status().Secondary
 		if st.State != circuit.StateOpen || st.LastError == "" {
-			t.Errorf("secondary after its failure: state %s, last error %q; want open with the error (the rig trips on one outage)", st.StateName, st.LastError)
+			t.Errorf("secondary after its failure: state %s, last error %q; want open with the error (the rig trips on one outage)", st.State, st.LastError)
 		}
 	})
 }
@@ -277,7 +277,7 @@ func TestKeysASideRefusesAreAnswersNotOutages(t *testing.T) {
 	st := f.Status()
 	if st.Primary.State != circuit.StateClosed || st.Secondary.State != circuit.StateClosed || st.Primary.Failures+st.Secondary.Failures != 0 {
 		t.Errorf("breakers after refused keys: primary %s (%d failures), secondary %s (%d failures); want closed with none",
-			st.Primary.StateName, st.Primary.Failures, st.Secondary.StateName, st.Secondary.Failures)
+			st.Primary.State, st.Primary.Failures, st.Secondary.State, st.Secondary.Failures)
 	}
 	if st.Pending != 0 {
 		t.Errorf("pending entries after refused keys: %d, want 0", st.Pending)

@@ -8,6 +8,7 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
 )
 
@@ -102,8 +103,8 @@ func TestParallelDownloadDestinationErrorIsNotAnOutage(t *testing.T) {
 	if err := r.b.Download(r.ctx, "k", &w, parallel); !errors.Is(err, errFull) || errors.Is(err, failoverblob.ErrUnavailable) {
 		t.Errorf("Download into a failing destination: got %v, want the destination's error", err)
 	}
-	if st := r.f.Status(); st.Primary.Failures != 0 || st.Primary.StateName != "closed" {
-		t.Errorf("primary after a destination error: %d failures, breaker %s; want 0, closed", st.Primary.Failures, st.Primary.StateName)
+	if st := r.f.Status(); st.Primary.Failures != 0 || st.Primary.State != circuit.StateClosed {
+		t.Errorf("primary after a destination error: %d failures, breaker %s; want 0, closed", st.Primary.Failures, st.Primary.State)
 	}
 	if n := r.faults[secondary].Calls(failovertest.OpRead); n != 0 {
 		t.Errorf("Download into a failing destination: the secondary was read %d times, want 0", n)

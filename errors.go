@@ -37,15 +37,12 @@ func (e *unavailableError) Error() string {
 
 // Unwrap returns ErrUnavailable only: the cause's gcerrors code (a
 // watchdog's cancellation, a miss on the other side) must not become the
-// error's code, which is Unknown. Cause returns the cause.
+// error's code, which is Unknown. The cause is in the message.
 func (e *unavailableError) Unwrap() error { return ErrUnavailable }
 
 // Temporary reports true: the call may succeed later, and a failover bucket
 // used as a side of another counts the error as an outage.
 func (e *unavailableError) Temporary() bool { return true }
-
-// Cause returns the failure that made the call unavailable.
-func (e *unavailableError) Cause() error { return e.cause }
 
 func unavailable(cause error, format string, args ...any) error {
 	return &unavailableError{msg: fmt.Sprintf(format, args...), cause: cause}

@@ -19,7 +19,8 @@ import (
 // primary is healthy, writes land on it alone.
 func ExampleNew() {
 	ctx := context.Background()
-	f, err := failoverblob.New(ctx, memblob.OpenBucket(nil), memblob.OpenBucket(nil), nil)
+	primary, secondary := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	f, err := failoverblob.New(ctx, primary, secondary, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,8 +36,8 @@ func ExampleNew() {
 	}
 	fmt.Println(string(data))
 
-	onPrimary, _ := f.Primary().Exists(ctx, "greeting.txt")
-	onSecondary, _ := f.Secondary().Exists(ctx, "greeting.txt")
+	onPrimary, _ := primary.Exists(ctx, "greeting.txt")
+	onSecondary, _ := secondary.Exists(ctx, "greeting.txt")
 	fmt.Println("on the primary:", onPrimary, "on the secondary:", onSecondary)
 	// Output:
 	// hello
@@ -48,7 +49,8 @@ func ExampleNew() {
 // sides.
 func ExampleOpenBucket() {
 	ctx := context.Background()
-	bucket, err := failoverblob.OpenBucket(ctx, memblob.OpenBucket(nil), memblob.OpenBucket(nil),
+	secondary := memblob.OpenBucket(nil)
+	bucket, err := failoverblob.OpenBucket(ctx, memblob.OpenBucket(nil), secondary,
 		&failoverblob.Options{Mode: failoverblob.Mirror})
 	if err != nil {
 		log.Fatal(err)
@@ -63,7 +65,7 @@ func ExampleOpenBucket() {
 	if !bucket.As(&f) {
 		log.Fatal("the bucket is not a failover bucket")
 	}
-	onSecondary, _ := f.Secondary().Exists(ctx, "report.csv")
+	onSecondary, _ := secondary.Exists(ctx, "report.csv")
 	fmt.Println("mode:", f.Status().Mode, "- on the secondary:", onSecondary)
 	// Output:
 	// mode: mirror - on the secondary: true
@@ -76,7 +78,8 @@ func ExampleFailover_Drain() {
 	base := memblob.OpenBucket(nil)
 	defer base.Close()
 	primary, faults := failovertest.Wrap(base, nil)
-	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+	secondary := memblob.OpenBucket(nil)
+	f, err := failoverblob.New(ctx, primary, secondary, &failoverblob.Options{
 		OnRepair: func(r failoverblob.Repair) {
 			fmt.Printf("repaired %s on the %s: %s %d bytes, temporary copy removed: %t\n",
 				r.Key, r.Side, r.Action, r.Bytes, r.Cleaned)
@@ -91,7 +94,7 @@ func ExampleFailover_Drain() {
 	if err := f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil); err != nil {
 		log.Fatal(err)
 	}
-	onSecondary, _ := f.Secondary().Exists(ctx, "report.csv")
+	onSecondary, _ := secondary.Exists(ctx, "report.csv")
 	fmt.Println("during the outage, on the secondary:", onSecondary)
 
 	faults.Heal()
@@ -131,7 +134,7 @@ func ExampleFailover_Status() {
 	}
 	st := f.Status()
 	fmt.Println("mode:", st.Mode)
-	fmt.Println("primary:", st.Primary.StateName, "- secondary:", st.Secondary.StateName)
+	fmt.Println("primary:", st.Primary.State, "- secondary:", st.Secondary.State)
 	fmt.Println("pending:", st.Pending, "- oldest recorded:", !st.OldestPending.IsZero())
 	// Output:
 	// mode: redirect

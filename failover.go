@@ -102,13 +102,6 @@ func OpenBucket(ctx context.Context, primary, secondary *blob.Bucket, opts *Opti
 // Bucket returns the failover bucket: an ordinary *blob.Bucket.
 func (f *Failover) Bucket() *blob.Bucket { return f.bucket }
 
-// Primary returns the primary bucket as given to New, for inspection in tests
-// and tools. Writing to it directly bypasses versions and the journal.
-func (f *Failover) Primary() *blob.Bucket { return f.sides[journal.Primary].b }
-
-// Secondary returns the secondary bucket as given to New; see Primary.
-func (f *Failover) Secondary() *blob.Bucket { return f.sides[journal.Secondary].b }
-
 // Close closes the failover bucket and both sides, and makes a running Run
 // return. It is the same as closing the bucket.
 func (f *Failover) Close() error { return f.bucket.Close() }

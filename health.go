@@ -11,9 +11,10 @@ import (
 
 // SideStatus is the health of one side.
 type SideStatus struct {
-	Name      string        `json:"name"`
-	State     circuit.State `json:"-"`
-	StateName string        `json:"state"`
+	Name string `json:"name"`
+	// State is the side's breaker state; it marshals as "closed", "open"
+	// or "half-open".
+	State circuit.State `json:"state"`
 	// Since is when the breaker last changed state (or the bucket opened).
 	Since time.Time `json:"since"`
 	// LastError is the last outage seen on the side, and when.

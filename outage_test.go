@@ -26,6 +26,7 @@ type rig struct {
 	f        *failoverblob.Failover
 	b        *blob.Bucket
 	raw      [2]*blob.Bucket // primary, secondary as stored
+	sides    [2]*blob.Bucket // raw behind the fault injectors, as given to New
 	faults   [2]*failovertest.Injector
 	journal  *journal.Memory
 	ctx      context.Context
@@ -35,10 +36,9 @@ type rig struct {
 func newRig(t *testing.T, opts failoverblob.Options) *rig {
 	t.Helper()
 	r := &rig{t: t, ctx: context.Background(), journal: journal.NewMemory()}
-	var sides [2]*blob.Bucket
-	for i := range sides {
+	for i := range r.sides {
 		r.raw[i] = memblob.OpenBucket(nil)
-		sides[i], r.faults[i] = failovertest.Wrap(r.raw[i], nil)
+		r.sides[i], r.faults[i] = failovertest.Wrap(r.raw[i], nil)
 	}
 	if opts.Journal == nil {
 		opts.Journal = r.journal
@@ -47,7 +47,7 @@ func newRig(t *testing.T, opts failoverblob.Options) *rig {
 		// Trip on the first outage, so each case states its faults simply.
 		opts.Breaker = &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute}
 	}
-	f, err := failoverblob.New(r.ctx, sides[0], sides[1], &opts)
+	f, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

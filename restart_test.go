@@ -24,7 +24,7 @@ func (r *rig) restart(opts failoverblob.Options) *failoverblob.Failover {
 	if opts.Breaker == nil {
 		opts.Breaker = r.f.Options().Breaker
 	}
-	f, err := failoverblob.New(r.ctx, r.f.Primary(), r.f.Secondary(), &opts)
+	f, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &opts)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func TestRestartedBucketDoesNotTakeAMissForAbsence(t *testing.T) {
 		if err := r.write("k", "v1"); err != nil {
 			t.Fatal(err)
 		}
-		f2, err := failoverblob.New(r.ctx, r.f.Primary(), r.f.Secondary(), &failoverblob.Options{Journal: r.journal})
+		f2, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &failoverblob.Options{Journal: r.journal})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +116,7 @@ func TestRestartedBucketReadsTheNewestVersionNotTheJournalsGuess(t *testing.T) {
 		if got := r.content(primary, "k"); got != "v2 on the primary" {
 			t.Fatalf("primary holds %q", got)
 		}
-		f2, err := failoverblob.New(r.ctx, r.f.Primary(), r.f.Secondary(), &failoverblob.Options{Journal: r.journal})
+		f2, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &failoverblob.Options{Journal: r.journal})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -141,7 +141,7 @@ func (s *side) status() SideStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return SideStatus{
-		Name: s.id.String(), State: state, StateName: state.String(), Since: s.since,
+		Name: s.id.String(), State: state, Since: s.since,
 		LastError: s.lastErr, LastErrorAt: s.lastErrAt,
 		Requests: counts.Requests, Failures: counts.TotalFailures,
 	}

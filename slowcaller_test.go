@@ -107,7 +107,7 @@ func TestSlowCallerIsNotAnOutage(t *testing.T) {
 		}
 		st := f.Status()
 		if st.Primary.State != circuit.StateClosed || st.Pending != 0 {
-			t.Errorf("after a slow caller: primary %s, %d pending; want closed, 0", st.Primary.StateName, st.Pending)
+			t.Errorf("after a slow caller: primary %s, %d pending; want closed, 0", st.Primary.State, st.Pending)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 
 	"github.com/failoverblob/failoverblob"
@@ -28,17 +29,22 @@ func failoverURL(primary, secondary string, params ...string) string {
 
 func TestURLOpensThroughDefaultMux(t *testing.T) {
 	ctx := context.Background()
-	b, err := blob.OpenBucket(ctx, failoverURL("mem://", "mem://", "mode=mirror", "ack=both", "reconcile=false"))
+	dirs := [2]string{t.TempDir(), t.TempDir()}
+	b, err := blob.OpenBucket(ctx, failoverURL("file://"+filepath.ToSlash(dirs[0]), "file://"+filepath.ToSlash(dirs[1]),
+		"mode=mirror", "ack=both", "reconcile=false"))
 	require.NoError(t, err)
 	defer b.Close()
 	var f *failoverblob.Failover
 	require.True(t, b.As(&f), "the failover bucket is reachable through As")
 	require.NoError(t, b.WriteAll(ctx, "k", []byte("v"), nil))
 	// Mirror mode with AckBoth: both sides hold the object.
-	for _, side := range []*blob.Bucket{f.Primary(), f.Secondary()} {
+	for _, dir := range dirs {
+		side, err := fileblob.OpenBucket(dir, nil)
+		require.NoError(t, err)
 		got, err := side.ReadAll(ctx, "k")
 		require.NoError(t, err)
 		require.Equal(t, "v", string(got))
+		require.NoError(t, side.Close())
 	}
 }
 
@@ -141,8 +147,10 @@ func TestURLNestedThroughSameMuxAndReconcilesInBackground(t *testing.T) {
 	// registered on it opens its sides through it.
 	m := new(blob.URLMux)
 	faulty := map[string]*failovertest.Injector{}
+	raw := map[string]*blob.Bucket{}
 	m.RegisterBucket("faulty", openerFunc(func(ctx context.Context, u *url.URL) (*blob.Bucket, error) {
-		b, in := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+		raw[u.Host] = memblob.OpenBucket(nil)
+		b, in := failovertest.Wrap(raw[u.Host], nil)
 		faulty[u.Host] = in
 		return b, nil
 	}))
@@ -160,7 +168,7 @@ func TestURLNestedThroughSameMuxAndReconcilesInBackground(t *testing.T) {
 	// Run, started by the opener, copies it back to the primary.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := f.Primary().ReadAll(ctx, "k")
+		got, err := raw["p"].ReadAll(ctx, "k")
 		if err == nil {
 			require.Equal(t, "v", string(got))
 			break

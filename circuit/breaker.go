@@ -23,75 +23,6 @@ import (
 	"github.com/sony/gobreaker/v2"
 )
 
-// State is the state of a Breaker.
-type State int
-
-// The states of a Breaker. A closed breaker lets every call through and
-// counts outcomes; an open one refuses calls; a half-open one lets a few
-// probe calls through to learn whether the side has recovered.
-const (
-	StateClosed State = iota
-	StateHalfOpen
-	StateOpen
-)
-
-// String returns "closed", "half-open" or "open".
-func (s State) String() string {
-	switch s {
-	case StateClosed:
-		return "closed"
-	case StateHalfOpen:
-		return "half-open"
-	case StateOpen:
-		return "open"
-	default:
-		return fmt.Sprintf("unknown state: %d", int(s))
-	}
-}
-
-func stateOf(s gobreaker.State) State {
-	switch s {
-	case gobreaker.StateClosed:
-		return StateClosed
-	case gobreaker.StateHalfOpen:
-		return StateHalfOpen
-	default:
-		return StateOpen
-	}
-}
-
-// Counts holds the outcomes a Breaker has seen since its last state change,
-// within the rolling window while closed (see Settings.Interval). Requests
-// counts calls that Allow let through, including those still in flight;
-// TotalExclusions counts calls the caller itself cancelled, which are neither
-// successes nor failures.
-type Counts = gobreaker.Counts
-
-// The numbers behind DefaultReadyToTrip.
-const (
-	// DefaultConsecutiveFailures is how many outages in a row trip a breaker.
-	DefaultConsecutiveFailures = 5
-	// DefaultMinRequests is how many calls with an outcome (successes plus
-	// failures) the window must hold before the failure ratio is considered.
-	DefaultMinRequests = 10
-)
-
-// DefaultReadyToTrip is the trip rule used when Settings.ReadyToTrip is nil.
-// It trips on DefaultConsecutiveFailures (5) outages in a row, or when at
-// least DefaultMinRequests (10) calls in the window have an outcome and at
-// least half of them were outages.
-//
-// The rule looks only at counts, never at how long calls took: a client
-// whose retry budget is spent fails in about a millisecond, and a burst of
-// such fast failures must trip the breaker as surely as slow timeouts do.
-func DefaultReadyToTrip(c Counts) bool {
-	if c.ConsecutiveFailures >= DefaultConsecutiveFailures {
-		return true
-	}
-	decided := uint64(c.TotalSuccesses) + uint64(c.TotalFailures)
-	return decided >= DefaultMinRequests && 2*uint64(c.TotalFailures) >= decided
-}
-
 // Defaults for the zero values of Settings.
 const (
 	// DefaultInterval is the closed-state window used when
@@ -192,15 +123,16 @@ func New(s *Settings) *Breaker {
 		Interval:     interval,
 		BucketPeriod: interval / intervalBuckets,
 		Timeout:      s.Timeout,
-		ReadyToTrip:  s.ReadyToTrip,
 		IsExcluded:   func(err error) bool { return err == errExcluded },
 	}
 	if gs.Timeout <= 0 {
 		gs.Timeout = DefaultTimeout
 	}
-	if gs.ReadyToTrip == nil {
-		gs.ReadyToTrip = DefaultReadyToTrip
+	trip := s.ReadyToTrip
+	if trip == nil {
+		trip = DefaultReadyToTrip
 	}
+	gs.ReadyToTrip = func(c gobreaker.Counts) bool { return trip(countsOf(c)) }
 	if f := s.OnStateChange; f != nil {
 		gs.OnStateChange = func(name string, from, to gobreaker.State) {
 			f(name, stateOf(from), stateOf(to))
@@ -218,7 +150,7 @@ func (b *Breaker) State() State { return stateOf(b.cb.State()) }
 
 // Counts returns the outcomes counted since the last change of state, within
 // the rolling window while closed.
-func (b *Breaker) Counts() Counts { return b.cb.Counts() }
+func (b *Breaker) Counts() Counts { return countsOf(b.cb.Counts()) }
 
 // IsOutage reports whether err, from a call made on behalf of a caller whose
 // context is ctx, is an outage according to the breaker's Classifier.

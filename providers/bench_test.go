@@ -15,6 +15,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/internal/cputime"
 	"github.com/failoverblob/failoverblob/internal/emulators"
 	"github.com/failoverblob/failoverblob/providers"
@@ -191,8 +192,8 @@ func benchHangFirst(b *testing.B) {
 		if pr.srv.Requests() == requests {
 			b.Fatal("the write did not reach the hung primary")
 		}
-		if st.Primary.StateName != "closed" {
-			b.Fatalf("the primary's breaker is %s after one write; the benchmark wants it closed", st.Primary.StateName)
+		if st.Primary.State != circuit.StateClosed {
+			b.Fatalf("the primary's breaker is %s after one write; the benchmark wants it closed", st.Primary.State)
 		}
 	}
 	got, err := check.ReadAll(ctx, key)
@@ -220,7 +221,7 @@ func benchHangBreakerOpen(b *testing.B) {
 	// Trip the primary's breaker; the write lands on the secondary. Then
 	// one write each way warms both clients' connections.
 	benchCheckedWrite(b, ctx, fb, raw, "bench/trip", data)
-	if st := f.Status().Primary.StateName; st != "open" {
+	if st := f.Status().Primary.State; st != circuit.StateOpen {
 		b.Fatalf("the primary's breaker is %s after a write to the hung primary; want open", st)
 	}
 	benchCheckedWrite(b, ctx, fb, raw, "bench/warm", data)

@@ -93,7 +93,7 @@ func TestFailoverURLOverProviders(t *testing.T) {
 	require.NoError(t, b.WriteAll(ctx, "k", []byte("both"), nil))
 	var f *failoverblob.Failover
 	require.True(t, b.As(&f))
-	for _, side := range []*blob.Bucket{f.Primary(), f.Secondary()} {
+	for _, side := range []*blob.Bucket{s3e.open(t), gcse.open(t)} {
 		got, err := side.ReadAll(ctx, "k")
 		require.NoError(t, err)
 		require.Equal(t, "both", string(got))

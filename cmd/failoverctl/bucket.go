@@ -15,7 +15,7 @@ import (
 // withBucket opens the failover bucket at rawURL with opts (see open), runs
 // fn on it and closes it, so that nothing the bucket started outlives the
 // command.
-func withBucket(ctx context.Context, rawURL string, opts failoverblob.Options, fn func(f *failoverblob.Failover) error) (err error) {
+func withBucket(ctx context.Context, rawURL string, opts failoverblob.Options, fn func(f *opened) error) (err error) {
 	f, err := open(ctx, rawURL, opts)
 	if err != nil {
 		return err

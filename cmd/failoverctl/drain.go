@@ -20,7 +20,7 @@ func setupDrain(*flag.FlagSet) func(ctx context.Context, e *env, url string) err
 			Logger:   e.logger,
 			OnRepair: func(r failoverblob.Repair) { prog.add(1, r.Bytes) },
 		}
-		return withBucket(ctx, url, opts, func(f *failoverblob.Failover) error {
+		return withBucket(ctx, url, opts, func(f *opened) error {
 			entries, err := f.Options().Journal.List(ctx)
 			if err != nil && !errors.Is(err, journal.ErrPartial) {
 				return fmt.Errorf("reading the journal: %w", err)
@@ -31,7 +31,7 @@ func setupDrain(*flag.FlagSet) func(ctx context.Context, e *env, url string) err
 			fmt.Fprintf(e.stdout, "pending: %s (%s), about %s to copy\n",
 				plural(keys, "key", "keys"), plural(len(entries), "journal entry", "journal entries"), formatBytes(bytes))
 			prog = newProgress(e, "drain", int64(keys), bytes, true)
-			return drain(ctx, e, f, prog)
+			return drain(ctx, e, f.Failover, prog)
 		})
 	}
 }

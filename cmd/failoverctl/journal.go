@@ -18,7 +18,7 @@ import (
 func setupJournal(fs *flag.FlagSet) func(ctx context.Context, e *env, url string) error {
 	asJSON := fs.Bool("json", false, "print the entries as a JSON array")
 	return func(ctx context.Context, e *env, url string) error {
-		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *failoverblob.Failover) error {
+		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *opened) error {
 			entries, listErr := f.Options().Journal.List(ctx)
 			if listErr != nil && !errors.Is(listErr, journal.ErrPartial) {
 				return fmt.Errorf("reading the journal: %w", listErr)

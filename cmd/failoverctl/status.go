@@ -18,7 +18,7 @@ import (
 func setupStatus(fs *flag.FlagSet) func(ctx context.Context, e *env, url string) error {
 	asJSON := fs.Bool("json", false, "print the status as one JSON object")
 	return func(ctx context.Context, e *env, url string) error {
-		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *failoverblob.Failover) error {
+		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *opened) error {
 			st := status(ctx, f)
 			var err error
 			if *asJSON {
@@ -66,12 +66,12 @@ type probeResult struct {
 	Seconds   float64 `json:"seconds"`
 }
 
-func status(ctx context.Context, f *failoverblob.Failover) statusReport {
+func status(ctx context.Context, f *opened) statusReport {
 	var r statusReport
 	var wg sync.WaitGroup
 	timeout := f.Options().CallTimeout
-	wg.Go(func() { r.Probe.Primary = probe(ctx, f.Primary(), timeout) })
-	wg.Go(func() { r.Probe.Secondary = probe(ctx, f.Secondary(), timeout) })
+	wg.Go(func() { r.Probe.Primary = probe(ctx, f.sides[0], timeout) })
+	wg.Go(func() { r.Probe.Secondary = probe(ctx, f.sides[1], timeout) })
 	wg.Wait()
 	r.Status = f.Status()
 	r.now = time.Now()
@@ -118,7 +118,7 @@ func (r statusReport) print(w io.Writer) {
 	}
 	// A new process's breakers have seen only its own calls; the service's
 	// are on its StatusHandler.
-	fmt.Fprintf(w, "breakers:   primary %s, secondary %s (this process's own)\n", r.Primary.StateName, r.Secondary.StateName)
+	fmt.Fprintf(w, "breakers:   primary %s, secondary %s (this process's own)\n", r.Primary.State, r.Secondary.State)
 	for _, s := range []failoverblob.SideStatus{r.Primary, r.Secondary} {
 		if s.LastError != "" {
 			fmt.Fprintf(w, "            the %s's last error, at %s: %s\n", s.Name, s.LastErrorAt.Local().Format(time.RFC3339), s.LastError)

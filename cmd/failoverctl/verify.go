@@ -22,8 +22,8 @@ func setupVerify(fs *flag.FlagSet) func(ctx context.Context, e *env, url string)
 		if o.MaxKeys < 0 || o.KeysPerSecond < 0 {
 			return usagef("-max-keys and -keys-per-second must not be negative")
 		}
-		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *failoverblob.Failover) error {
-			return verify(ctx, e, f, o)
+		return withBucket(ctx, url, failoverblob.Options{Logger: e.logger}, func(f *opened) error {
+			return verify(ctx, e, f.Failover, o)
 		})
 	}
 }

@@ -546,12 +546,12 @@ func (d *demo) storedBatch(b *batch) string {
 // lets a call through (after breakerTimeout), as a real recovery is noticed.
 func (d *demo) heal(r *archiverRun) {
 	d.primaryFaults.Heal()
-	d.say("primary: healed; archiver #%d's breaker on it is %s", r.n, r.f.Status().Primary.StateName)
+	d.say("primary: healed; archiver #%d's breaker on it is %s", r.n, r.f.Status().Primary.State)
 	deadline := time.Now().Add(breakerTimeout + 5*time.Second)
 	for r.f.Status().Primary.State == circuit.StateOpen && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	d.say("archiver #%d: its breaker on the primary is %s: writes go there again", r.n, r.f.Status().Primary.StateName)
+	d.say("archiver #%d: its breaker on the primary is %s: writes go there again", r.n, r.f.Status().Primary.State)
 }
 
 // awaitReconciler waits until the reconciler has settled every repair.

@@ -348,16 +348,16 @@ func (d *demo) primaryFails() error {
 	d.why("the write failed on the primary, was replayed to the secondary, and a repair")
 	d.why("was recorded in the journal before Close returned nil")
 	st := d.breaker()
-	d.say("breaker: primary %s, outages counted: %d of the %d that trip it", st.StateName, st.Failures, tripAfter)
+	d.say("breaker: primary %s, outages counted: %d of the %d that trip it", st.State, st.Failures, tripAfter)
 	d.check(d.content(secondarySide, "orders/4.json") != "-", "orders/4.json is not on the secondary")
 
 	if err := d.put("orders/5.json", "total=50"); err != nil {
 		return err
 	}
 	st = d.breaker()
-	d.say("breaker: primary %s after %d outages in a row", st.StateName, tripAfter)
+	d.say("breaker: primary %s after %d outages in a row", st.State, tripAfter)
 	d.why("last error: %s", st.LastError)
-	d.check(st.StateName == "open", "primary breaker is %s, want open", st.StateName)
+	d.check(st.State == circuit.StateOpen, "primary breaker is %s, want open", st.State)
 	return nil
 }
 
@@ -407,7 +407,7 @@ func (d *demo) recovers() error {
 	d.step("5. The primary recovers")
 	d.faults.Heal()
 	st := d.breaker()
-	d.say("primary: healed; its breaker is still %s and refuses calls until %v after it opened", st.StateName, breakerTimeout)
+	d.say("primary: healed; its breaker is still %s and refuses calls until %v after it opened", st.State, breakerTimeout)
 
 	// Status does no I/O; the breaker turns half-open when asked after its
 	// Timeout.
@@ -420,17 +420,17 @@ func (d *demo) recovers() error {
 		}
 		st = d.breaker()
 	}
-	d.say("breaker: primary %s: the next call is a probe", st.StateName)
-	d.check(st.StateName == "half-open", "primary breaker is %s, want half-open", st.StateName)
+	d.say("breaker: primary %s: the next call is a probe", st.State)
+	d.check(st.State == circuit.StateHalfOpen, "primary breaker is %s, want half-open", st.State)
 
 	if err := d.put("orders/4.json", "total=44"); err != nil {
 		return err
 	}
 	st = d.breaker()
-	d.say("breaker: primary %s: the probe (the write above) succeeded", st.StateName)
+	d.say("breaker: primary %s: the probe (the write above) succeeded", st.State)
 	d.why("the secondary still holds the older redirected copy of orders/4.json;")
 	d.why("its version is older, so the reconciler will not copy it over the new one")
-	d.check(st.StateName == "closed", "primary breaker is %s, want closed", st.StateName)
+	d.check(st.State == circuit.StateClosed, "primary breaker is %s, want closed", st.State)
 	return nil
 }
 
@@ -529,8 +529,8 @@ func (d *demo) finalCheck() error {
 	}
 	st := d.f.Status()
 	d.check(st.Pending == 0, "%d journal entries pending", st.Pending)
-	d.check(st.Primary.StateName == "closed" && st.Secondary.StateName == "closed",
-		"breakers: primary %s, secondary %s; want both closed", st.Primary.StateName, st.Secondary.StateName)
+	d.check(st.Primary.State == circuit.StateClosed && st.Secondary.State == circuit.StateClosed,
+		"breakers: primary %s, secondary %s; want both closed", st.Primary.State, st.Secondary.State)
 	d.say("every acknowledged write is on the primary with its bytes, deleted keys are gone from both sides,")
 	d.why("no temporary copies remain on the secondary, and the journal is empty")
 	return nil
