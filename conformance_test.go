@@ -2,11 +2,15 @@ package failoverblob
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"gocloud.dev/blob"
@@ -25,6 +29,7 @@ import (
 // over the same storage and the same journal, as a restarted process would.
 type harness struct {
 	base    [2]*blob.Bucket
+	faults  [2]*failovertest.Injector // the last driver's sides' injectors
 	down    [2]bool
 	flaky   [2]float64 // the chance that a side fails each call
 	journal journal.Journal
@@ -38,6 +43,7 @@ func (h *harness) MakeDriver(ctx context.Context) (driver.Bucket, error) {
 		var in *failovertest.Injector
 		h.seed++
 		sides[i], in = failovertest.Wrap(h.base[i], &failovertest.Options{Seed: h.seed})
+		h.faults[i] = in
 		if h.down[i] {
 			in.Outage(nil)
 		}
@@ -98,17 +104,118 @@ func TestConformance(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			as := &asTest{}
 			drivertest.RunConformanceTests(t, func(context.Context, *testing.T) (drivertest.Harness, error) {
-				return &harness{
+				as.h = &harness{
 					base:    [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)},
 					down:    tc.down,
 					flaky:   tc.flaky,
 					journal: journal.NewMemory(),
 					opts:    tc.opts,
-				}, nil
-			}, nil)
+				}
+				return as.h, nil
+			}, []drivertest.AsTest{as})
 		})
 	}
+}
+
+// asTest is the suite's check of what As reaches through a failover bucket
+// over memblob sides behind fault injectors (see "# As" in the package
+// doc): the bucket's As reaches the *Failover, then the primary's
+// *failovertest.Injector before the secondary's; memblob offers no driver
+// types, so the hooks', attributes', readers' and list objects' As, and
+// ErrorAs, reach none, and the failover bucket adds none of its own there.
+// It holds in every state the suite runs in, the primary down included: a
+// delete recorded as a tombstone runs BeforeDelete with no driver types,
+// which is what memblob's delete offers too. h is the harness the suite
+// made last, which TestAs uses.
+type asTest struct {
+	h *harness
+
+	mu  sync.Mutex
+	ran map[string]bool // the hooks that ran
+}
+
+func (a *asTest) Name() string { return "failover over memblob" }
+
+func (a *asTest) BucketCheck(b *blob.Bucket) error {
+	var f *Failover
+	if !b.As(&f) || f.opts.Journal != a.h.journal {
+		return errors.New("As(**Failover) does not reach this bucket's Failover")
+	}
+	var in *failovertest.Injector
+	switch {
+	case !b.As(&in):
+		return errors.New("As(**failovertest.Injector) reaches neither side")
+	case in != a.h.faults[journal.Primary]:
+		return errors.New("As(**failovertest.Injector) reaches the secondary's; the primary comes first")
+	}
+	var s string
+	return reachesNothing("Bucket.As", b.As, &s)
+}
+
+// reachesNothing checks that as reaches none of targets, which are by
+// default the failover bucket's own types and a type no driver has.
+func reachesNothing(what string, as func(any) bool, targets ...any) error {
+	if len(targets) == 0 {
+		var f *Failover
+		var in *failovertest.Injector
+		var s string
+		targets = []any{&f, &in, &s}
+	}
+	for _, target := range targets {
+		if as(target) {
+			return fmt.Errorf("%s reaches a %T", what, target)
+		}
+	}
+	return nil
+}
+
+// hook records that the hook named ran, and checks its As.
+func (a *asTest) hook(name string, as func(any) bool) error {
+	a.mu.Lock()
+	if a.ran == nil {
+		a.ran = map[string]bool{}
+	}
+	a.ran[name] = true
+	a.mu.Unlock()
+	return reachesNothing(name, as)
+}
+
+// ErrorCheck also checks that the hooks of the write and the read before
+// it ran: the failover bucket hands them to the sides.
+func (a *asTest) ErrorCheck(b *blob.Bucket, err error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, name := range []string{"BeforeWrite", "BeforeRead"} {
+		if !a.ran[name] {
+			return fmt.Errorf("%s did not run", name)
+		}
+	}
+	var pe *fs.PathError
+	if b.ErrorAs(err, &pe) {
+		return fmt.Errorf("ErrorAs reaches a %T", pe)
+	}
+	return nil
+}
+
+func (a *asTest) BeforeRead(as func(any) bool) error   { return a.hook("BeforeRead", as) }
+func (a *asTest) BeforeWrite(as func(any) bool) error  { return a.hook("BeforeWrite", as) }
+func (a *asTest) BeforeCopy(as func(any) bool) error   { return a.hook("BeforeCopy", as) }
+func (a *asTest) BeforeDelete(as func(any) bool) error { return a.hook("BeforeDelete", as) }
+func (a *asTest) BeforeList(as func(any) bool) error   { return a.hook("BeforeList", as) }
+func (a *asTest) BeforeSign(as func(any) bool) error   { return a.hook("BeforeSign", as) }
+
+func (a *asTest) AttributesCheck(attrs *blob.Attributes) error {
+	return reachesNothing("Attributes.As", attrs.As)
+}
+
+func (a *asTest) ReaderCheck(r *blob.Reader) error {
+	return reachesNothing("Reader.As", r.As)
+}
+
+func (a *asTest) ListObjectCheck(o *blob.ListObject) error {
+	return reachesNothing("ListObject.As", o.As)
 }
 
 // divergentEnv, set to a run's name, makes TestConformanceDivergent run it.
@@ -153,14 +260,16 @@ func TestConformanceDivergent(t *testing.T) {
 	if run == "" {
 		t.Skipf("set %s to best-effort or strict to run the suite in a state it fails by design", divergentEnv)
 	}
+	as := &asTest{}
 	drivertest.RunConformanceTests(t, func(context.Context, *testing.T) (drivertest.Harness, error) {
-		return &harness{
+		as.h = &harness{
 			base:    [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)},
 			down:    [2]bool{true, false},
 			journal: journal.NewMemory(),
 			opts:    Options{BestEffortList: run == "best-effort"},
-		}, nil
-	}, nil)
+		}
+		return as.h, nil
+	}, []drivertest.AsTest{as})
 }
 
 // TestConformanceDivergences runs the suite in Redirect mode with the

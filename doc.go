@@ -23,6 +23,34 @@
 // values that do not parse and malformed side URLs are errors naming the
 // parameter.
 //
+// # As
+//
+// The failover bucket's As reaches, in this order:
+//
+//   - a *Failover (pass a **Failover): the control surface;
+//   - any other type: what the primary's bucket reaches with As, else what
+//     the secondary's does. Buckets opened by the providers package reach
+//     their SDK's client (*s3.Client, *storage.Client, *container.Client),
+//     and a failovertest bucket its *failovertest.Injector.
+//
+// ErrorAs tries the primary's types, then the secondary's. The other As
+// methods reach the types of the side that answered, or none:
+//
+//   - Reader.As and BeforeRead: the side the read is served from.
+//   - Attributes.As: the side whose attributes were returned.
+//   - ListObject.As and BeforeList: the side the listing page came from
+//     (both, for a listing that moves to the secondary); an object listed
+//     from pending work alone reaches nothing.
+//   - BeforeWrite: in Redirect mode each side the write is opened on (the
+//     primary, then the secondary if the write is redirected); in Mirror
+//     mode only the first side it is opened on.
+//   - BeforeDelete: the first side the delete reaches. A delete recorded as
+//     a tombstone while the primary is down (Redirect mode) runs it before
+//     the tombstone is recorded, with no driver types.
+//   - BeforeSign: the side that signs the URL.
+//   - BeforeCopy: no driver types: a copy is read and written back through
+//     the failover bucket, not made by a side.
+//
 // # Control
 //
 // The *Failover from New (or bucket.As(&f)) reports Status, serves it with
