@@ -16,6 +16,9 @@ import (
 	"github.com/failoverblob/failoverblob/journal"
 )
 
+// Versions and the clocks that stamp them: skewed and stepped-back
+// clocks, and the version metadata a write carries.
+
 // ahead returns a clock that runs d ahead of the real one.
 func ahead(d time.Duration) func() time.Time {
 	return func() time.Time { return time.Now().Add(d) }
@@ -119,6 +122,27 @@ func TestWriteAfterSeeingAVersionIsNewerThanIt(t *testing.T) {
 			t.Errorf("fast versions counted: %d, want 0 (3s is within the bound)", n)
 		}
 	})
+}
+
+func TestVersionIsHiddenFromAttributes(t *testing.T) {
+	r := newRig(t, failoverblob.Options{})
+	if err := r.b.WriteAll(r.ctx, "k", []byte("v"), &blob.WriterOptions{Metadata: map[string]string{"owner": "me"}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := r.b.Attributes(r.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"owner": "me"}; len(a.Metadata) != 1 || a.Metadata["owner"] != "me" {
+		t.Errorf("Attributes metadata: got %v, want %v", a.Metadata, want)
+	}
+	raw, err := r.raw[primary].Attributes(r.ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := failoverblob.ParseVersion(raw.Metadata[failoverblob.VersionMetadataKey]); err != nil || raw.Metadata[failoverblob.VersionMetadataKey] == "" {
+		t.Errorf("stored version %q: want a parseable version (%v)", raw.Metadata[failoverblob.VersionMetadataKey], err)
+	}
 }
 
 // Item 4: a writer id that metadata cannot carry unchanged is refused.

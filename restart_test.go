@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
@@ -201,6 +202,65 @@ func TestRestartDoesNotListOrRefuseAWriteThatFailedEverywhere(t *testing.T) {
 		err := f2.Bucket().WriteAll(r.ctx, "k", []byte("v2"), &blob.WriterOptions{IfNotExist: true})
 		if err != nil {
 			t.Errorf("IfNotExist write after restart: %v, want it to succeed", err)
+		}
+	})
+}
+
+// After a restart, a key whose journal names a side that is down is
+// unavailable, not NotFound on the other side's miss.
+func TestRestartedBucketDoesNotTakeAMissForAbsence(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		f2, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &failoverblob.Options{Journal: r.journal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Outage(nil)
+		_, err = f2.Bucket().ReadAll(r.ctx, "k")
+		if !errors.Is(err, failoverblob.ErrUnavailable) || gcerrors.Code(err) == gcerrors.NotFound {
+			t.Errorf("read after restart with the holder down: got %v (code %v), want ErrUnavailable, not NotFound", err, gcerrors.Code(err))
+		}
+	})
+}
+
+// After a restart the index knows pending keys only from the journal. A
+// write that superseded a redirected copy and committed on the primary was
+// journaled as missing from the primary (every change to a pending key is
+// recorded), so the journal alone points reads at the secondary's older
+// copy: the restarted bucket must find the side holding the newest version.
+func TestRestartedBucketReadsTheNewestVersionNotTheJournalsGuess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1 redirected"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute) // the primary's breaker half-opens
+		if err := r.write("k", "v2 on the primary"); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.content(primary, "k"); got != "v2 on the primary" {
+			t.Fatalf("primary holds %q", got)
+		}
+		f2, err := failoverblob.New(r.ctx, r.sides[0], r.sides[1], &failoverblob.Options{Journal: r.journal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f2.Bucket().ReadAll(r.ctx, "k")
+		if err != nil || string(got) != "v2 on the primary" {
+			t.Errorf("read after restart: got %q, %v; want the newest version, %q", got, err, "v2 on the primary")
+		}
+		a, err := f2.Bucket().Attributes(r.ctx, "k")
+		if err != nil {
+			t.Fatalf("attributes after restart: %v", err)
+		}
+		if a.Size != int64(len("v2 on the primary")) {
+			t.Errorf("attributes after restart: size %d; want the newest version's, %d", a.Size, len("v2 on the primary"))
 		}
 	})
 }
