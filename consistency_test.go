@@ -1,10 +1,12 @@
 package failoverblob_test
 
 import (
-	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
@@ -22,9 +24,7 @@ import (
 func TestReadDoesNotGoBackWhileACommitIsRecorded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, IdleTimeout: time.Minute, FirstByteTimeout: 5 * time.Minute})
-		if err := r.write("k", "w1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "w1"))
 		// The slow read reaches the primary 2m10s from now.
 		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Latency: 2*time.Minute + 10*time.Second, Times: 1})
 		slow := make(chan string)
@@ -32,24 +32,16 @@ func TestReadDoesNotGoBackWhileACommitIsRecorded(t *testing.T) {
 		synctest.Wait()
 
 		r.faults[secondary].Outage(nil)
-		if err := r.b.Delete(r.ctx, "k"); err != nil {
-			t.Fatalf("delete with the secondary down: %v", err)
-		}
+		require.NoError(t, r.b.Delete(r.ctx, "k"), "delete with the secondary down")
 		r.heal() // 2 minutes
 		// w2 commits on the primary; its commit on the secondary hangs for
 		// the idle timeout (a minute), well past the slow read.
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 2, Hang: true, Times: 1})
 		wrote := make(chan error)
 		go func() { wrote <- r.write("k", "w2") }()
-		if got := <-slow; got != "w2" {
-			t.Fatalf("slow read: got %q, want w2 (the test needs it to see the commit on the primary)", got)
-		}
-		if got := r.read("k"); got != "w2" {
-			t.Errorf("read after a read saw w2: got %q, want w2", got)
-		}
-		if err := <-wrote; err != nil {
-			t.Fatalf("write of w2: %v", err)
-		}
+		require.Equal(t, "w2", <-slow, "slow read")
+		assert.Equal(t, "w2", r.read("k"), "read after a read saw w2")
+		require.NoError(t, <-wrote, "write of w2")
 	})
 }
 
@@ -60,20 +52,14 @@ func TestReadDoesNotGoBackWhileACommitIsRecorded(t *testing.T) {
 func TestMirrorReadDuringACommitDoesNotGoBackToTheOldValue(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, IdleTimeout: 30 * time.Second})
-		if err := r.write("k", "old"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "old"))
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 3, Hang: true, Times: 1})
 		written := make(chan error)
 		go func() { written <- r.write("k", "new") }()
 		synctest.Wait()
-		if got := r.content(primary, "k"); got != "new" {
-			t.Fatalf("primary during the secondary's commit: %q, want new", got)
-		}
+		require.Equal(t, "new", r.content(primary, "k"), "primary during the secondary's commit")
 		r.faults[primary].Outage(nil)
-		if got := r.read("k"); got == "old" {
-			t.Errorf("read with the primary down, the new value committed there: got the old value")
-		}
+		assert.NotEqual(t, "old", r.read("k"), "read with the primary down, the new value committed there")
 		<-written
 	})
 }
@@ -85,20 +71,14 @@ func TestFailedMirrorWriteDoesNotFlickerBetweenSides(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
 		r.faults[secondary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil { // pending: on the primary only
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1")) // pending: on the primary only
 		r.heal()
-		if err := r.write("k", "v2"); err != nil { // on both sides
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v2")) // on both sides
 		// v3 fails on the primary and is applied on the secondary, whose
 		// answer is lost.
 		r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 2, Times: 1})
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
-		if err := r.write("k", "v3"); err == nil {
-			t.Fatal("write of v3: got nil error")
-		}
+		require.Error(t, r.write("k", "v3"), "write of v3")
 		r.heal()
 		var seen []string
 		for _, down := range []int{-1, primary, -1} {
@@ -114,9 +94,7 @@ func TestFailedMirrorWriteDoesNotFlickerBetweenSides(t *testing.T) {
 		high := 0
 		for _, got := range seen {
 			n, ok := newest[got]
-			if !ok || (n > 0 && n < high) {
-				t.Fatalf("reads with the primary up, down, up: %q; a read went back to an older version", seen)
-			}
+			require.True(t, ok && (n == 0 || n >= high), "reads with the primary up, down, up: %q; a read went back to an older version", seen)
 			high = max(high, n)
 		}
 	})
@@ -129,20 +107,15 @@ func TestFailedWriteDoesNotFlickerWhileThePrimaryIsDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// The default breaker, which one failed write does not trip.
 		r := newRig(t, failoverblob.Options{Breaker: &circuit.Settings{}})
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.faults[primary].Outage(nil)
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
-		if err := r.write("k", "v2"); !errors.Is(err, failoverblob.ErrUnavailable) {
-			t.Fatalf("write applied on the secondary, reported failed: got %v, want ErrUnavailable", err)
-		}
+		require.ErrorIs(t, r.write("k", "v2"), failoverblob.ErrUnavailable, "write applied on the secondary, reported failed")
 		during := r.read("k")
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute) // past the breaker's timeout
-		if after := r.read("k"); during == "v2" && after == "v1" {
-			t.Errorf("read the failed write's value during the outage, then the older value after it")
-		}
+		after := r.read("k")
+		assert.False(t, during == "v2" && after == "v1", "read the failed write's value during the outage, then the older value after it")
 	})
 }
 
@@ -154,9 +127,7 @@ func TestReadRacingReconcileFindsTheMovedObject(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v"))
 		r.heal()
 		// The read reaches the secondary 5s late; reconcile runs meanwhile.
 		r.faults[secondary].Set(failovertest.OpRead, failovertest.Fault{Latency: 5 * time.Second, Times: 1})
@@ -164,8 +135,7 @@ func TestReadRacingReconcileFindsTheMovedObject(t *testing.T) {
 		go func() { got <- r.read("k") }()
 		synctest.Wait()
 		r.drain()
-		if g := <-got; g != "v" {
-			t.Errorf("read racing reconcile: got %q, want v", g)
-		}
+		assert.Equal(t, "v", <-got, "read racing reconcile")
+
 	})
 }

@@ -5,6 +5,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 
 	"github.com/failoverblob/failoverblob"
@@ -25,23 +27,15 @@ func TestCopyDoesNotPairOneVersionsMetadataWithAnothersBytes(t *testing.T) {
 		put := func(v string) error {
 			return r.b.WriteAll(r.ctx, "src", []byte(v), &blob.WriterOptions{Metadata: map[string]string{"v": v}})
 		}
-		if err := put("old"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, put("old"))
 		// The copy's read of the source waits 5s after its attributes.
 		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Latency: 5 * time.Second, Times: 1})
 		copied := make(chan error)
 		go func() { copied <- r.b.Copy(r.ctx, "dst", "src", nil) }()
 		synctest.Wait()
-		if err := put("new, and longer"); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-copied; err != nil {
-			t.Fatal(err)
-		}
-		if bytes, md := r.read("dst"), r.attrsValue("dst"); bytes != md {
-			t.Errorf("copy holds the bytes %q with the metadata of %q", bytes, md)
-		}
+		require.NoError(t, put("new, and longer"))
+		require.NoError(t, <-copied)
+		assert.Equal(t, r.read("dst"), r.attrsValue("dst"), "the copy's bytes, and the value its metadata names")
 	})
 }
 
@@ -57,29 +51,19 @@ func TestCopyReplayCopiesTheBytesItFirstRead(t *testing.T) {
 		put := func(v string) error {
 			return r.b.WriteAll(r.ctx, "src", []byte(v), &blob.WriterOptions{Metadata: map[string]string{"v": v}})
 		}
-		if err := put("old"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, put("old"))
 		// A pending destination takes the copy through the bucket; its
 		// write to the primary then hangs part-way until the idle timeout.
 		r.faults[primary].Outage(nil)
-		if err := r.write("dst", "x"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("dst", "x"))
 		r.heal()
 		r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 1, Hang: true, Times: 1})
 		copied := make(chan error)
 		go func() { copied <- r.b.Copy(r.ctx, "dst", "src", nil) }()
 		synctest.Wait()
-		if err := put("new, and longer"); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-copied; err != nil {
-			t.Fatal(err)
-		}
-		if bytes, md := r.read("dst"), r.attrsValue("dst"); bytes != md {
-			t.Errorf("copy holds the bytes %q with the metadata of %q", bytes, md)
-		}
+		require.NoError(t, put("new, and longer"))
+		require.NoError(t, <-copied)
+		assert.Equal(t, r.read("dst"), r.attrsValue("dst"), "the copy's bytes, and the value its metadata names")
 	})
 }
 
@@ -91,9 +75,7 @@ func TestCopyReplayCopiesTheBytesItFirstRead(t *testing.T) {
 func TestCopyIsVersionedAsANewWriteAcrossProcesses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
-		if err := r.write("src", "copied"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("src", "copied"))
 		time.Sleep(time.Second)
 
 		// Another process, with its own view of the sides and its own
@@ -104,26 +86,17 @@ func TestCopyIsVersionedAsANewWriteAcrossProcesses(t *testing.T) {
 			sides[i], faults[i] = failovertest.Wrap(r.raw[i], nil)
 		}
 		other, err := failoverblob.New(r.ctx, sides[0], sides[1], nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer other.Close()
 		faults[primary].Outage(nil)
-		if err := other.Bucket().WriteAll(r.ctx, "dst", []byte("older, redirected"), nil); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, other.Bucket().WriteAll(r.ctx, "dst", []byte("older, redirected"), nil))
 		time.Sleep(time.Second)
 
-		if err := r.b.Copy(r.ctx, "dst", "src", nil); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.b.Copy(r.ctx, "dst", "src", nil))
 		faults[primary].Heal()
 		time.Sleep(time.Minute)
-		if _, err := other.Drain(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.content(primary, "dst"); got != "copied" {
-			t.Errorf("dst on the primary after the other process reconciled: %q, want the later copy", got)
-		}
+		_, err = other.Drain(r.ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "copied", r.content(primary, "dst"), "dst on the primary after the other process reconciled")
 	})
 }

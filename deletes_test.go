@@ -7,6 +7,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -23,23 +25,15 @@ func TestDeleteAfterRecoveryIsNotResurrected(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatalf("redirected write: %v", err)
-		}
+		require.NoError(t, r.write("k", "v1"), "redirected write")
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
-		if err := r.b.Delete(r.ctx, "k"); err != nil {
-			t.Fatalf("delete after recovery: %v", err)
-		}
+		require.NoError(t, r.b.Delete(r.ctx, "k"), "delete after recovery")
 		r.drain()
 		for i := range 2 {
-			if got := r.content(i, "k"); got != "<absent>" {
-				t.Errorf("side %d after reconcile: got %q, want <absent>", i, got)
-			}
+			assert.Equal(t, "<absent>", r.content(i, "k"), "side %d after reconcile", i)
 		}
-		if got := r.read("k"); got != "<not found>" {
-			t.Errorf("read after reconcile: got %q, want <not found>", got)
-		}
+		assert.Equal(t, "<not found>", r.read("k"), "read after reconcile")
 	})
 }
 
@@ -57,24 +51,14 @@ func TestDeletingADeletedKeyIsNotFound(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, tc.opts)
-				if err := r.write("k", "v1"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.write("k", "v1"))
 				r.faults[tc.down].Outage(nil)
-				if err := r.b.Delete(r.ctx, "k"); err != nil {
-					t.Fatalf("delete with the %d side down: %v", tc.down, err)
-				}
+				require.NoError(t, r.b.Delete(r.ctx, "k"), "delete with the %d side down", tc.down)
 				r.heal()
-				if got := r.read("k"); got != "<not found>" {
-					t.Fatalf("read after heal: got %q, want <not found>", got)
-				}
-				if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
-					t.Errorf("second delete: got %v, want NotFound", err)
-				}
+				require.Equal(t, "<not found>", r.read("k"), "read after heal")
+				assert.Equal(t, gcerrors.NotFound, gcerrors.Code(r.b.Delete(r.ctx, "k")), "second delete")
 				r.drain()
-				if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
-					t.Errorf("delete after the drain: got %v, want NotFound", err)
-				}
+				assert.Equal(t, gcerrors.NotFound, gcerrors.Code(r.b.Delete(r.ctx, "k")), "delete after the drain")
 			})
 		})
 	}
@@ -89,24 +73,16 @@ func TestRefusedDeleteIsNotAppliedLater(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, failoverblob.Options{Mode: mode})
 				r.faults[primary].Outage(nil)
-				if err := r.write("k", "acked"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.write("k", "acked"))
 				r.faults[primary].Heal()
 				time.Sleep(2 * time.Minute)
 				err := r.b.DeleteWithOptions(r.ctx, "k", &blob.DeleteOptions{
 					BeforeDelete: func(func(any) bool) error { return errRefused },
 				})
-				if !errors.Is(err, errRefused) {
-					t.Fatalf("refused delete: got %v, want %v", err, errRefused)
-				}
+				require.ErrorIs(t, err, errRefused, "refused delete")
 				r.drain()
-				if got := r.read("k"); got != "acked" {
-					t.Errorf("read after reconcile: got %q, want %q", got, "acked")
-				}
-				if got := r.content(primary, "k"); got != "acked" {
-					t.Errorf("primary after reconcile: got %q, want %q", got, "acked")
-				}
+				assert.Equal(t, "acked", r.read("k"), "read after reconcile")
+				assert.Equal(t, "acked", r.content(primary, "k"), "primary after reconcile")
 			})
 		})
 	}
@@ -118,23 +94,15 @@ func TestRefusedDeleteIsNotAppliedLater(t *testing.T) {
 func TestDeleteRefusedByTheCallersHookChangesNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.faults[primary].Outage(nil)
 		refused := errors.New("not this one")
 		err := r.b.DeleteWithOptions(r.ctx, "k", &blob.DeleteOptions{BeforeDelete: func(func(any) bool) error { return refused }})
-		if !errors.Is(err, refused) {
-			t.Fatalf("delete refused by the hook: got %v, want the hook's error", err)
-		}
-		if n := r.f.Status().Pending; n != 0 {
-			t.Errorf("pending entries after the refused delete: %d, want 0", n)
-		}
+		require.ErrorIs(t, err, refused, "delete refused by the hook")
+		assert.Equal(t, 0, r.f.Status().Pending, "pending entries after the refused delete")
 		r.heal()
 		r.drain()
-		if got := r.read("k"); got != "v1" {
-			t.Errorf("read after heal and drain: got %q, want v1", got)
-		}
+		assert.Equal(t, "v1", r.read("k"), "read after heal and drain")
 	})
 }
 
@@ -148,23 +116,17 @@ func TestAmbiguousDeleteWithBothSidesDownStillConverges(t *testing.T) {
 		t.Run(ack.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: ack})
-				if err := r.write("k", "v"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.write("k", "v"))
 				r.faults[primary].Set(failovertest.OpDelete, failovertest.Fault{Applied: true, Times: 1})
 				r.faults[secondary].Outage(nil)
-				if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
-					t.Fatalf("delete: got %v, want ErrUnavailable", err)
-				}
+				require.ErrorIs(t, r.b.Delete(r.ctx, "k"), failoverblob.ErrUnavailable, "delete")
 				r.heal()
 				r.drain()
-				p, s := r.content(primary, "k"), r.content(secondary, "k")
-				if p != s {
-					t.Errorf("sides apart after reconcile: primary %q, secondary %q", p, s)
-				}
-				if got := r.read("k"); (got == "<not found>") != (p == "<absent>") {
-					t.Errorf("read %q, primary holds %q", got, p)
-				}
+				p := r.content(primary, "k")
+				assert.Equal(t, p, r.content(secondary, "k"), "the secondary after reconcile, against the primary")
+				got := r.read("k")
+				assert.Equal(t, p == "<absent>", got == "<not found>", "read %q, primary holds %q", got, p)
+
 			})
 		})
 	}
@@ -181,30 +143,21 @@ func TestNotFoundDeleteDoesNotOverruleAWriteInFlight(t *testing.T) {
 				r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: ack})
 				// A pending tombstone for the secondary, so that the next
 				// delete is not answered by the primary's miss alone.
-				if err := r.write("k", "v0"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.write("k", "v0"))
 				r.faults[secondary].Outage(nil)
 				_ = r.b.Delete(r.ctx, "k")
 				r.heal()
 				w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := io.WriteString(w, "in flight"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
+				_, err = io.WriteString(w, "in flight")
+				require.NoError(t, err)
 				r.faults[secondary].Outage(nil)
-				if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
-					t.Fatalf("delete of a deleted key: got %v, want NotFound", err)
-				}
+				require.Equal(t, gcerrors.NotFound, gcerrors.Code(r.b.Delete(r.ctx, "k")), "delete of a deleted key")
 				r.faults[secondary].Heal()
 				if err := w.Close(); err != nil {
 					return // not acknowledged: nothing to check
 				}
-				if got := r.read("k"); got != "in flight" {
-					t.Errorf("read after the acknowledged write: got %q, want %q", got, "in flight")
-				}
+				assert.Equal(t, "in flight", r.read("k"), "read after the acknowledged write")
 			})
 		})
 	}

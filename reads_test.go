@@ -1,12 +1,13 @@
 package failoverblob_test
 
 import (
-	"errors"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
@@ -22,23 +23,15 @@ func TestMirrorReadsThePendingKeyFromEitherSideHoldingTheNewestVersion(t *testin
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.heal()
-		if err := r.write("k", "v2"); err != nil {
-			t.Fatal(err)
-		}
-		if r.f.Status().Pending == 0 {
-			t.Fatal("the test needs the key to be pending")
-		}
+		require.NoError(t, r.write("k", "v2"))
+		require.NotZero(t, r.f.Status().Pending, "the test needs the key to be pending")
 		r.faults[primary].Outage(nil)
-		if got := r.read("k"); got != "v2" {
-			t.Errorf("read with the primary down: got %q, want v2", got)
-		}
-		if a, err := r.b.Attributes(r.ctx, "k"); err != nil || a.Size != int64(len("v2")) {
-			t.Errorf("Attributes with the primary down: %v, %v; want v2's", a, err)
-		}
+		assert.Equal(t, "v2", r.read("k"), "read with the primary down")
+		a, err := r.b.Attributes(r.ctx, "k")
+		require.NoError(t, err, "Attributes with the primary down")
+		assert.Equal(t, int64(len("v2")), a.Size, "Attributes with the primary down: v2's size")
 	})
 }
 
@@ -46,14 +39,11 @@ func TestMirrorReadsThePendingKeyFromEitherSideHoldingTheNewestVersion(t *testin
 // truncated object as whole.
 func TestReadFailingMidStream(t *testing.T) {
 	r := newRig(t, failoverblob.Options{})
-	if err := r.write("k", big); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, r.write("k", big))
 	r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{AfterBytes: 1000})
 	got, err := r.b.ReadAll(r.ctx, "k")
-	if err == nil || len(got) == len(big) {
-		t.Errorf("read failing after 1000 bytes: got %d bytes and %v, want an error", len(got), err)
-	}
+	assert.Error(t, err, "read failing after 1000 bytes")
+	assert.Less(t, len(got), len(big), "read failing after 1000 bytes")
 }
 
 // A hung primary costs a read its first-byte timeout, then the read falls
@@ -62,26 +52,17 @@ func TestReadFromHungPrimary(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{FirstByteTimeout: 3 * time.Second, CallTimeout: 3 * time.Second})
 		r.faults[primary].Outage(nil)
-		if err := r.write("redirected", "v"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("redirected", "v"))
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
-		if err := r.write("on-primary", "p"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("on-primary", "p"))
 		r.faults[primary].Hang()
 		start := time.Now()
 		got := r.read("on-primary")
-		if got != "<unavailable>" {
-			t.Errorf("read of a key only the hung primary has: got %q, want <unavailable>", got)
-		}
-		if d := time.Since(start); d != 3*time.Second {
-			t.Errorf("read took %v of virtual time, want the 3s first-byte timeout", d)
-		}
-		if got := r.read("redirected"); !strings.HasPrefix(got, "v") {
-			t.Errorf("read of a key pending on the secondary: got %q, want %q", got, "v")
-		}
+		assert.Equal(t, "<unavailable>", got, "read of a key only the hung primary has")
+		assert.Equal(t, 3*time.Second, time.Since(start), "virtual time of the read: the first-byte timeout")
+		got = r.read("redirected")
+		assert.True(t, strings.HasPrefix(got, "v"), "read of a key pending on the secondary: got %q, want v", got)
 	})
 }
 
@@ -92,15 +73,12 @@ func TestReadFromHungPrimary(t *testing.T) {
 func TestReadThatBeganIsNotReportedNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
-		if err := r.write("k", strings.Repeat("x", 4096)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", strings.Repeat("x", 4096)))
 		_, notFound := r.raw[primary].ReadAll(r.ctx, "missing")
 		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Err: notFound, AfterBytes: 1000})
 		_, err := r.b.ReadAll(r.ctx, "k")
-		if gcerrors.Code(err) == gcerrors.NotFound || !errors.Is(err, failoverblob.ErrUnavailable) {
-			t.Errorf("read cut by a not-found part-way: got %v (code %v), want ErrUnavailable", err, gcerrors.Code(err))
-		}
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "read cut by a not-found part-way")
+		assert.NotEqual(t, gcerrors.NotFound, gcerrors.Code(err), "read cut by a not-found part-way")
 	})
 }
 
@@ -110,14 +88,10 @@ func TestReadThatBeganIsNotReportedNotFound(t *testing.T) {
 func TestReadCutByAnOutageIsUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
-		if err := r.write("k", strings.Repeat("x", 4096)); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", strings.Repeat("x", 4096)))
 		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{AfterBytes: 1000})
 		_, err := r.b.ReadAll(r.ctx, "k")
-		if !errors.Is(err, failoverblob.ErrUnavailable) {
-			t.Errorf("read cut by an outage part-way: got %v, want ErrUnavailable", err)
-		}
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "read cut by an outage part-way")
 	})
 }
 
@@ -126,13 +100,11 @@ func TestReadCutByAnOutageIsUnavailable(t *testing.T) {
 func TestUnavailableIsNotReportedAsCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{FirstByteTimeout: 3 * time.Second, CallTimeout: 3 * time.Second})
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v"))
 		r.faults[primary].Hang()
 		_, err := r.b.ReadAll(r.ctx, "k")
-		if !errors.Is(err, failoverblob.ErrUnavailable) || gcerrors.Code(err) != gcerrors.Unknown {
-			t.Errorf("read from a hung primary: got %v (code %v), want ErrUnavailable with code Unknown", err, gcerrors.Code(err))
-		}
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "read from a hung primary")
+		assert.Equal(t, gcerrors.Unknown, gcerrors.Code(err), "read from a hung primary")
+
 	})
 }

@@ -6,6 +6,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 
 	"github.com/failoverblob/failoverblob"
@@ -23,26 +25,16 @@ func TestNewerWriteAfterRecoveryWins(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "old"); err != nil {
-			t.Fatalf("redirected write: %v", err)
-		}
+		require.NoError(t, r.write("k", "old"), "redirected write")
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
-		if err := r.write("k", "new"); err != nil {
-			t.Fatalf("write after recovery: %v", err)
-		}
-		if got := r.read("k"); got != "new" {
-			t.Errorf("read before reconcile: got %q, want %q", got, "new")
-		}
+		require.NoError(t, r.write("k", "new"), "write after recovery")
+		assert.Equal(t, "new", r.read("k"), "read before reconcile")
 		r.drain()
 		for i, want := range []string{"new", "<absent>"} {
-			if got := r.content(i, "k"); got != want {
-				t.Errorf("side %d after reconcile: got %q, want %q", i, got, want)
-			}
+			assert.Equal(t, want, r.content(i, "k"), "side %d after reconcile", i)
 		}
-		if got := r.read("k"); got != "new" {
-			t.Errorf("read after reconcile: got %q, want %q", got, "new")
-		}
+		assert.Equal(t, "new", r.read("k"), "read after reconcile")
 	})
 }
 
@@ -53,26 +45,16 @@ func TestRunReconcilesAndStopsOnClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{ReconcileInterval: 5 * time.Second})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v"))
 		done := make(chan error)
 		go func() { done <- r.f.Run(r.ctx) }()
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
-		if got := r.content(primary, "k"); got != "v" {
-			t.Errorf("primary after Run: got %q, want %q", got, "v")
-		}
-		if got := r.f.Status().Pending; got != 0 {
-			t.Errorf("pending after Run: got %d, want 0", got)
-		}
-		if err := r.f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("Run after Close: got %v, want nil", err)
-		}
+		assert.Equal(t, "v", r.content(primary, "k"), "primary after Run")
+		assert.Equal(t, 0, r.f.Status().Pending, "pending after Run")
+		require.NoError(t, r.f.Close())
+		assert.NoError(t, <-done, "Run after Close")
 	})
 }
 
@@ -86,25 +68,16 @@ func TestReconcileDoesNotResurrectADeleteNewerThanItsListing(t *testing.T) {
 		j := &steppingJournal{Memory: journal.NewMemory()}
 		r := newRig(t, failoverblob.Options{Journal: j})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "redirected"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "redirected"))
 		r.heal()
 		j.step = func() {
-			if err := r.b.Delete(r.ctx, "k"); err != nil {
-				t.Errorf("delete: %v", err)
-			}
+			assert.NoError(t, r.b.Delete(r.ctx, "k"), "delete")
 		}
-		if _, err := r.f.Drain(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.content(primary, "k"); got != "<absent>" {
-			t.Errorf("primary after the pass: got %q, want <absent> (the delete is newer)", got)
-		}
+		_, err := r.f.Drain(r.ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", r.content(primary, "k"), "primary after the pass")
 		r.drain()
-		if got := r.read("k"); got != "<not found>" {
-			t.Errorf("read after the delete and reconcile: got %q, want <not found>", got)
-		}
+		assert.Equal(t, "<not found>", r.read("k"), "read after the delete and reconcile")
 	})
 }
 
@@ -119,25 +92,16 @@ func TestReconcileCleanupDoesNotStrandReadsOnTheRemovedCopy(t *testing.T) {
 		// The default breaker, which one failed write does not trip.
 		r := newRig(t, failoverblob.Options{Journal: j, Breaker: &circuit.Settings{}})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.heal()
-		if err := r.write("probe", "p"); err != nil { // closes the primary's breaker
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("probe", "p")) // closes the primary's breaker
 		j.step = func() {
 			r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
-			if err := r.write("k", "v2"); err != nil {
-				t.Errorf("write applied on the primary, reported failed, redirected: %v", err)
-			}
+			assert.NoError(t, r.write("k", "v2"), "write applied on the primary, reported failed, redirected")
 		}
-		if _, err := r.f.Drain(r.ctx); err != nil {
-			t.Fatal(err)
-		}
-		if got := r.read("k"); got != "v2" {
-			t.Errorf("read after the pass: got %q, want v2", got)
-		}
+		_, err := r.f.Drain(r.ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "v2", r.read("k"), "read after the pass")
 	})
 }
 
@@ -147,9 +111,7 @@ func TestRetractedTombstoneIsNotAppliedByAConcurrentDrain(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
 		entered, release := make(chan struct{}), make(chan struct{})
@@ -166,14 +128,9 @@ func TestRetractedTombstoneIsNotAppliedByAConcurrentDrain(t *testing.T) {
 		go func() { _, err := r.f.Drain(r.ctx); drained <- err }()
 		synctest.Wait()
 		close(release)
-		if err := <-delErr; err == nil {
-			t.Fatal("refused delete: got nil error")
-		}
-		if err := <-drained; err != nil {
-			t.Fatal(err)
-		}
-		if got := r.read("k"); got != "v1" {
-			t.Errorf("read after the refused delete and Drain: got %q, want %q", got, "v1")
-		}
+		require.Error(t, <-delErr, "refused delete")
+
+		require.NoError(t, <-drained)
+		assert.Equal(t, "v1", r.read("k"), "read after the refused delete and Drain")
 	})
 }

@@ -3,13 +3,14 @@ package failoverblob_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"path/filepath"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
@@ -45,19 +46,11 @@ func TestKeyLockWaitLetsVirtualTimeMove(t *testing.T) {
 		synctest.Wait()
 
 		start := time.Now()
-		if err := r.write("k", "second value"); err != nil {
-			t.Fatalf("second write: %v", err)
-		}
-		if waited := time.Since(start); waited < 30*time.Second {
-			t.Errorf("second write returned after %v, before the first write's commit timed out (30s)", waited)
-		}
-		if err := <-firstErr; err != nil {
-			t.Fatalf("first write (redirected after its commit hung): %v", err)
-		}
+		require.NoError(t, r.write("k", "second value"), "second write")
+		assert.GreaterOrEqual(t, time.Since(start), 30*time.Second, "the second write waits for the first write's commit to time out")
+		require.NoError(t, <-firstErr, "first write (redirected after its commit hung)")
 		time.Sleep(2 * time.Minute) // past the primary's breaker timeout
-		if got := r.read("k"); got != "second value" {
-			t.Errorf("read: got %q, want %q", got, "second value")
-		}
+		assert.Equal(t, "second value", r.read("k"), "read")
 	})
 }
 
@@ -72,33 +65,25 @@ func TestWriteOpenedBeforeATombstoneDoesNotCommitUnderIt(t *testing.T) {
 		t.Run(opts.Mode.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				r := newRig(t, opts)
-				if err := r.write("k", "v0"); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, r.write("k", "v0"))
 				w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"})
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				r.faults[primary].Outage(nil)
-				if err := r.b.Delete(r.ctx, "k"); err != nil {
-					t.Fatalf("delete while the primary is down: %v", err)
-				}
+				require.NoError(t, r.b.Delete(r.ctx, "k"), "delete while the primary is down")
 				r.heal()
-				if _, err := io.WriteString(w, "slow"); err != nil {
-					t.Fatal(err)
-				}
-				if err := w.Close(); err != nil {
-					t.Fatalf("the slow write: %v", err)
-				}
+				_, err = io.WriteString(w, "slow")
+				require.NoError(t, err)
+				require.NoError(t, w.Close(), "the slow write")
 				got := r.read("k")
 				r.drain()
-				if after := r.read("k"); after != got {
-					t.Errorf("read changed across reconcile with no write: %q, then %q", got, after)
+				assert.Equal(t, got, r.read("k"), "read across reconcile with no write")
+				p, s := r.content(primary, "k"), r.content(secondary, "k")
+				if got == "<not found>" {
+					got = "<absent>"
 				}
-				if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != got && !(got == "<not found>" && p == "<absent>") {
-					t.Errorf("primary after reconcile: %q; the bucket read %q", p, got)
-				} else if opts.Mode == failoverblob.Mirror && s != p {
-					t.Errorf("sides apart after reconcile: primary %q, secondary %q", p, s)
+				assert.Equal(t, got, p, "primary after reconcile, against what the bucket read")
+				if opts.Mode == failoverblob.Mirror && p == got {
+					assert.Equal(t, p, s, "secondary after reconcile, against the primary")
 				}
 			})
 		})
@@ -114,26 +99,17 @@ func TestSlowWriteDoesNotCommitUnderANewerOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
 		slow, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(slow, "older"); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.write("k", "newer"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
+		_, err = io.WriteString(slow, "older")
+		require.NoError(t, err)
+		require.NoError(t, r.write("k", "newer"))
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
-		if err := slow.Close(); err != nil {
-			t.Fatalf("the slow write: %v", err)
-		}
+		require.NoError(t, slow.Close(), "the slow write")
 		got := r.read("k")
 		r.heal()
 		r.drain()
-		p, s := r.content(primary, "k"), r.content(secondary, "k")
-		if p != s || p != got {
-			t.Errorf("after reconcile: primary %q, secondary %q; the bucket read %q", p, s, got)
-		}
+		assert.Equal(t, got, r.content(primary, "k"), "primary after reconcile, against what the bucket read")
+		assert.Equal(t, got, r.content(secondary, "k"), "secondary after reconcile, against what the bucket read")
 	})
 }
 
@@ -144,16 +120,12 @@ func TestWriteOvertakenByAnIfNotExistWriteFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		slow, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := r.b.WriteAll(r.ctx, "k", []byte("first"), &blob.WriterOptions{IfNotExist: true}); err != nil {
-			t.Fatalf("IfNotExist write of an absent key: %v", err)
-		}
+		require.NoError(t, err)
+		require.NoError(t, r.b.WriteAll(r.ctx, "k", []byte("first"), &blob.WriterOptions{IfNotExist: true}), "IfNotExist write of an absent key")
 		_, _ = io.WriteString(slow, "overtaken")
 		err = slow.Close()
-		if got := r.read("k"); err == nil && got != "overtaken" {
-			t.Errorf("overtaken write reported success, but the key reads %q", got)
+		if err == nil {
+			assert.Equal(t, "overtaken", r.read("k"), "the overtaken write reported success")
 		}
 	})
 }
@@ -163,22 +135,14 @@ func TestIfNotExistSeesRedirectedKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		if err := r.write("k", "v1"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v1"))
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
 		err := r.b.WriteAll(r.ctx, "k", []byte("v2"), &blob.WriterOptions{IfNotExist: true})
-		if gcerrors.Code(err) != gcerrors.FailedPrecondition {
-			t.Errorf("IfNotExist over a redirected key: got %v, want FailedPrecondition", err)
-		}
-		if got := r.content(primary, "k"); got != "<absent>" {
-			t.Errorf("primary: got %q, want <absent>", got)
-		}
+		assert.Equal(t, gcerrors.FailedPrecondition, gcerrors.Code(err), "IfNotExist over a redirected key: %v", err)
+		assert.Equal(t, "<absent>", r.content(primary, "k"), "primary")
 		r.drain()
-		if got := r.read("k"); got != "v1" {
-			t.Errorf("read after reconcile: got %q, want %q", got, "v1")
-		}
+		assert.Equal(t, "v1", r.read("k"), "read after reconcile")
 	})
 }
 
@@ -188,20 +152,12 @@ func TestIfNotExistSeesRedirectedKey(t *testing.T) {
 func TestIfNotExistWriteOfADeletedKeySucceeds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{})
-		if err := r.write("k", "v0"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.write("k", "v0"))
 		r.faults[primary].Outage(nil)
-		if err := r.b.Delete(r.ctx, "k"); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.b.Delete(r.ctx, "k"))
 		r.heal() // the primary's breaker is half-open: the write is its probe
-		if err := r.b.WriteAll(r.ctx, "k", []byte("v1"), &blob.WriterOptions{IfNotExist: true}); err != nil {
-			t.Fatalf("IfNotExist write of a deleted key: %v", err)
-		}
-		if got := r.read("k"); got != "v1" {
-			t.Errorf("read: got %q, want v1", got)
-		}
+		require.NoError(t, r.b.WriteAll(r.ctx, "k", []byte("v1"), &blob.WriterOptions{IfNotExist: true}), "IfNotExist write of a deleted key")
+		assert.Equal(t, "v1", r.read("k"), "read")
 	})
 }
 
@@ -213,13 +169,10 @@ func TestRedirectedWriteFailingOnTheSecondaryIsUnavailable(t *testing.T) {
 		r.faults[primary].Outage(nil)
 		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 150, Times: 1})
 		err := r.streamed("k", string(make([]byte, 400)))
-		if !errors.Is(err, failoverblob.ErrUnavailable) {
-			t.Errorf("write: got %v, want ErrUnavailable", err)
-		}
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "write")
 		st := r.f.Status().Secondary
-		if st.State != circuit.StateOpen || st.LastError == "" {
-			t.Errorf("secondary after its failure: state %s, last error %q; want open with the error (the rig trips on one outage)", st.State, st.LastError)
-		}
+		assert.Equal(t, circuit.StateOpen, st.State, "the secondary's breaker after its failure (the rig trips on one outage)")
+		assert.NotEmpty(t, st.LastError, "the secondary's last error")
 	})
 }
 
@@ -229,15 +182,11 @@ func TestSeekableUploadReplaysSource(t *testing.T) {
 	r := newRig(t, failoverblob.Options{SpoolMemory: -1, SpoolDir: "/nonexistent-dir-for-spool"})
 	r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 5000})
 	src := bytes.NewReader([]byte(big))
-	if _, err := src.Seek(10, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.b.Upload(r.ctx, "k", src, &blob.WriterOptions{ContentType: "text/plain"}); err != nil {
-		t.Fatalf("Upload: %v", err)
-	}
-	if got := r.content(secondary, "k"); got != big[10:] {
-		t.Errorf("secondary: got %d bytes, want the %d from the source's start", len(got), len(big)-10)
-	}
+	_, err := src.Seek(10, io.SeekStart)
+	require.NoError(t, err)
+	require.NoError(t, r.b.Upload(r.ctx, "k", src, &blob.WriterOptions{ContentType: "text/plain"}), "Upload")
+	got := r.content(secondary, "k")
+	assert.True(t, got == big[10:], "secondary: got %d bytes, want the %d from the source's start", len(got), len(big)-10)
 }
 
 // Found by TestChaos (seed 24): an Upload from a seekable source while the
@@ -250,23 +199,17 @@ func TestRedirectedSeekableUploadRecordsItsSize(t *testing.T) {
 		r.faults[primary].Outage(nil)
 		_ = r.write("trip", "x")
 		data := bytes.Repeat([]byte("x"), 1000)
-		if err := r.b.Upload(r.ctx, "k", bytes.NewReader(data), &blob.WriterOptions{ContentType: "text/plain"}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, r.b.Upload(r.ctx, "k", bytes.NewReader(data), &blob.WriterOptions{ContentType: "text/plain"}))
 		entries, err := r.journal.List(r.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		for _, e := range entries {
-			if e.Key == "k" && e.Size != 1000 {
-				t.Errorf("journal entry size: got %d, want 1000", e.Size)
+			if e.Key == "k" {
+				assert.Equal(t, int64(1000), e.Size, "journal entry size")
 			}
 		}
 		r.faults[primary].Heal()
 		time.Sleep(2 * time.Minute)
-		if got := r.listedSize("k"); got != 1000 {
-			t.Errorf("listed size: got %d, want 1000", got)
-		}
+		assert.Equal(t, int64(1000), r.listedSize("k"), "listed size")
 	})
 }
 
@@ -296,20 +239,15 @@ func TestUnwritableSpoolDoesNotFailWritesToAHealthyPrimary(t *testing.T) {
 		opts := failoverblob.Options{SpoolMemory: -1, SpoolDir: filepath.Join(t.TempDir(), "missing")}
 		r := newRig(t, opts)
 		big := bytes.Repeat([]byte("x"), 256<<10)
-		if err := r.b.WriteAll(r.ctx, "k", big, nil); err != nil {
-			t.Fatalf("write to a healthy primary with an unwritable spool: %v", err)
-		}
-		if got := r.content(primary, "k"); got != string(big) {
-			t.Fatalf("primary holds %d bytes, want %d", len(got), len(big))
-		}
+		require.NoError(t, r.b.WriteAll(r.ctx, "k", big, nil), "write to a healthy primary with an unwritable spool")
+		got := r.content(primary, "k")
+		require.True(t, got == string(big), "primary holds %d bytes, want %d", len(got), len(big))
 
 		r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: 100 << 10})
 		err := r.b.WriteAll(r.ctx, "k2", big, nil)
-		if !errors.Is(err, failoverblob.ErrUnavailable) {
-			t.Fatalf("write failing part-way with no spool: got %v, want ErrUnavailable", err)
-		}
-		if got := r.content(secondary, "k2"); got != "<absent>" {
-			t.Errorf("the secondary holds %d bytes of a write that could not be replayed", len(got))
-		}
+		require.ErrorIs(t, err, failoverblob.ErrUnavailable, "write failing part-way with no spool")
+		got = r.content(secondary, "k2")
+		assert.True(t, got == "<absent>", "the secondary holds %d bytes of a write that could not be replayed", len(got))
+
 	})
 }
