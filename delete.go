@@ -159,21 +159,40 @@ func (d *mirrorDelete) settle() error {
 	switch {
 	case !pr.answered && !sec.answered:
 		return d.bothDown()
-	case !pr.found && !sec.found && !(d.pending && d.p.mayExist()):
+	case d.foundNowhere():
 		return d.notFound()
-	case !d.pending && pr.found && sec.answered && !sec.found:
-		// The secondary lacked a key the primary had: a write of it by
-		// another instance may be pending there, and that instance's
-		// reconciler could copy it onto the secondary after this delete.
-		// A tombstone keeps it away.
-		if err := d.rec.record(journal.Secondary); err != nil {
-			return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.rec.key)
+	case d.onlyPrimaryHad():
+		if err := d.guardSecondary(); err != nil {
+			return err
 		}
 	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
-
 	if d.f.opts.Ack == AckBoth && (pr.missed || sec.missed) {
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
+	}
+	return nil
+}
+
+// foundNowhere reports whether no side had the key to delete, and the
+// index does not say it may exist: the delete is an answer, not a change.
+func (d *mirrorDelete) foundNowhere() bool {
+	return !d.on[journal.Primary].found && !d.on[journal.Secondary].found && !(d.pending && d.p.mayExist())
+}
+
+// onlyPrimaryHad reports whether the primary had a key with no pending
+// work that the secondary answered it did not have.
+func (d *mirrorDelete) onlyPrimaryHad() bool {
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
+	return !d.pending && pr.found && !sec.found && sec.answered
+}
+
+// guardSecondary records a tombstone for the secondary, which lacked a key
+// the primary had: a write of it by another instance may be pending there,
+// and that instance's reconciler could copy it onto the secondary after
+// this delete. The tombstone keeps it away.
+func (d *mirrorDelete) guardSecondary() error {
+	if err := d.rec.record(journal.Secondary); err != nil {
+		return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.rec.key)
 	}
 	return nil
 }

@@ -101,13 +101,7 @@ func (f *Failover) Run(ctx context.Context) error {
 		case <-f.closed:
 			return nil
 		case <-verify:
-			rep, err := f.Verify(ctx, &VerifyOptions{Repair: true, KeysPerSecond: f.opts.VerifyKeysPerSecond})
-			if err != nil && ctx.Err() == nil {
-				f.opts.Logger.Info("failoverblob: verify pass incomplete", "err", err)
-			}
-			if rep.Differing > 0 {
-				f.opts.Logger.Warn("failoverblob: verify found the sides apart", "keys", rep.Differing, "repaired", rep.Repaired)
-			}
+			f.verifyPass(ctx)
 			continue
 		case <-t.C:
 		}
@@ -117,6 +111,17 @@ func (f *Failover) Run(ctx context.Context) error {
 			f.opts.Logger.Info("failoverblob: reconcile pass incomplete", "err", err)
 		}
 		t.Reset(f.opts.ReconcileInterval)
+	}
+}
+
+// verifyPass is Run's pass of Verify, repairing, and logging what it found.
+func (f *Failover) verifyPass(ctx context.Context) {
+	rep, err := f.Verify(ctx, &VerifyOptions{Repair: true, KeysPerSecond: f.opts.VerifyKeysPerSecond})
+	if err != nil && ctx.Err() == nil {
+		f.opts.Logger.Info("failoverblob: verify pass incomplete", "err", err)
+	}
+	if rep.Differing > 0 {
+		f.opts.Logger.Warn("failoverblob: verify found the sides apart", "keys", rep.Differing, "repaired", rep.Repaired)
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/failoverblob/failoverblob/journal"
-	"gocloud.dev/blob/driver"
 )
 
 // repair settles one key on the side missing, given the journal entries that
@@ -116,13 +115,13 @@ func (r *repairKey) apply(changes []change) error {
 // removes the temporary copy it covers.
 func (r *repairKey) applyDelete(s stamp) error {
 	if r.have.exists && r.have.s.compare(s, r.skew) <= 0 {
-		if err := r.remove(r.dst, r.have.attrs); err != nil {
+		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.have.attrs); err != nil {
 			return err
 		}
 		r.rep.Action, r.have.exists = ActionDeleted, false
 	}
 	if r.temporary && r.from.exists && r.from.s.compare(s, r.skew) <= 0 {
-		if err := r.remove(r.src, r.from.attrs); err != nil {
+		if err := r.src.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.from.attrs); err != nil {
 			return err
 		}
 		r.rep.Cleaned, r.from.exists = true, false
@@ -164,19 +163,10 @@ func (r *repairKey) cleanUp() error {
 	// Entries recorded since the journal was listed stay pending, and the
 	// index may send reads to the copy about to go.
 	r.f.idx.moved(r.key, r.have.s, r.dst.id)
-	if err := r.remove(r.src, r.from.attrs); err != nil {
+	if err := r.src.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.from.attrs); err != nil {
 		return err
 	}
 	r.rep.Cleaned = true
-	return nil
-}
-
-// remove deletes the key on s, where the provider can only if it is still
-// the object prior describes; a miss is as good.
-func (r *repairKey) remove(s *side, prior *driver.Attributes) error {
-	if err := s.delete(r.ctx, r.f.opts.CallTimeout, r.key, s.deleteIf(prior)); err != nil && !isNotFound(err) {
-		return err
-	}
 	return nil
 }
 

@@ -132,6 +132,15 @@ func (s *side) delete(ctx context.Context, timeout time.Duration, key string, op
 	})
 }
 
+// remove deletes key on s, where the provider can only if it is still the
+// object prior describes (see deleteIf); a miss is as good.
+func (s *side) remove(ctx context.Context, timeout time.Duration, key string, prior *driver.Attributes) error {
+	if err := s.delete(ctx, timeout, key, s.deleteIf(prior)); err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
 // sideIDs are the two sides, the primary first.
 var sideIDs = [2]journal.Side{journal.Primary, journal.Secondary}
 

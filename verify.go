@@ -81,44 +81,22 @@ func (f *Failover) Verify(ctx context.Context, opts *VerifyOptions) (VerifyRepor
 			return rep, err
 		}
 	}
-	var pace *time.Ticker
-	if o.KeysPerSecond > 0 {
-		pace = time.NewTicker(time.Second / time.Duration(o.KeysPerSecond))
-		defer pace.Stop()
-	}
-	pagers := [2]*pager{newPager(f, f.sides[0], o.Prefix), newPager(f, f.sides[1], o.Prefix)}
+	sc := newScan(f, o)
+	defer sc.stop()
 	var errs []error
 	for {
 		if o.MaxKeys > 0 && rep.Scanned >= o.MaxKeys {
 			return rep, errors.Join(errs...)
 		}
-		var heads [2]*driver.ListObject
-		for i, p := range pagers {
-			obj, err := p.peek(ctx, o.After)
-			if err != nil {
-				return rep, errors.Join(append(errs, err)...)
-			}
-			heads[i] = obj
+		key, objs, ok, err := sc.next(ctx)
+		if err != nil {
+			return rep, errors.Join(append(errs, err)...)
 		}
-		key, ok := nextKey(heads)
 		if !ok {
 			rep.Cursor = ""
 			return rep, errors.Join(errs...)
 		}
-		var objs [2]*driver.ListObject
-		for i, h := range heads {
-			if h != nil && h.Key == key {
-				objs[i] = h
-				pagers[i].next()
-			}
-		}
-		if pace != nil {
-			select {
-			case <-pace.C:
-			case <-ctx.Done():
-			}
-		}
-		if err := ctx.Err(); err != nil {
+		if err := sc.wait(ctx); err != nil {
 			return rep, errors.Join(append(errs, err)...)
 		}
 		rep.Scanned++
@@ -127,6 +105,63 @@ func (f *Failover) Verify(ctx context.Context, opts *VerifyOptions) (VerifyRepor
 			errs = append(errs, fmt.Errorf("verifying %q: %w", key, err))
 		}
 	}
+}
+
+// scan walks the two sides' listings together in key order, at a pace.
+type scan struct {
+	pagers [2]*pager
+	after  string
+	pace   *time.Ticker // nil: no bound
+}
+
+func newScan(f *Failover, o VerifyOptions) *scan {
+	sc := &scan{
+		pagers: [2]*pager{newPager(f, f.sides[0], o.Prefix), newPager(f, f.sides[1], o.Prefix)},
+		after:  o.After,
+	}
+	if o.KeysPerSecond > 0 {
+		sc.pace = time.NewTicker(time.Second / time.Duration(o.KeysPerSecond))
+	}
+	return sc
+}
+
+func (sc *scan) stop() {
+	if sc.pace != nil {
+		sc.pace.Stop()
+	}
+}
+
+// next returns the next key either side lists, with what each listed for
+// it (nil where a side lacks it); ok is false when both listings are done.
+func (sc *scan) next(ctx context.Context) (key string, objs [2]*driver.ListObject, ok bool, err error) {
+	var heads [2]*driver.ListObject
+	for i, p := range sc.pagers {
+		if heads[i], err = p.peek(ctx, sc.after); err != nil {
+			return "", objs, false, err
+		}
+	}
+	if key, ok = nextKey(heads); !ok {
+		return "", objs, false, nil
+	}
+	for i, h := range heads {
+		if h != nil && h.Key == key {
+			objs[i] = h
+			sc.pagers[i].next()
+		}
+	}
+	return key, objs, true, nil
+}
+
+// wait waits for the pace to allow the next key, or for ctx's end, and
+// returns ctx's error.
+func (sc *scan) wait(ctx context.Context) error {
+	if sc.pace != nil {
+		select {
+		case <-sc.pace.C:
+		case <-ctx.Done():
+		}
+	}
+	return ctx.Err()
 }
 
 // nextKey returns the smaller of the keys at the heads of the two
@@ -151,18 +186,14 @@ func alike(a, b *driver.ListObject) bool {
 // verifyKey compares key on the two sides (objs: what each listed, nil
 // when it lacks the key) and repairs it if asked.
 func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.ListObject, repair bool, rep *VerifyReport) error {
-	switch {
-	case f.opts.Mode == Mirror && objs[0] != nil && objs[1] != nil && alike(objs[0], objs[1]):
+	if f.alikeByListing(objs) {
 		return nil
-	case f.opts.Mode == Redirect && objs[1] == nil:
-		return nil // the secondary holds only temporary copies, and none of this key
 	}
 	if f.idx.pending(key) {
 		rep.Pending++
 		return nil
 	}
-	unlock := f.locks.lock(key)
-	defer unlock.Unlock()
+	defer f.locks.lock(key).Unlock()
 	if f.idx.pending(key) {
 		rep.Pending++
 		return nil
@@ -175,30 +206,56 @@ func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.Li
 		}
 		got[s.id] = o
 	}
-	skew := f.opts.MaxClockSkew
+	if f.alikeByVersion(got) {
+		return nil
+	}
 	p, sec := got[journal.Primary], got[journal.Secondary]
-	if f.opts.Mode == Mirror && p.exists && sec.exists && p.s.compare(sec.s, skew) == 0 {
-		return nil // the same version, however listed
-	}
-	if !p.exists && !sec.exists {
-		return nil // deleted since it was listed
-	}
 	rep.Differing++
 	f.opts.Logger.Warn("failoverblob: the sides differ without pending work", "key", key,
 		"primary", p.s.v.String(), "secondary", sec.s.v.String(), "primary_has", p.exists, "secondary_has", sec.exists)
 	if !repair {
 		return nil
 	}
-	// The side holding the newer version (or the only one) is the source.
+	return f.repairDifference(ctx, key, got, rep)
+}
+
+// alikeByListing reports whether the listings show the sides need no
+// closer look: in Mirror mode, both list the same object; in Redirect
+// mode, the secondary, which holds only temporary copies, lists none.
+func (f *Failover) alikeByListing(objs [2]*driver.ListObject) bool {
+	if f.opts.Mode == Redirect {
+		return objs[journal.Secondary] == nil
+	}
+	return objs[0] != nil && objs[1] != nil && alike(objs[0], objs[1])
+}
+
+// alikeByVersion reports whether what the sides hold (got) needs no
+// repair: in Mirror mode, the same version, however listed; in either
+// mode, nothing, the key having been deleted since it was listed.
+func (f *Failover) alikeByVersion(got [2]sideObject) bool {
+	p, sec := got[journal.Primary], got[journal.Secondary]
+	if f.opts.Mode == Mirror && p.exists && sec.exists && p.s.compare(sec.s, f.opts.MaxClockSkew) == 0 {
+		return true
+	}
+	return !p.exists && !sec.exists
+}
+
+// repairDifference repairs a key the sides hold differently (got) by
+// version order: the side holding the newer version, or the only one, is
+// the source. In Redirect mode the secondary's copy is removed once the
+// primary holds the key, by the copy or already.
+func (f *Failover) repairDifference(ctx context.Context, key string, got [2]sideObject, rep *VerifyReport) error {
+	skew := f.opts.MaxClockSkew
+	p, sec := got[journal.Primary], got[journal.Secondary]
 	src, dst := journal.Primary, journal.Secondary
 	if !p.exists || (sec.exists && sec.s.compare(p.s, skew) > 0) {
 		src, dst = journal.Secondary, journal.Primary
 	}
-	if f.opts.Mode == Redirect && (src == journal.Primary || p.exists && p.s.compare(sec.s, skew) == 0) {
+	stale := src == journal.Primary || p.exists && p.s.compare(sec.s, skew) == 0
+	if f.opts.Mode == Redirect && stale {
 		// The secondary's copy is stale, or a leftover of a repair: remove
 		// it.
-		sec := f.sides[journal.Secondary]
-		if err := sec.delete(ctx, f.opts.CallTimeout, key, sec.deleteIf(got[journal.Secondary].attrs)); err != nil && !isNotFound(err) {
+		if err := f.sides[journal.Secondary].remove(ctx, f.opts.CallTimeout, key, sec.attrs); err != nil {
 			return err
 		}
 		rep.Repaired++
@@ -211,8 +268,7 @@ func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.Li
 	rep.Bytes += n
 	if f.opts.Mode == Redirect {
 		// Moved to the primary: the temporary copy goes.
-		sec := f.sides[journal.Secondary]
-		if err := sec.delete(ctx, f.opts.CallTimeout, key, sec.deleteIf(got[journal.Secondary].attrs)); err != nil && !isNotFound(err) {
+		if err := f.sides[journal.Secondary].remove(ctx, f.opts.CallTimeout, key, sec.attrs); err != nil {
 			return err
 		}
 	}
