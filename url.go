@@ -70,10 +70,10 @@ func init() {
 //   - breaker_probes (an integer of at least 1):
 //     circuit.Settings.HalfOpenRequests, the probe calls a half-open breaker
 //     lets through (default 1).
-//   - journal_file (a path): a durable journal in that file
-//     (journal.OpenFile), held by the bucket until it is closed; without it
-//     the journal is URLOpener.Options.Journal, or else in memory and lost
-//     with the process.
+//   - journal_file (a path): a journal in that file (journal.OpenFile), held
+//     by the bucket until it is closed; without it the journal is
+//     URLOpener.Options.Journal, or else the one New keeps on the sides (see
+//     Options.Journal).
 type URLOpener struct {
 	// Mux opens the primary and secondary URLs. Nil means
 	// blob.DefaultURLMux().
