@@ -38,19 +38,6 @@ func (r *rig) failCommit(i int, value string) {
 	r.faults[i].Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: int64(len(value)), Times: 1})
 }
 
-func readOf(f *failoverblob.Failover, r *rig, key string) string {
-	b, err := f.Bucket().ReadAll(r.ctx, key)
-	switch {
-	case errors.Is(err, failoverblob.ErrUnavailable):
-		return "<unavailable>"
-	case gcerrors.Code(err) == gcerrors.NotFound:
-		return "<not found>"
-	case err != nil:
-		return "<error " + err.Error() + ">"
-	}
-	return string(b)
-}
-
 func listed(f *failoverblob.Failover, r *rig, key string) bool {
 	objs, _, err := f.Bucket().ListPage(r.ctx, blob.FirstPageToken, 100, nil)
 	if err != nil {

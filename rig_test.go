@@ -78,8 +78,11 @@ func (r *rig) content(i int, key string) string {
 }
 
 // read returns what the failover bucket serves for key, or the error code.
-func (r *rig) read(key string) string {
-	b, err := r.b.ReadAll(r.ctx, key)
+func (r *rig) read(key string) string { return readOf(r.f, r, key) }
+
+// readOf returns what f serves for key, or the error code.
+func readOf(f *failoverblob.Failover, r *rig, key string) string {
+	b, err := f.Bucket().ReadAll(r.ctx, key)
 	switch {
 	case errors.Is(err, failoverblob.ErrUnavailable):
 		return "<unavailable>"
