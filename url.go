@@ -71,9 +71,9 @@ func init() {
 //     circuit.Settings.HalfOpenRequests, the probe calls a half-open breaker
 //     lets through (default 1).
 //   - journal_file (a path): a journal in that file (journal.OpenFile), held
-//     by the bucket until it is closed; without it the journal is
-//     URLOpener.Options.Journal, or else the one New keeps on the sides (see
-//     Options.Journal).
+//     by the bucket until it is closed, for a single instance; without it
+//     the journal is URLOpener.Options.Journal, or else the default, kept on
+//     the two buckets and shared by a fleet.
 type URLOpener struct {
 	// Mux opens the primary and secondary URLs. Nil means
 	// blob.DefaultURLMux().

@@ -96,7 +96,7 @@ var urlParams = []urlParam{
 		duration(func(p *failoverURL) *time.Duration { return &p.breaker().Interval })},
 	{"breaker_probes", false, "circuit.Settings.HalfOpenRequests, the probe calls a half-open breaker lets through (default 1)",
 		integer(1, func(p *failoverURL, v int64) { p.breaker().HalfOpenRequests = uint32(min(v, 1<<31)) })},
-	{"journal_file", false, "a journal in that file (journal.OpenFile), held by the bucket until it is closed; without it the journal is URLOpener.Options.Journal, or else the one New keeps on the sides (see Options.Journal)",
+	{"journal_file", false, "a journal in that file (journal.OpenFile), held by the bucket until it is closed, for a single instance; without it the journal is URLOpener.Options.Journal, or else the default, kept on the two buckets and shared by a fleet",
 		text("a path", func(p *failoverURL, name, s string) error {
 			if s == "" {
 				return fmt.Errorf("parameter %s is empty: give the journal's path", name)
