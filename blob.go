@@ -8,6 +8,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -43,14 +44,15 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 }
 
 // As implements driver.Bucket: a **Failover reaches the control surface, a
-// *ConditionalWriter or *ConditionalDeleter nothing (see ConditionalWriter),
-// and any other type is tried on the primary, then on the secondary.
+// *driverx.ConditionalWriter or *driverx.ConditionalDeleter nothing (its
+// writes and deletes may land on either side), and any other type is tried
+// on the primary, then on the secondary.
 func (b *bucket) As(i any) bool {
 	switch p := i.(type) {
 	case **Failover:
 		*p = b.f
 		return true
-	case *ConditionalWriter, *ConditionalDeleter:
+	case *driverx.ConditionalWriter, *driverx.ConditionalDeleter:
 		return false
 	}
 	return i != nil && (b.f.sides[journal.Primary].d.As(i) || b.f.sides[journal.Secondary].d.As(i))

@@ -12,6 +12,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/failovertest"
 )
 
@@ -30,7 +31,7 @@ var errChanged = errors.New("precondition failed: the object changed")
 
 // As offers the side's conditional writes, as the providers' buckets do.
 func (c *conditionalSide) As(i any) bool {
-	if p, ok := i.(*failoverblob.ConditionalWriter); ok {
+	if p, ok := i.(*driverx.ConditionalWriter); ok {
 		*p = c
 		return true
 	}
@@ -98,7 +99,7 @@ type deleteRecorder struct {
 }
 
 func (d *deleteRecorder) As(i any) bool {
-	if p, ok := i.(*failoverblob.ConditionalDeleter); ok {
+	if p, ok := i.(*driverx.ConditionalDeleter); ok {
 		*p = d
 		return true
 	}

@@ -28,10 +28,14 @@
 // The failover bucket's As reaches, in this order:
 //
 //   - a *Failover (pass a **Failover): the control surface;
+//   - a driverx.ConditionalWriter or driverx.ConditionalDeleter: nothing,
+//     since the failover bucket's writes and deletes may land on either
+//     side;
 //   - any other type: what the primary's bucket reaches with As, else what
-//     the secondary's does. Buckets opened by the providers package reach
-//     their SDK's client (*s3.Client, *storage.Client, *container.Client),
-//     and a failovertest bucket its *failovertest.Injector.
+//     the secondary's does. Buckets opened by the providers packages reach
+//     their SDK's client (*s3.Client, *storage.Client, *container.Client)
+//     and the driverx extensions they offer, and a failovertest bucket its
+//     *failovertest.Injector.
 //
 // ErrorAs tries the primary's types, then the secondary's. The other As
 // methods reach the types of the side that answered, or none:

@@ -73,6 +73,10 @@ type Options struct {
 
 	// Breaker configures the breaker of each side (its Name is set to
 	// "primary" or "secondary"). Nil means circuit's documented defaults.
+	// Where it names no Classifier, a side whose bucket offers a
+	// driverx.OutageClassifier through As (a GCS bucket opened by
+	// providers/gcs) is classified by it, and any other side by
+	// circuit.DefaultClassifier.
 	Breaker *circuit.Settings
 
 	// CallTimeout bounds each small call to a side (attributes, a list page,

@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/blob/driver"
 
 	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -38,6 +39,10 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 		st = *tmpl
 	}
 	st.Name = id.String()
+	var oc driverx.OutageClassifier
+	if st.Classifier == nil && b.As(&oc) {
+		st.Classifier = oc.IsOutage
+	}
 	user := st.OnStateChange
 	st.OnStateChange = func(name string, from, to circuit.State) {
 		s.mu.Lock()
@@ -130,6 +135,24 @@ func (s *side) delete(ctx context.Context, timeout time.Duration, key string, op
 	return s.call(ctx, timeout, func(ctx context.Context) error {
 		return s.d.Delete(ctx, key, opts)
 	})
+}
+
+// writeIf is the condition for a write onto s over prior, or nil.
+func (s *side) writeIf(prior *driver.Attributes) func(func(any) bool) error {
+	var c driverx.ConditionalWriter
+	if !s.b.As(&c) {
+		return nil
+	}
+	return c.WriteIf(prior)
+}
+
+// deleteIf is the condition for a delete on s of the object prior, or nil.
+func (s *side) deleteIf(prior *driver.Attributes) *driver.DeleteOptions {
+	var c driverx.ConditionalDeleter
+	if prior == nil || !s.b.As(&c) {
+		return nil
+	}
+	return &driver.DeleteOptions{BeforeDelete: c.DeleteIf(prior)}
 }
 
 // remove deletes key on s, where the provider can only if it is still the

@@ -10,7 +10,6 @@ import (
 	"syscall"
 
 	"gocloud.dev/gcerrors"
-	"google.golang.org/api/googleapi"
 )
 
 // Classifier reports whether err, returned by a call to a side made on behalf
@@ -40,7 +39,7 @@ type Classifier func(ctx context.Context, err error) bool
 //     HTTP status of 408, 429 or 5xx is an outage. Any other 4xx status is
 //     an answer. The status is taken from the first error in the chain
 //     with an HTTPStatusCode() int method (as the AWS SDK's response errors
-//     have), or else from a *googleapi.Error.
+//     have).
 //  5. Otherwise the gcerrors code decides. Internal, ResourceExhausted and
 //     DeadlineExceeded are outages. Every other code is an answer: NotFound,
 //     InvalidArgument, PermissionDenied, FailedPrecondition, AlreadyExists,
@@ -52,7 +51,10 @@ type Classifier func(ctx context.Context, err error) bool
 // Step 4 comes before step 5 because the gocloud drivers report a 503, a
 // reset and a refused connection alike as gcerrors.Unknown (there is no
 // Unavailable code). A side whose SDK reports outages in a way step 4 does
-// not recognize needs a Classifier that does.
+// not recognize needs a Classifier that does: Google's clients carry the
+// status in a *googleapi.Error, which the buckets of providers/gcs
+// classify with gcs.Classifier (and offer to a failover bucket, see
+// driverx.OutageClassifier).
 func DefaultClassifier(ctx context.Context, err error) bool {
 	switch {
 	case err == nil:
@@ -142,10 +144,6 @@ func httpStatus(err error) (code int, ok bool) {
 	var withStatus interface{ HTTPStatusCode() int }
 	if errors.As(err, &withStatus) {
 		return withStatus.HTTPStatusCode(), true
-	}
-	var gerr *googleapi.Error
-	if errors.As(err, &gerr) {
-		return gerr.Code, true
 	}
 	return 0, false
 }

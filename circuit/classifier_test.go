@@ -16,7 +16,6 @@ import (
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
-	"google.golang.org/api/googleapi"
 
 	"github.com/failoverblob/failoverblob/circuit"
 )
@@ -140,8 +139,6 @@ func TestDefaultClassifier(t *testing.T) {
 		{"status 412", live, &statusError{412}, false},
 		{"Unknown wrapping 503", live, fromBucket(t, &statusError{503}), true},
 		{"Unknown wrapping 400", live, fromBucket(t, &statusError{400}), false},
-		{"googleapi 503", live, &googleapi.Error{Code: 503}, true},
-		{"googleapi 404", live, fmt.Errorf("x: %w", &googleapi.Error{Code: 404}), false},
 		{"library deadline, caller live", live, fmt.Errorf("put: %w", context.DeadlineExceeded), true},
 		{"library cancel, caller live", live, context.Canceled, true},
 		{"deadline, caller cancelled", cancelled, context.DeadlineExceeded, false},

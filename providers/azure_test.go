@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
 
-	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/providers"
 )
 
@@ -58,7 +58,7 @@ func TestAzureAttemptsAreBounded(t *testing.T) {
 			defer b.Close()
 			var c *container.Client
 			require.True(t, b.As(&c), "the Azure client is reachable with As")
-			var cw failoverblob.ConditionalWriter
+			var cw driverx.ConditionalWriter
 			require.True(t, b.As(&cw), "Azure buckets offer conditional writes")
 
 			done := make(chan error, 1)

@@ -59,9 +59,20 @@
 // parameters documented on the openers, none of which carries a secret.
 // Errors name the bucket, never a credential.
 //
+// # Outages
+//
+// A failover bucket moves traffic off a side when the side's errors show an
+// outage (see circuit.DefaultClassifier). The GCS client reports an HTTP
+// status in a *googleapi.Error, which circuit does not know, so the buckets
+// providers/gcs opens offer gcs.Classifier through As
+// (driverx.OutageClassifier), and a failover bucket over them counts a GCS
+// 503 as an outage, as it does an S3 one. For a GCS bucket opened
+// otherwise, wrap it with Conditional or set gcs.Classifier as the failover
+// bucket's Options.Breaker.Classifier.
+//
 // # Conditional writes
 //
-// Buckets opened here offer a failoverblob.ConditionalWriter through As:
+// Buckets opened here offer a driverx.ConditionalWriter through As:
 // when the reconciler copies an object onto a side, the write succeeds only
 // if the object it replaces is the one it examined (S3 If-Match /
 // If-None-Match:*, GCS generation preconditions, Azure If-Match /

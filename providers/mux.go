@@ -136,9 +136,10 @@ func OpenBucket(ctx context.Context, urlstr string) (*blob.Bucket, error) {
 }
 
 // Conditional returns b with the conditional writes the reconciler uses
-// (see failoverblob.ConditionalWriter), for a bucket opened outside this
+// (see driverx.ConditionalWriter), for a bucket opened outside this
 // package with gocloud's s3blob, gcsblob or azureblob, whose provider
-// package (providers/s3, providers/gcs, providers/azure) is imported. Any
+// package (providers/s3, providers/gcs, providers/azure) is imported; a
+// GCS bucket also offers gcs.Classifier (see driverx.OutageClassifier). Any
 // other bucket is returned as it is. Closing the result closes b.
 func Conditional(b *blob.Bucket) *blob.Bucket {
 	for _, s := range schemes() {

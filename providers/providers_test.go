@@ -23,6 +23,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/internal/emulators"
 	"github.com/failoverblob/failoverblob/providers"
@@ -232,7 +233,7 @@ func TestConditionalWritesOnEmulators(t *testing.T) {
 			b, err := providers.OpenBucket(ctx, e.url)
 			require.NoError(t, err)
 			defer b.Close()
-			var cw failoverblob.ConditionalWriter
+			var cw driverx.ConditionalWriter
 			require.True(t, b.As(&cw), "the %s bucket offers conditional writes", e.name)
 			attrs := func(key string) *driver.Attributes {
 				a, err := b.Attributes(ctx, key)
@@ -359,7 +360,7 @@ func TestConditionalWrapsBucketsOpenedElsewhere(t *testing.T) {
 	require.NoError(t, err)
 	b := providers.Conditional(raw)
 	defer b.Close()
-	var cw failoverblob.ConditionalWriter
+	var cw driverx.ConditionalWriter
 	require.True(t, b.As(&cw))
 	require.NoError(t, b.WriteAll(ctx, "k", []byte("v1"), nil))
 	err = b.WriteAll(ctx, "k", []byte("v2"), &blob.WriterOptions{BeforeWrite: cw.WriteIf(nil)})

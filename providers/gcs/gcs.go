@@ -1,8 +1,9 @@
 // Package gcs opens Google Cloud Storage buckets for failover buckets: with
 // gocloud's gcsblob on a cloud.google.com/go/storage client that gives up on
 // a failing endpoint quickly (providers.Transport) and sends small writes
-// without its 16 MiB chunk buffer, and with the conditional writes the
-// reconciler uses (generation preconditions). Importing it registers the
+// without its 16 MiB chunk buffer, with the conditional writes the
+// reconciler uses (generation preconditions), and with an outage classifier
+// that reads GCS's HTTP statuses (Classifier). Importing it registers the
 // "gs" scheme with package providers, so that providers.OpenBucket,
 // providers.NewMux and providers.DefaultMux open gs:// URLs, on their own
 // and as the sides of failover:// URLs:
@@ -18,6 +19,7 @@ package gcs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,8 +34,10 @@ import (
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/gcp"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/providers"
 	"github.com/failoverblob/failoverblob/providers/internal/transport"
 	"github.com/failoverblob/failoverblob/providers/internal/wrap"
@@ -214,8 +218,43 @@ func serviceAccountKey(js []byte) (string, []byte) {
 	return f.ClientEmail, []byte(f.PrivateKey)
 }
 
-// hooks makes writes conditional on the object's generation.
+// Classifier is circuit.DefaultClassifier that also reads the HTTP status
+// the GCS client reports in a *googleapi.Error, which the default does not
+// know: a 503, a 500 or a 429 is then an outage and any other 4xx an
+// answer, as from S3. (gcsblob gives a 503 the code gcerrors.Unknown,
+// which alone is an answer.) An error whose chain has an HTTPStatusCode()
+// method is classified by it, as the default does.
+//
+// Buckets this package opens, and those providers.Conditional wraps, offer
+// it to a failover bucket through As (driverx.OutageClassifier), which uses
+// it where its breaker settings name no Classifier. For a GCS bucket opened
+// otherwise and given to failoverblob.New, set it as the failover bucket's
+// Options.Breaker.Classifier.
+func Classifier(ctx context.Context, err error) bool {
+	var withStatus interface{ HTTPStatusCode() int }
+	var gerr *googleapi.Error
+	if err != nil && !errors.As(err, &withStatus) && errors.As(err, &gerr) {
+		err = googleStatus{err, gerr.Code}
+	}
+	return circuit.DefaultClassifier(ctx, err)
+}
+
+// googleStatus is err with the HTTP status of the *googleapi.Error in its
+// chain, in the form circuit.DefaultClassifier reads.
+type googleStatus struct {
+	error
+	code int
+}
+
+func (e googleStatus) HTTPStatusCode() int { return e.code }
+func (e googleStatus) Unwrap() error       { return e.error }
+
+// hooks makes writes conditional on the object's generation, and
+// classifies GCS's errors (Classifier).
 type hooks struct{}
+
+// IsOutage implements driverx.OutageClassifier with Classifier.
+func (hooks) IsOutage(ctx context.Context, err error) bool { return Classifier(ctx, err) }
 
 // SendMD5 sets the writer's MD5, which GCS checks the object against.
 func (hooks) SendMD5(sum []byte) func(func(any) bool) error {

@@ -14,14 +14,16 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 
-	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 )
 
-// Hooks builds the BeforeWrite hooks that speak one provider's SDK.
+// Hooks builds the BeforeWrite hooks that speak one provider's SDK. Hooks
+// that are also a driverx.OutageClassifier are offered through the
+// Bucket's As.
 type Hooks interface {
 	// WriteIf is the hook of a write conditional on prior (see
-	// failoverblob.ConditionalWriter), or nil if it cannot be expressed.
+	// driverx.ConditionalWriter), or nil if it cannot be expressed.
 	WriteIf(prior *driver.Attributes) func(func(any) bool) error
 	// SendMD5 is a hook that hands the provider the MD5 of the object
 	// written, as its gocloud driver does with WriterOptions.ContentMD5, or
@@ -30,7 +32,7 @@ type Hooks interface {
 }
 
 // Bucket is a provider's bucket with what a failover bucket needs on top:
-// conditional writes for the reconciler (failoverblob.ConditionalWriter),
+// conditional writes for the reconciler (driverx.ConditionalWriter),
 // the write's MD5 handed to the provider, the transport's limits on each
 // writer and, for GCS, small writes sent without the 16 MiB chunk buffer.
 // Set its fields before Open.
@@ -53,9 +55,9 @@ type Bucket struct {
 }
 
 var (
-	_ driver.Bucket                  = (*Bucket)(nil)
-	_ driver.DownloaderAt            = (*Bucket)(nil)
-	_ failoverblob.ConditionalWriter = (*Bucket)(nil)
+	_ driver.Bucket             = (*Bucket)(nil)
+	_ driver.DownloaderAt       = (*Bucket)(nil)
+	_ driverx.ConditionalWriter = (*Bucket)(nil)
 )
 
 // New returns b, a provider's bucket, as a Bucket whose writes use hooks.
@@ -79,17 +81,26 @@ func Conditional[C any](hooks Hooks) func(*blob.Bucket) (*blob.Bucket, bool) {
 	}
 }
 
-// As implements driver.Bucket: a *failoverblob.ConditionalWriter reaches
-// the bucket's conditional writes, and any other type is the provider's.
+// As implements driver.Bucket: a *driverx.ConditionalWriter reaches the
+// bucket's conditional writes, a *driverx.OutageClassifier the provider's
+// outage classifier where its Hooks are one (GCS), and any other type is
+// the provider's.
 func (b *Bucket) As(i any) bool {
-	if p, ok := i.(*failoverblob.ConditionalWriter); ok {
+	switch p := i.(type) {
+	case *driverx.ConditionalWriter:
 		*p = b
 		return true
+	case *driverx.OutageClassifier:
+		oc, ok := b.hooks.(driverx.OutageClassifier)
+		if ok {
+			*p = oc
+		}
+		return ok
 	}
 	return b.Bucket.As(i)
 }
 
-// WriteIf implements failoverblob.ConditionalWriter.
+// WriteIf implements driverx.ConditionalWriter.
 func (b *Bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	return b.hooks.WriteIf(prior)
 }
