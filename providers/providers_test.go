@@ -268,6 +268,46 @@ func TestConditionalWritesOnEmulators(t *testing.T) {
 	}
 }
 
+// TestConditionalDeletesOnEmulators checks the conditional delete each
+// provider gives the reconciler, against the emulators' own precondition
+// checks: a delete of the object examined succeeds; of anything else it
+// fails with FailedPrecondition and leaves the object alone.
+func TestConditionalDeletesOnEmulators(t *testing.T) {
+	ctx := context.Background()
+	for _, start := range []func(*testing.T) emulator{startS3, startGCS} {
+		e := start(t)
+		t.Run(e.name, func(t *testing.T) {
+			b, err := providers.OpenBucket(ctx, e.url)
+			require.NoError(t, err)
+			defer b.Close()
+			var cd driverx.ConditionalDeleter
+			require.True(t, b.As(&cd), "the %s bucket offers conditional deletes", e.name)
+			attrs := func(key string) *driver.Attributes {
+				a, err := b.Attributes(ctx, key)
+				require.NoError(t, err)
+				return bucketconv.Attributes(a)
+			}
+			deleteIf := func(key string, prior *driver.Attributes) error {
+				hook := cd.DeleteIf(prior)
+				require.NotNil(t, hook, "the condition can be expressed")
+				return b.DeleteWithOptions(ctx, key, &blob.DeleteOptions{BeforeDelete: hook})
+			}
+			require.NoError(t, b.WriteAll(ctx, "k", []byte("first"), nil))
+			seen := attrs("k")
+			require.NoError(t, b.WriteAll(ctx, "k", []byte("another writer's"), nil))
+			err = deleteIf("k", seen)
+			require.Equal(t, gcerrors.FailedPrecondition, gcerrors.Code(err), "%v", err)
+			got, err := b.ReadAll(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, "another writer's", string(got))
+
+			require.NoError(t, deleteIf("k", attrs("k")))
+			_, err = b.Attributes(ctx, "k")
+			require.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "%v", err)
+		})
+	}
+}
+
 // TestCredentialsStayOutOfErrorsLogsAndStatus runs an outage with
 // credentials in the environment and checks that no error, log line or
 // status report carries the secret.

@@ -65,7 +65,7 @@ func NewGCS(buckets ...string) (*Server, error) {
 		r.Host = addr
 		h.ServeHTTP(w, r)
 	})
-	return newServer(logError, ln, atPublicHost, gcsUnavailable, fake.Stop), nil
+	return newServer(logError, ln, gcsDeletePreconditions(atPublicHost), gcsUnavailable, fake.Stop), nil
 }
 
 // gcsUnavailable answers like GCS when a backend is down: 503 with a JSON

@@ -37,7 +37,7 @@ func NewS3(buckets ...string) (*Server, error) {
 		return nil, err
 	}
 	faker := gofakes3.New(backend)
-	return newServer(logError, ln, faker.Server(), s3Unavailable, nil), nil
+	return newServer(logError, ln, s3DeletePreconditions(faker.Server()), s3Unavailable, nil), nil
 }
 
 // s3Unavailable answers like S3 under load: 503 with a SlowDown error.

@@ -16,6 +16,7 @@ package azure
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -31,6 +32,7 @@ import (
 	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/driver"
 
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/providers"
 	"github.com/failoverblob/failoverblob/providers/internal/transport"
 	"github.com/failoverblob/failoverblob/providers/internal/wrap"
@@ -132,8 +134,53 @@ func newClient(svcURL azureblob.ServiceURL, name azureblob.ContainerName, t prov
 	}
 }
 
-// hooks makes writes conditional with If-Match / If-None-Match.
+// hooks makes writes and deletes conditional with If-Match /
+// If-None-Match, and classifies Azure's errors (Classifier).
 type hooks struct{}
+
+// IsOutage implements driverx.OutageClassifier with Classifier.
+func (hooks) IsOutage(ctx context.Context, err error) bool { return Classifier(ctx, err) }
+
+// Classifier is circuit.DefaultClassifier taught the HTTP status of the
+// Azure SDK's *azcore.ResponseError, which carries it in a field that
+// DefaultClassifier cannot read: an Azure 503 then counts as an outage, as
+// it does from S3. Buckets opened through this package use it; a failover
+// bucket over an Azure bucket built otherwise needs it as its breakers'
+// circuit.Settings.Classifier.
+func Classifier(ctx context.Context, err error) bool {
+	var withStatus interface{ HTTPStatusCode() int }
+	var rerr *azcore.ResponseError
+	if err != nil && !errors.As(err, &withStatus) && errors.As(err, &rerr) {
+		err = azureStatus{err, rerr.StatusCode}
+	}
+	return circuit.DefaultClassifier(ctx, err)
+}
+
+// azureStatus is err with the HTTP status of the *azcore.ResponseError in
+// its chain, in the form circuit.DefaultClassifier reads.
+type azureStatus struct {
+	error
+	code int
+}
+
+func (e azureStatus) HTTPStatusCode() int { return e.code }
+func (e azureStatus) Unwrap() error       { return e.error }
+
+// DeleteIf implements driverx.ConditionalDeleter with If-Match on the
+// blob's ETag.
+func (hooks) DeleteIf(prior *driver.Attributes) func(func(any) bool) error {
+	if prior == nil || prior.ETag == "" {
+		return nil
+	}
+	return func(as func(any) bool) error {
+		var o *azblobblob.DeleteOptions
+		if !as(&o) {
+			return fmt.Errorf("conditional delete: the azblob delete did not expose its options")
+		}
+		o.AccessConditions = &azblobblob.AccessConditions{ModifiedAccessConditions: &azblobblob.ModifiedAccessConditions{IfMatch: new(azcore.ETag(prior.ETag))}}
+		return nil
+	}
+}
 
 // SendMD5 sets the blob's Content-MD5 property.
 func (hooks) SendMD5(sum []byte) func(func(any) bool) error {

@@ -268,6 +268,23 @@ func (hooks) SendMD5(sum []byte) func(func(any) bool) error {
 	}
 }
 
+// DeleteIf implements driverx.ConditionalDeleter with a generation
+// precondition.
+func (hooks) DeleteIf(prior *driver.Attributes) func(func(any) bool) error {
+	var oa storage.ObjectAttrs
+	if prior == nil || prior.AsFunc == nil || !prior.AsFunc(&oa) || oa.Generation == 0 {
+		return nil
+	}
+	return func(as func(any) bool) error {
+		var oh **storage.ObjectHandle
+		if !as(&oh) {
+			return fmt.Errorf("conditional delete: the gcs delete did not expose its object handle")
+		}
+		*oh = (*oh).If(storage.Conditions{GenerationMatch: oa.Generation})
+		return nil
+	}
+}
+
 // WriteIf implements wrap.Hooks.
 func (hooks) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	cond := storage.Conditions{DoesNotExist: true}

@@ -160,6 +160,23 @@ type hooks struct{}
 // SendMD5 is nil: s3blob does not send a Content-MD5 either.
 func (hooks) SendMD5([]byte) func(func(any) bool) error { return nil }
 
+// DeleteIf implements driverx.ConditionalDeleter with If-Match on the
+// object's ETag (S3 has taken conditional deletes since 2024; some
+// S3-compatible services ignore the header).
+func (hooks) DeleteIf(prior *driver.Attributes) func(func(any) bool) error {
+	if prior == nil || prior.ETag == "" {
+		return nil
+	}
+	return func(as func(any) bool) error {
+		var in *awss3.DeleteObjectInput
+		if !as(&in) {
+			return fmt.Errorf("conditional delete: the s3 delete did not expose its input")
+		}
+		in.IfMatch = aws.String(prior.ETag)
+		return nil
+	}
+}
+
 // WriteIf implements wrap.Hooks.
 func (hooks) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	if prior != nil && prior.ETag == "" {

@@ -19,8 +19,8 @@ import (
 )
 
 // Hooks builds the BeforeWrite hooks that speak one provider's SDK. Hooks
-// that are also a driverx.OutageClassifier are offered through the
-// Bucket's As.
+// that are also a driverx.OutageClassifier or a driverx.ConditionalDeleter
+// are offered through the Bucket's As.
 type Hooks interface {
 	// WriteIf is the hook of a write conditional on prior (see
 	// driverx.ConditionalWriter), or nil if it cannot be expressed.
@@ -82,9 +82,10 @@ func Conditional[C any](hooks Hooks) func(*blob.Bucket) (*blob.Bucket, bool) {
 }
 
 // As implements driver.Bucket: a *driverx.ConditionalWriter reaches the
-// bucket's conditional writes, a *driverx.OutageClassifier the provider's
-// outage classifier where its Hooks are one (GCS), and any other type is
-// the provider's.
+// bucket's conditional writes, a *driverx.ConditionalDeleter its
+// conditional deletes and a *driverx.OutageClassifier the provider's
+// outage classifier where its Hooks are those, and any other type is the
+// provider's.
 func (b *Bucket) As(i any) bool {
 	switch p := i.(type) {
 	case *driverx.ConditionalWriter:
@@ -94,6 +95,12 @@ func (b *Bucket) As(i any) bool {
 		oc, ok := b.hooks.(driverx.OutageClassifier)
 		if ok {
 			*p = oc
+		}
+		return ok
+	case *driverx.ConditionalDeleter:
+		cd, ok := b.hooks.(driverx.ConditionalDeleter)
+		if ok {
+			*p = cd
 		}
 		return ok
 	}
