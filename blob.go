@@ -35,7 +35,7 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 		return gcerrors.InvalidArgument
 	case errors.Is(err, errDeleted), errors.Is(err, errNotFound):
 		return gcerrors.NotFound
-	case errors.Is(err, errExists):
+	case errors.Is(err, errExists), errors.Is(err, ErrReadOnly):
 		return gcerrors.FailedPrecondition
 	case errors.Is(err, ErrUnavailable), errors.Is(err, circuit.ErrOpen):
 		return gcerrors.Unknown

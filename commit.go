@@ -29,6 +29,11 @@ func (w *writer) Close() error {
 	if err := w.ready(); err != nil {
 		return err
 	}
+	if err := w.f.readOnly(w.key); err != nil {
+		// Forced read-only while the write streamed: nothing is committed.
+		w.abortAll()
+		return err
+	}
 	defer w.f.locks.lock(w.key).Unlock()
 	if done, err := w.giveWay(); done {
 		w.abortAll()

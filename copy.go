@@ -20,6 +20,9 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 			return err
 		}
 	}
+	if err := b.f.readOnly(dstKey); err != nil {
+		return err
+	}
 	if opts.BeforeCopy != nil {
 		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
 			return err

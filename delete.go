@@ -24,6 +24,9 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 		return err
 	}
 	f := b.f
+	if err := f.readOnly(key); err != nil {
+		return err
+	}
 	defer f.locks.lock(key).Unlock()
 	ctx = holding(ctx, key)
 	p, pending, err := f.state(ctx, key)

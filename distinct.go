@@ -36,28 +36,17 @@ func (f *Failover) checkDistinct(ctx context.Context) error {
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	key := ReservedPrefix + "identity/" + hex.EncodeToString(id[:])
-	direct := func(s *side, fn func(ctx context.Context) error) error {
-		cctx, cancel := context.WithTimeout(ctx, f.opts.CallTimeout)
-		defer cancel()
-		return fn(cctx)
-	}
-	err := direct(sec, func(ctx context.Context) error {
-		w, err := sec.d.NewTypedWriter(ctx, key, "text/plain", &driver.WriterOptions{})
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write([]byte("written on the secondary; must not be seen on the primary")); err != nil {
-			return err // the cancellation of ctx aborts w
-		}
-		return w.Close()
+	timeout := f.opts.CallTimeout
+	err := sec.direct(ctx, timeout, func(ctx context.Context) error {
+		return sec.writeSmall(ctx, key, []byte("written on the secondary; must not be seen on the primary"))
 	})
 	if err != nil {
 		return fmt.Errorf("failoverblob: checking that the sides are distinct storage: %w", err)
 	}
 	defer func() {
-		_ = direct(sec, func(ctx context.Context) error { return sec.d.Delete(ctx, key, &driver.DeleteOptions{}) })
+		_ = sec.direct(ctx, timeout, func(ctx context.Context) error { return sec.d.Delete(ctx, key, &driver.DeleteOptions{}) })
 	}()
-	err = direct(pr, func(ctx context.Context) error {
+	err = pr.direct(ctx, timeout, func(ctx context.Context) error {
 		_, err := pr.d.Attributes(ctx, key)
 		return err
 	})

@@ -146,8 +146,9 @@ func ExampleFailover_Status() {
 // healthy.
 func ExampleFailover_StatusHandler() {
 	ctx := context.Background()
-	primary, faults := failovertest.Wrap(memblob.OpenBucket(nil), nil)
-	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), &failoverblob.Options{
+	primary, pf := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	secondary, sf := failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	f, err := failoverblob.New(ctx, primary, secondary, &failoverblob.Options{
 		Breaker: &circuit.Settings{
 			ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 },
 		},
@@ -156,24 +157,36 @@ func ExampleFailover_StatusHandler() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-
-	faults.Outage(nil)
-	_ = f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil)
-
-	rec := httptest.NewRecorder()
-	f.StatusHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-	var st struct {
-		Primary struct {
-			State string `json:"state"`
-		} `json:"primary"`
-		Pending int `json:"pending"`
+	h := f.StatusHandler()
+	get := func(target string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
+		var st struct {
+			Primary struct {
+				State string `json:"state"`
+			} `json:"primary"`
+			Pending  int    `json:"pending"`
+			Writable bool   `json:"writable"`
+			Reason   string `json:"reason"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s: %d primary %s, pending %d, writable %v (%s)\n", target, rec.Code, st.Primary.State, st.Pending, st.Writable, st.Reason)
 	}
-	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(rec.Code, st.Primary.State, st.Pending)
+
+	pf.Outage(nil)
+	_ = f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b\n"), nil) // redirected
+	get("/healthz")
+
+	sf.Outage(nil)
+	_ = f.Bucket().WriteAll(ctx, "report.csv", []byte("a,b,c\n"), nil) // fails: both down
+	get("/healthz")
+	get("/healthz?live")
 	// Output:
-	// 503 open 1
+	// /healthz: 200 primary open, pending 1, writable true (the primary is down; writes go to the secondary)
+	// /healthz: 503 primary open, pending 1, writable false (both sides are down)
+	// /healthz?live: 200 primary open, pending 1, writable false (both sides are down)
 }
 
 // Run reconciles in the background of a service until the bucket is closed.
@@ -207,4 +220,36 @@ func ExampleFailover_Run() {
 	// Output:
 	// report.csv copied
 	// Run returned: <nil>
+}
+
+// The README's recipe for testing your own code against an outage, as it
+// is written there: the writes made during the outage reach the primary
+// as soon as it is healed, with no wait for the breaker, whose opening the
+// Drain's probe undoes.
+func Example_rehearseAnOutage() {
+	ctx := context.Background()
+	base := memblob.OpenBucket(nil)
+	defer base.Close() // Wrap does not close base
+	primary, faults := failovertest.Wrap(base, nil)
+	f, err := failoverblob.New(ctx, primary, memblob.OpenBucket(nil), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+
+	faults.Outage(nil) // every call now fails like a refused connection
+	for i := range 10 {
+		if err := f.Bucket().WriteAll(ctx, fmt.Sprintf("invoices/%d.pdf", i), []byte("pdf"), nil); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println("primary breaker:", f.Status().Primary.State)
+	faults.Heal()
+	report, err := f.Drain(ctx)
+	fmt.Println("copied:", report.Copied, "remaining:", report.Remaining, "err:", err)
+	fmt.Println("primary breaker:", f.Status().Primary.State)
+	// Output:
+	// primary breaker: open
+	// copied: 10 remaining: 0 err: <nil>
+	// primary breaker: closed
 }

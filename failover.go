@@ -23,9 +23,15 @@ type Failover struct {
 	locks  keyLocks
 	bucket *blob.Bucket
 
-	drainMu  sync.Mutex  // one Drain at a time
-	instance string      // this instance's name in reconcile leases
-	distinct atomic.Bool // the sides were found to be distinct storage (checkDistinct)
+	drainMu  sync.Mutex   // one Drain at a time
+	instance string       // this instance's name in reconcile leases and probe canaries
+	running  atomic.Int32 // Runs running
+	force    atomic.Int32 // the ForceMode (Force)
+	// warnedNoRun and lastNoRunCheck pace the warning that work is pending
+	// with no Run running (warnIfUnreconciled).
+	warnedNoRun    atomic.Bool
+	lastNoRunCheck atomic.Int64
+	distinct       atomic.Bool // the sides were found to be distinct storage (checkDistinct)
 
 	retractedMu sync.Mutex
 	retracted   map[string]retraction // journal entries withdrawn by this process
@@ -35,6 +41,9 @@ type Failover struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+	// stopRun, if set, stops the Run started by runInBackground and waits
+	// for it.
+	stopRun func()
 	// onClose, if set, runs after the sides are closed: the URL opener
 	// closes the journal file it opened.
 	onClose func() error
@@ -89,14 +98,33 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	return f, nil
 }
 
-// OpenBucket is New for callers that only need the *blob.Bucket; the
-// Failover stays reachable through the bucket's As.
+// OpenBucket is New for callers that only need the *blob.Bucket, and, as
+// a bucket opened by URL does, it runs the reconciler (Run) in the
+// background until the bucket is closed; closing it stops Run and waits
+// for it. The Failover stays reachable through the bucket's As. Use New to
+// run Run yourself.
 func OpenBucket(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*blob.Bucket, error) {
 	f, err := New(ctx, primary, secondary, opts)
 	if err != nil {
 		return nil, err
 	}
+	f.runInBackground()
 	return f.Bucket(), nil
+}
+
+// runInBackground runs Run until the bucket is closed; Close stops it and
+// waits for it before closing the sides.
+func (f *Failover) runInBackground() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	f.stopRun = func() {
+		cancel()
+		<-done
+	}
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
 }
 
 // Bucket returns the failover bucket: an ordinary *blob.Bucket.
@@ -110,6 +138,9 @@ func (f *Failover) close() error {
 	var err error
 	f.closeOnce.Do(func() {
 		close(f.closed)
+		if f.stopRun != nil {
+			f.stopRun()
+		}
 		err = errors.Join(f.sides[0].b.Close(), f.sides[1].b.Close())
 		if f.onClose != nil {
 			err = errors.Join(err, f.onClose())

@@ -37,6 +37,13 @@ type Status struct {
 	OldestPending time.Time `json:"oldest_pending,omitzero"`
 	// Clock reports versions from clocks that ran fast.
 	Clock ClockStatus `json:"clock"`
+	// Forced is the routing an operator forced (Failover.Force).
+	Forced ForceMode `json:"forced"`
+	// Writable says the bucket can acknowledge a write under its policy
+	// now, as far as its breakers know; Reason says why not, or what it
+	// falls back on.
+	Writable bool   `json:"writable"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // ClockStatus reports the versions this bucket found stamped by a clock
@@ -62,17 +69,48 @@ func (f *Failover) Status() Status {
 	st.Clock = f.fast
 	f.fastMu.Unlock()
 	st.Clock.MaxSkew = f.opts.MaxClockSkew
+	st.Forced = f.Forced()
+	st.Writable, st.Reason = f.writable(st)
 	return st
 }
 
-// StatusHandler returns an http.Handler that serves Status as JSON, with
-// status code 200 while the primary's breaker is closed and 503 otherwise.
-// Query strings of URLs in error texts are redacted.
+// writable decides, from the breakers and the forced routing, whether a
+// write can be acknowledged now, and why not (or what it falls back on).
+// A half-open breaker lets calls through, so only an open one (or a side
+// traffic is forced off) counts as down.
+func (f *Failover) writable(st Status) (bool, string) {
+	up := [2]bool{st.Primary.State != circuit.StateOpen, st.Secondary.State != circuit.StateOpen}
+	for i, s := range f.sides {
+		up[i] = up[i] && !s.forced.Load()
+	}
+	switch {
+	case st.Forced == ForceReadOnly:
+		return false, "forced read-only"
+	case !up[0] && !up[1]:
+		return false, "both sides are down"
+	case f.opts.Mode == Mirror && f.opts.Ack == AckBoth && !(up[0] && up[1]):
+		return false, "Mirror mode with AckBoth needs both sides, and one is down"
+	case !up[0]:
+		return true, "the primary is down; writes go to the secondary"
+	case !up[1]:
+		return true, "the secondary is down; writes reach the primary only"
+	}
+	return true, ""
+}
+
+// StatusHandler returns an http.Handler that serves Status as JSON, for a
+// health endpoint. By default it answers readiness: status 200 while the
+// bucket can acknowledge a write under its policy (Status.Writable), 503
+// otherwise (both sides down; AckBoth with a side down; forced read-only),
+// with Status.Reason saying why. With the query parameter "live" (as in
+// /healthz/storage?live) it answers liveness: 200 whenever it answers at
+// all, the bucket being usable for reads at least. Query strings of URLs in
+// error texts are redacted.
 func (f *Failover) StatusHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := f.Status()
 		w.Header().Set("Content-Type", "application/json")
-		if st.Primary.State != circuit.StateClosed {
+		if !st.Writable && !r.URL.Query().Has("live") {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(st)

@@ -137,6 +137,17 @@ type Options struct {
 	// ReconcileConcurrency is how many keys Drain repairs at once. Zero
 	// means 4.
 	ReconcileConcurrency int
+	// Force is the routing the bucket starts with (see Failover.Force). The
+	// zero value, ForceNone, routes by the breakers.
+	Force ForceMode
+
+	// ProbeInterval is how often Run probes a side whose breaker is not
+	// closed: a small canary under the reserved prefix written, read back
+	// and removed, around the breaker, which closes at once if the side
+	// answers. Drain probes a side whose breaker is open before it repairs.
+	// Zero means 5 seconds; negative means no probes.
+	ProbeInterval time.Duration
+
 	// VerifyInterval, if positive, makes Run also run Verify, repairing,
 	// every VerifyInterval (the anti-entropy verifier; see Verify). Zero or
 	// negative means Run does not verify.
@@ -164,6 +175,9 @@ func (o Options) withDefaults() Options {
 	def(&o.IdleTimeout, 30*time.Second)
 	def(&o.ReconcileInterval, 10*time.Second)
 	def(&o.MaxClockSkew, 5*time.Second)
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 5 * time.Second
+	}
 	switch {
 	case o.SpoolMemory == 0:
 		o.SpoolMemory = 4 << 20

@@ -88,12 +88,19 @@ func (r *Report) add(rp Repair) {
 func (f *Failover) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var verify <-chan time.Time
+	var verify, probe <-chan time.Time
 	if f.opts.VerifyInterval > 0 {
 		vt := time.NewTicker(f.opts.VerifyInterval)
 		defer vt.Stop()
 		verify = vt.C
 	}
+	if f.opts.ProbeInterval > 0 {
+		pt := time.NewTicker(f.opts.ProbeInterval)
+		defer pt.Stop()
+		probe = pt.C
+	}
+	f.running.Add(1)
+	defer f.running.Add(-1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -102,6 +109,9 @@ func (f *Failover) Run(ctx context.Context) error {
 			return nil
 		case <-verify:
 			f.verifyPass(ctx)
+			continue
+		case <-probe:
+			f.probeDown(ctx, false)
 			continue
 		case <-t.C:
 		}
@@ -174,6 +184,9 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	// acknowledge entries twice.
 	f.drainMu.Lock()
 	defer f.drainMu.Unlock()
+	if f.opts.ProbeInterval > 0 {
+		f.probeDown(ctx, true) // a side healed since its breaker opened repairs now
+	}
 	listedAt := time.Now()
 	entries, listErr := f.refresh(ctx)
 	if listErr != nil && !errors.Is(listErr, journal.ErrPartial) {

@@ -30,7 +30,26 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 	}
 	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
 	e.prev = f.idx.added(key, missing, op, e.s, now, id)
+	f.warnIfUnreconciled()
 	return e, nil
+}
+
+// warnIfUnreconciled logs, once, that work has been pending for three
+// reconcile intervals while no Run is running: nothing will repair it. It
+// looks at most once an interval, the index's oldest entry being a scan.
+func (f *Failover) warnIfUnreconciled() {
+	if f.running.Load() > 0 || f.warnedNoRun.Load() {
+		return
+	}
+	now := time.Now()
+	last := f.lastNoRunCheck.Load()
+	if now.UnixNano()-last < int64(f.opts.ReconcileInterval) || !f.lastNoRunCheck.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	if _, oldest := f.idx.stats(); !oldest.IsZero() && now.Sub(oldest) > 3*f.opts.ReconcileInterval && !f.warnedNoRun.Swap(true) {
+		f.opts.Logger.Warn("failoverblob: work has been pending for several reconcile intervals and no reconciler is running: call Run (or open the bucket with OpenBucket or by URL)",
+			"oldest_pending", oldest, "reconcile_interval", f.opts.ReconcileInterval)
+	}
 }
 
 // retract withdraws an entry recorded for a change that then changed

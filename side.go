@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -26,11 +27,19 @@ type side struct {
 	d  driver.Bucket // b's public API as a driver (bucketconv.Bucket), which calls go to
 	br *circuit.Breaker
 
+	// forced says an operator forced traffic off the side (Failover.Force):
+	// its calls fail at once as if its breaker were open, without counting
+	// against it.
+	forced atomic.Bool
+
 	mu        sync.Mutex
 	since     time.Time
 	lastErr   string
 	lastErrAt time.Time
 }
+
+// errForced is the error of a call to a side traffic was forced off.
+var errForced = errors.New("forced off by Failover.Force")
 
 func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.Logger) *side {
 	s := &side{id: id, b: b, d: bucketconv.Bucket(b), since: time.Now()}
@@ -60,6 +69,9 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 // allow asks the side's breaker for a call on behalf of a caller whose
 // context is ctx. The returned ticket's finish records the call's outcome.
 func (s *side) allow(ctx context.Context) (ticket, error) {
+	if s.forced.Load() {
+		return ticket{}, fmt.Errorf("failoverblob: %s: %w: %w", s.id, errForced, circuit.ErrOpen)
+	}
 	done, err := s.br.Allow(ctx)
 	if err != nil {
 		return ticket{}, fmt.Errorf("failoverblob: %w", err) // names the side

@@ -126,21 +126,12 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 	if err != nil {
 		return fail(err)
 	}
-	runDone := make(chan struct{})
 	if p.reconcile {
-		go func() {
-			defer close(runDone)
-			_ = f.Run(context.Background())
-		}()
-	} else {
-		close(runDone)
+		f.runInBackground()
 	}
 	if closeJournal != nil {
 		// Closed once the reconciler has stopped using it.
-		f.onClose = func() error {
-			<-runDone
-			return closeJournal()
-		}
+		f.onClose = closeJournal
 	}
 	return f.Bucket(), nil
 }

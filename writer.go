@@ -11,6 +11,7 @@ import (
 
 	"gocloud.dev/blob/driver"
 
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -18,6 +19,9 @@ import (
 // durable.
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	if err := b.f.readOnly(key); err != nil {
 		return nil, err
 	}
 	for k := range opts.Metadata {
@@ -98,6 +102,12 @@ func (sw *sideWriter) Write(p []byte) (int, error) {
 
 // commit closes the side's writer and reports the outcome to its breaker.
 func (sw *sideWriter) commit() error {
+	if sw.s.forced.Load() {
+		// Traffic was forced off the side while the write streamed to it:
+		// it commits elsewhere, as after an outage.
+		sw.abort(nil)
+		return fmt.Errorf("failoverblob: %s: %w: %w", sw.s.id, errForced, circuit.ErrOpen)
+	}
 	sw.wd.kick(sw.idle)
 	err := sw.w.Close()
 	sw.wd.stop()

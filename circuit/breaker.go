@@ -98,7 +98,9 @@ var (
 type Breaker struct {
 	name     string
 	classify Classifier
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	settings gobreaker.Settings
+	onChange func(name string, from, to State)
+	cb       atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
 }
 
 // New returns a closed Breaker configured by s, which may be nil.
@@ -134,23 +136,38 @@ func New(s *Settings) *Breaker {
 	}
 	gs.ReadyToTrip = func(c gobreaker.Counts) bool { return trip(countsOf(c)) }
 	if f := s.OnStateChange; f != nil {
+		b.onChange = f
 		gs.OnStateChange = func(name string, from, to gobreaker.State) {
 			f(name, stateOf(from), stateOf(to))
 		}
 	}
-	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gs)
+	b.settings = gs
+	b.cb.Store(gobreaker.NewTwoStepCircuitBreaker[struct{}](gs))
 	return b
+}
+
+// Reset closes the breaker, with its counts cleared, as if the side had
+// just answered every probe: for an active probe that has seen the side
+// healthy (a canary written and read back) while the breaker was open,
+// so that traffic returns without waiting out Timeout. Calls let through
+// before the reset report to the breaker they started under, and no longer
+// count. OnStateChange reports the change, if there is one.
+func (b *Breaker) Reset() {
+	old := b.cb.Swap(gobreaker.NewTwoStepCircuitBreaker[struct{}](b.settings))
+	if from := stateOf(old.State()); from != StateClosed && b.onChange != nil {
+		b.onChange(b.name, from, StateClosed)
+	}
 }
 
 // Name returns the breaker's name.
 func (b *Breaker) Name() string { return b.name }
 
 // State returns the breaker's current state.
-func (b *Breaker) State() State { return stateOf(b.cb.State()) }
+func (b *Breaker) State() State { return stateOf(b.cb.Load().State()) }
 
 // Counts returns the outcomes counted since the last change of state, within
 // the rolling window while closed.
-func (b *Breaker) Counts() Counts { return countsOf(b.cb.Counts()) }
+func (b *Breaker) Counts() Counts { return countsOf(b.cb.Load().Counts()) }
 
 // IsOutage reports whether err, from a call made on behalf of a caller whose
 // context is ctx, is an outage according to the breaker's Classifier.
@@ -176,7 +193,7 @@ func (b *Breaker) IsOutage(ctx context.Context, err error) bool {
 // A call that never reports keeps its place: while the breaker is half-open
 // it holds a probe slot until the state changes.
 func (b *Breaker) Allow(ctx context.Context) (done func(err error), err error) {
-	report, err := b.cb.Allow()
+	report, err := b.cb.Load().Allow()
 	switch {
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, fmt.Errorf("%s: %w (half-open, all probes in flight)", b.name, ErrOpen)

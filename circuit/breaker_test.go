@@ -372,3 +372,32 @@ func TestDoneFromOtherGoroutines(t *testing.T) {
 		t.Errorf("Counts() = %+v, want 25 successes and 25 failures", got)
 	}
 }
+
+// Reset closes an open breaker at once, and says so.
+func TestResetClosesAnOpenBreaker(t *testing.T) {
+	var changes []string
+	b := circuit.New(&circuit.Settings{
+		Name:          "side",
+		ReadyToTrip:   func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 },
+		Timeout:       time.Hour,
+		OnStateChange: func(_ string, from, to circuit.State) { changes = append(changes, from.String()+">"+to.String()) },
+	})
+	done, err := b.Allow(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done(errRefused)
+	if b.State() != circuit.StateOpen {
+		t.Fatalf("state after an outage: %v, want open", b.State())
+	}
+	b.Reset()
+	if b.State() != circuit.StateClosed || b.Counts().Requests != 0 {
+		t.Errorf("after Reset: %v with %+v, want closed with no counts", b.State(), b.Counts())
+	}
+	if _, err := b.Allow(context.Background()); err != nil {
+		t.Errorf("Allow after Reset: %v", err)
+	}
+	if want := []string{"closed>open", "open>closed"}; !slices.Equal(changes, want) {
+		t.Errorf("state changes: %q, want %q", changes, want)
+	}
+}
