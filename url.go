@@ -51,6 +51,13 @@ func init() {
 //   - writer_id (1 to 64 letters, digits, '.', '_' or '-'):
 //     Options.WriterID.
 //   - best_effort_list (true or false): Options.BestEffortList.
+//   - strict_reads (true or false): Options.StrictReads.
+//   - max_clock_skew (a positive Go duration such as 5s):
+//     Options.MaxClockSkew.
+//   - force (none, secondary, primary or read-only): Options.Force, the
+//     routing the bucket starts with.
+//   - probe_interval (a non-zero Go duration such as 5s or -1s):
+//     Options.ProbeInterval; a negative duration turns the probes off.
 //   - reconcile (true or false): whether the bucket runs Run in the
 //     background until it is closed (default true); false leaves reconciling
 //     to the caller.
@@ -58,6 +65,10 @@ func init() {
 //     Options.ReconcileInterval.
 //   - reconcile_concurrency (an integer of at least 1):
 //     Options.ReconcileConcurrency.
+//   - verify_interval (a positive Go duration such as 5s):
+//     Options.VerifyInterval.
+//   - verify_keys_per_second (an integer of at least 1):
+//     Options.VerifyKeysPerSecond.
 //   - breaker_failures (an integer of at least 1):
 //     circuit.Settings.ReadyToTrip: trip a side's breaker after this many
 //     outages in a row (default 5); the failure-ratio rule of

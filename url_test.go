@@ -55,7 +55,9 @@ func TestURLParameters(t *testing.T) {
 		"mode=redirect", "ack=either", "call_timeout=3s", "first_byte_timeout=4s", "idle_timeout=5s",
 		"spool_memory=-1", "spool_dir="+url.QueryEscape(t.TempDir()), "writer_id=w1", "best_effort_list=true",
 		"reconcile=false", "reconcile_interval=7s", "reconcile_concurrency=9",
-		"breaker_failures=2", "breaker_timeout=11s", "breaker_interval=13s", "breaker_probes=3")
+		"breaker_failures=2", "breaker_timeout=11s", "breaker_interval=13s", "breaker_probes=3",
+		"strict_reads=true", "max_clock_skew=2s", "force=read-only", "probe_interval=-1s",
+		"verify_interval=1h", "verify_keys_per_second=50")
 	b, err := blob.OpenBucket(ctx, u)
 	require.NoError(t, err)
 	defer b.Close()
@@ -68,6 +70,12 @@ func TestURLParameters(t *testing.T) {
 	require.Equal(t, 5*time.Second, o.IdleTimeout)
 	require.Equal(t, int64(0), o.SpoolMemory, "-1 keeps nothing in memory")
 	require.Equal(t, "w1", o.WriterID)
+	require.True(t, o.StrictReads)
+	require.Equal(t, 2*time.Second, o.MaxClockSkew)
+	require.Equal(t, failoverblob.ForceReadOnly, f.Forced())
+	require.Equal(t, -time.Second, o.ProbeInterval)
+	require.Equal(t, time.Hour, o.VerifyInterval)
+	require.Equal(t, 50, o.VerifyKeysPerSecond)
 	require.True(t, o.BestEffortList)
 	require.Equal(t, 7*time.Second, o.ReconcileInterval)
 	require.Equal(t, 9, o.ReconcileConcurrency)

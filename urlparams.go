@@ -83,11 +83,21 @@ var urlParams = []urlParam{
 		return nil
 	})},
 	{"best_effort_list", false, "Options.BestEffortList", boolean(func(p *failoverURL) *bool { return &p.opts.BestEffortList })},
+	{"strict_reads", false, "Options.StrictReads", boolean(func(p *failoverURL) *bool { return &p.opts.StrictReads })},
+	{"max_clock_skew", false, "Options.MaxClockSkew", duration(func(p *failoverURL) *time.Duration { return &p.opts.MaxClockSkew })},
+	{"force", false, "Options.Force, the routing the bucket starts with",
+		choice(map[string]ForceMode{"none": ForceNone, "secondary": ForceSecondary, "primary": ForcePrimary, "read-only": ForceReadOnly},
+			"none, secondary, primary or read-only", func(p *failoverURL, m ForceMode) { p.opts.Force = m })},
+	{"probe_interval", false, "Options.ProbeInterval; a negative duration turns the probes off",
+		signedDuration(func(p *failoverURL) *time.Duration { return &p.opts.ProbeInterval })},
 	{"reconcile", false, "whether the bucket runs Run in the background until it is closed (default true); false leaves reconciling to the caller",
 		boolean(func(p *failoverURL) *bool { return &p.reconcile })},
 	{"reconcile_interval", false, "Options.ReconcileInterval", duration(func(p *failoverURL) *time.Duration { return &p.opts.ReconcileInterval })},
 	{"reconcile_concurrency", false, "Options.ReconcileConcurrency",
 		integer(1, func(p *failoverURL, v int64) { p.opts.ReconcileConcurrency = int(v) })},
+	{"verify_interval", false, "Options.VerifyInterval", duration(func(p *failoverURL) *time.Duration { return &p.opts.VerifyInterval })},
+	{"verify_keys_per_second", false, "Options.VerifyKeysPerSecond",
+		integer(1, func(p *failoverURL, v int64) { p.opts.VerifyKeysPerSecond = int(min(v, 1<<31-1)) })},
 	{"breaker_failures", false, "circuit.Settings.ReadyToTrip: trip a side's breaker after this many outages in a row (default 5); the failure-ratio rule of circuit.DefaultReadyToTrip still applies",
 		integer(1, func(p *failoverURL, v int64) { p.breaker().ReadyToTrip = tripAfter(uint32(min(v, 1<<32-1))) })},
 	{"breaker_timeout", false, "circuit.Settings.Timeout, how long a tripped breaker stays open (default 30s)",
@@ -200,6 +210,24 @@ func choice[T any](choices map[string]T, takes string, set func(*failoverURL, T)
 }
 
 // duration parses a positive Go duration into the field field returns.
+// signedDuration is a non-zero Go duration, negative allowed.
+func signedDuration(field func(*failoverURL) *time.Duration) urlValue {
+	return urlValue{
+		takes: "a non-zero Go duration such as 5s or -1s",
+		parse: func(p *failoverURL, name, s string) error {
+			v, err := time.ParseDuration(s)
+			switch {
+			case err != nil:
+				return fmt.Errorf("parameter %s=%q: not a duration such as \"5s\"", name, s)
+			case v == 0:
+				return fmt.Errorf("parameter %s=%q: must not be zero", name, s)
+			}
+			*field(p) = v
+			return nil
+		},
+	}
+}
+
 func duration(field func(*failoverURL) *time.Duration) urlValue {
 	return urlValue{
 		takes: "a positive Go duration such as 5s",
