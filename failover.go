@@ -85,6 +85,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	f.instance = newInstanceID(f.clock.writer)
 	f.sides[journal.Primary] = newSide(journal.Primary, primary, o.Breaker, o.Logger)
 	f.sides[journal.Secondary] = newSide(journal.Secondary, secondary, o.Breaker, o.Logger)
+	f.Force(o.Force)
 	// The journal tells which keys have pending work. A journal kept on
 	// the sides that cannot list one of them is taken as far as it goes:
 	// keys pending on the other are unknown until a pass lists it.
