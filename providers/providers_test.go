@@ -119,6 +119,7 @@ func TestProviderURLErrors(t *testing.T) {
 		{"s3://b?region=us-east-1&colour=blue", `unknown query parameter "colour"`},
 		{"s3://b?region=us-east-1&use_path_style=maybe", `use_path_style="maybe"`},
 		{"s3://b?region=us-east-1&ssetype=rot13", `ssetype="rot13"`},
+		{"s3://b?region=us-east-1&rate_limiter_capacity=lots", `rate_limiter_capacity="lots"`},
 		{"gs://b?colour=blue", `unknown parameter "colour"`},
 		{"gs://b?endpoint=localhost:1", `endpoint="localhost:1"`},
 		{"gs://b?max_backoff=-1s", `max_backoff="-1s"`},
@@ -132,6 +133,28 @@ func TestProviderURLErrors(t *testing.T) {
 		}
 		require.Error(t, err, c.url)
 		require.Contains(t, err.Error(), c.want, c.url)
+	}
+}
+
+// rate_limiter_capacity is the S3 retryer's budget of retry tokens: with
+// too few for one retry (a retry costs 5), a 503 is tried once.
+func TestS3RateLimiterCapacityIsHonoured(t *testing.T) {
+	ctx := context.Background()
+	e := startS3(t)
+	for _, c := range []struct {
+		param string
+		want  int64
+	}{{"", 3}, {"&rate_limiter_capacity=1", 1}} {
+		b, err := providers.OpenBucket(ctx, s3URL(e.srv)+"&attempt_timeout=200ms&max_attempts=3&max_backoff=10ms"+c.param)
+		require.NoError(t, err)
+		require.NoError(t, b.WriteAll(ctx, "k", []byte("v"), nil))
+		e.srv.Set(emulators.Unavailable)
+		before := e.srv.Requests()
+		_, err = b.Attributes(ctx, "k")
+		require.Error(t, err)
+		require.Equal(t, c.want, e.srv.Requests()-before, "attempts with %q: %v", c.param, err)
+		e.srv.Set(emulators.Healthy)
+		require.NoError(t, b.Close())
 	}
 }
 

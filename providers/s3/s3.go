@@ -56,7 +56,8 @@ func init() {
 // It accepts s3blob's parameters: region, endpoint, use_path_style (or
 // s3ForcePathStyle), disable_https, hostname_immutable, profile, anonymous,
 // role, fips, dualstack, accelerate, ssetype, kmskeyid,
-// rate_limiter_capacity, request_checksum_calculation and
+// rate_limiter_capacity (the retry tokens of the retryer; without it the
+// retryer has no token limit, see applyTransport), request_checksum_calculation and
 // response_checksum_validation (see gocloud.dev/aws.V2ConfigFromURLParams
 // and gocloud.dev/blob/s3blob.URLOpener); and attempt_timeout,
 // max_attempts and max_backoff, which override Transport. Credentials come
@@ -111,14 +112,24 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 			clientOpts = append(clientOpts, func(o *awss3.Options) { set(o, v) })
 		}
 	}
-	for _, k := range []string{"ssetype", "kmskeyid", "accelerate", "disable_https", "use_path_style", "s3ForcePathStyle"} {
+	// The retryer is replaced below (applyTransport); its rate limiter
+	// follows rate_limiter_capacity here rather than in gocloud's config.
+	var limiter retry.RateLimiter = ratelimit.None
+	if s := q.Get("rate_limiter_capacity"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("open s3 bucket %q: parameter rate_limiter_capacity=%q: want a positive number of retry tokens", u.Host, s)
+		}
+		limiter = ratelimit.NewTokenRateLimit(uint(n))
+	}
+	for _, k := range []string{"ssetype", "kmskeyid", "accelerate", "disable_https", "use_path_style", "s3ForcePathStyle", "rate_limiter_capacity"} {
 		q.Del(k)
 	}
 	cfg, err := gcaws.V2ConfigFromURLParams(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("open s3 bucket %q: %w", u.Host, err)
 	}
-	tr := applyTransport(&cfg, t)
+	tr := applyTransportLimited(&cfg, t, limiter)
 	opts.RequestChecksumCalculation = cfg.RequestChecksumCalculation
 	b, err := s3blob.OpenBucket(ctx, awss3.NewFromConfig(cfg, clientOpts...), u.Host, &opts)
 	if err != nil {
@@ -131,17 +142,23 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 }
 
 // applyTransport gives cfg t's HTTP client and retryer, and returns the
-// client's transport.
+// client's transport. The retryer has no retry-token rate limiter: tokens
+// would run out during an outage and turn every later call into a quota
+// error, and attempts are bounded anyway.
 func applyTransport(cfg *aws.Config, t providers.Transport) *http.Transport {
+	return applyTransportLimited(cfg, t, ratelimit.None)
+}
+
+// applyTransportLimited is applyTransport with the retryer's rate limiter
+// given (rate_limiter_capacity).
+func applyTransportLimited(cfg *aws.Config, t providers.Transport, limiter retry.RateLimiter) *http.Transport {
 	tr := transport.HTTP(t)
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	cfg.Retryer = func() aws.Retryer {
 		return retry.NewStandard(func(o *retry.StandardOptions) {
 			o.MaxAttempts = t.MaxAttempts
 			o.MaxBackoff = t.MaxBackoff
-			// Retry tokens would run out during an outage and turn every
-			// later call into a quota error; attempts are bounded anyway.
-			o.RateLimiter = ratelimit.None
+			o.RateLimiter = limiter
 		})
 	}
 	return tr
