@@ -9,6 +9,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -83,6 +84,15 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	}
 	f.locks.init()
 	f.instance = newInstanceID(f.clock.writer)
+	// Options reports what is in effect: the writer id chosen, and the
+	// breakers' settings with their defaults (the caller's are not changed).
+	f.opts.WriterID = f.clock.writer
+	var bs circuit.Settings
+	if o.Breaker != nil {
+		bs = *o.Breaker
+	}
+	bs = bs.WithDefaults()
+	f.opts.Breaker = &bs
 	f.sides[journal.Primary] = newSide(journal.Primary, primary, o.Breaker, o.Logger)
 	f.sides[journal.Secondary] = newSide(journal.Secondary, secondary, o.Breaker, o.Logger)
 	f.Force(o.Force)
@@ -150,6 +160,9 @@ func (f *Failover) close() error {
 	return err
 }
 
-// Options returns the bucket's options, with defaults filled in for the
-// fields left zero.
+// Options returns the options in effect: those given to New with defaults
+// filled in for the fields left zero, among them the writer id in use, the
+// journal in use, and the breakers' settings with circuit's defaults (a nil
+// Classifier there means each side classifies its errors as its bucket
+// offers, or with circuit.DefaultClassifier).
 func (f *Failover) Options() Options { return f.opts }

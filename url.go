@@ -45,8 +45,8 @@ func init() {
 //     Options.FirstByteTimeout.
 //   - idle_timeout (a positive Go duration such as 5s): Options.IdleTimeout.
 //   - spool_memory (an integer of at least -1): Options.SpoolMemory, the
-//     bytes of each streamed write kept in memory for a replay; -1 (or 0)
-//     keeps none.
+//     bytes of each streamed write kept in memory for a replay: as there, 0
+//     means 4 MiB and -1 keeps none.
 //   - spool_dir (a directory): Options.SpoolDir.
 //   - writer_id (1 to 64 letters, digits, '.', '_' or '-'):
 //     Options.WriterID.

@@ -228,3 +228,21 @@ func TestURLJournalFileKeepsPendingWorkAcrossReopen(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "redirected", string(got))
 }
+
+// Options reports what is in effect: the random writer id, the breakers'
+// defaults and the default journal.
+func TestOptionsReportWhatIsInEffect(t *testing.T) {
+	ctx := context.Background()
+	f, err := failoverblob.New(ctx, memblob.OpenBucket(nil), memblob.OpenBucket(nil), nil)
+	require.NoError(t, err)
+	defer f.Close()
+	o := f.Options()
+	require.NotEmpty(t, o.WriterID, "the writer id chosen")
+	require.NotNil(t, o.Breaker)
+	require.Equal(t, circuit.DefaultTimeout, o.Breaker.Timeout)
+	require.Equal(t, circuit.DefaultInterval, o.Breaker.Interval)
+	require.Equal(t, uint32(1), o.Breaker.HalfOpenRequests)
+	require.NotNil(t, o.Breaker.ReadyToTrip)
+	_, bucketJournal := o.Journal.(*journal.Bucket)
+	require.True(t, bucketJournal, "the default journal is on the buckets")
+}

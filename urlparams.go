@@ -64,13 +64,8 @@ var urlParams = []urlParam{
 	{"call_timeout", false, "Options.CallTimeout", duration(func(p *failoverURL) *time.Duration { return &p.opts.CallTimeout })},
 	{"first_byte_timeout", false, "Options.FirstByteTimeout", duration(func(p *failoverURL) *time.Duration { return &p.opts.FirstByteTimeout })},
 	{"idle_timeout", false, "Options.IdleTimeout", duration(func(p *failoverURL) *time.Duration { return &p.opts.IdleTimeout })},
-	{"spool_memory", false, "Options.SpoolMemory, the bytes of each streamed write kept in memory for a replay; -1 (or 0) keeps none",
-		integer(-1, func(p *failoverURL, v int64) {
-			if v == 0 {
-				v = -1 // zero would mean the default, not "keep nothing"
-			}
-			p.opts.SpoolMemory = v
-		})},
+	{"spool_memory", false, "Options.SpoolMemory, the bytes of each streamed write kept in memory for a replay: as there, 0 means 4 MiB and -1 keeps none",
+		integer(-1, func(p *failoverURL, v int64) { p.opts.SpoolMemory = v })},
 	{"spool_dir", false, "Options.SpoolDir", text("a directory", func(p *failoverURL, _, s string) error {
 		p.opts.SpoolDir = s
 		return nil

@@ -78,6 +78,25 @@ type Settings struct {
 	OnStateChange func(name string, from, to State)
 }
 
+// WithDefaults returns s with the defaults New uses filled in for the zero
+// Interval, Timeout, HalfOpenRequests and ReadyToTrip. Name and Classifier
+// are left as they are.
+func (s Settings) WithDefaults() Settings {
+	if s.Interval <= 0 {
+		s.Interval = DefaultInterval
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.HalfOpenRequests == 0 {
+		s.HalfOpenRequests = 1
+	}
+	if s.ReadyToTrip == nil {
+		s.ReadyToTrip = DefaultReadyToTrip
+	}
+	return s
+}
+
 // ErrOpen is returned, wrapped with the breaker's name, by Allow while the
 // breaker is open, and while it is half-open with all its probes in flight.
 // Test for it with errors.Is.
