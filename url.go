@@ -125,12 +125,12 @@ func (o *URLOpener) OpenBucketURL(ctx context.Context, u *url.URL) (*blob.Bucket
 	}
 	primary, err := mux.OpenBucket(ctx, p.primary)
 	if err != nil {
-		return fail(fmt.Errorf("primary: %w", err))
+		return fail(fmt.Errorf("primary: %w", redactedError(err, p.primary)))
 	}
 	closers = append(closers, primary.Close)
 	secondary, err := mux.OpenBucket(ctx, p.secondary)
 	if err != nil {
-		return fail(fmt.Errorf("secondary: %w", err))
+		return fail(fmt.Errorf("secondary: %w", redactedError(err, p.secondary)))
 	}
 	closers = append(closers, secondary.Close)
 	f, err := New(ctx, primary, secondary, &p.opts)
@@ -196,3 +196,22 @@ func sameBucketURL(a, b string) bool {
 	return ua.Scheme == ub.Scheme && ua.Host == ub.Host && ua.Path == ub.Path && ua.Opaque == ub.Opaque &&
 		ua.Query().Encode() == ub.Query().Encode()
 }
+
+// redactedError returns err with the query of the side URL u elided from
+// its text, as redactURL elides it: the opener that failed may quote the
+// URL, and a query may carry a secret. errors.Is and errors.As see err.
+func redactedError(err error, u string) error {
+	pu, perr := url.Parse(u)
+	if perr != nil || pu.RawQuery == "" || !strings.Contains(err.Error(), pu.RawQuery) {
+		return err
+	}
+	return &redacted{err: err, msg: strings.ReplaceAll(err.Error(), pu.RawQuery, "…")}
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }

@@ -246,3 +246,19 @@ func TestOptionsReportWhatIsInEffect(t *testing.T) {
 	_, bucketJournal := o.Journal.(*journal.Bucket)
 	require.True(t, bucketJournal, "the default journal is on the buckets")
 }
+
+// An unescaped side URL with two parameters loses the second to the
+// failover URL: the error says to escape the side URLs. A side opener's
+// error does not show the side URL's query.
+func TestURLErrorsHelpAndRedact(t *testing.T) {
+	ctx := context.Background()
+	_, err := blob.OpenBucket(ctx, "failover://?primary=mem://?a=1&endpoint=x&secondary=mem://")
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "url.QueryEscape")
+
+	for _, side := range []string{"nosuch://assets?secret=hunter2", "file://" + filepath.ToSlash(t.TempDir()) + "?secret=hunter2"} {
+		_, err = blob.OpenBucket(ctx, failoverURL(side, "mem://"))
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), "hunter2", "the error of opening %s", side)
+	}
+}

@@ -155,7 +155,16 @@ func checkParamNames(q url.Values) error {
 	for i, param := range urlParams {
 		names[i] = param.name
 	}
-	return fmt.Errorf("unknown parameter %q (known: %s)", slices.Min(unknown), strings.Join(names, ", "))
+	hint := ""
+	for _, side := range []string{"primary", "secondary"} {
+		if strings.Contains(q.Get(side), "?") {
+			// "failover://?primary=s3://b?region=x&endpoint=y": the side's
+			// second parameter became the failover URL's.
+			hint = fmt.Sprintf("; the %s URL has a query: query-escape the side URLs (url.QueryEscape), or its parameters after the first are read as the failover URL's", side)
+			break
+		}
+	}
+	return fmt.Errorf("unknown parameter %q (known: %s)%s", slices.Min(unknown), strings.Join(names, ", "), hint)
 }
 
 func lookupParam(name string) *urlParam {
