@@ -22,10 +22,13 @@ import (
 // page it lists, so listing a million journal entries a thousand at a time
 // sorts a million keys a thousand times, a cost no cloud has. Everything
 // else (storage, attributes, preconditions) is memblob's; the listing is
-// served from a sorted index of the keys kept beside it. For the benchmarks
-// of a long outage.
-func openOrderedMem() *blob.Bucket {
-	return blob.NewBucket(&orderedMem{base: memblob.OpenBucket(nil), present: map[string]struct{}{}})
+// served from a sorted index of the keys kept beside it, with each key's
+// listing (size, MD5, modification time) as it was written. For the
+// benchmarks of a long outage.
+func openOrderedMem() *blob.Bucket { return blob.NewBucket(newOrderedMem()) }
+
+func newOrderedMem() *orderedMem {
+	return &orderedMem{base: memblob.OpenBucket(nil), present: map[string]*driver.ListObject{}}
 }
 
 // orderedMem is the driver behind openOrderedMem. Writes, copies and
@@ -37,7 +40,7 @@ type orderedMem struct {
 	mu      sync.Mutex
 	sorted  []string            // sorted; may hold keys since deleted, and repeats
 	added   []string            // keys added since sorted was last merged
-	present map[string]struct{} // the keys memblob holds
+	present map[string]*driver.ListObject // the keys memblob holds, as listed
 	removed int                 // deletes since sorted was last compacted
 }
 
@@ -78,12 +81,13 @@ func (b *orderedMem) NewTypedWriter(ctx context.Context, key, contentType string
 	if err != nil {
 		return nil, err
 	}
-	return &orderedWriter{Writer: w, b: b, key: key}, nil
+	return &orderedWriter{Writer: w, b: b, ctx: ctx, key: key}, nil
 }
 
 type orderedWriter struct {
 	*blob.Writer
 	b   *orderedMem
+	ctx context.Context
 	key string
 }
 
@@ -93,8 +97,7 @@ func (w *orderedWriter) Close() error {
 	if err := w.Writer.Close(); err != nil {
 		return err
 	}
-	w.b.addLocked(w.key)
-	return nil
+	return w.b.addLocked(w.ctx, w.key)
 }
 
 func (b *orderedMem) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
@@ -103,8 +106,7 @@ func (b *orderedMem) Copy(ctx context.Context, dstKey, srcKey string, opts *driv
 	if err := b.base.Copy(ctx, dstKey, srcKey, bucketconv.CopyOptions(opts)); err != nil {
 		return err
 	}
-	b.addLocked(dstKey)
-	return nil
+	return b.addLocked(ctx, dstKey)
 }
 
 func (b *orderedMem) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
@@ -122,11 +124,17 @@ func (b *orderedMem) SignedURL(ctx context.Context, key string, opts *driver.Sig
 	return b.base.SignedURL(ctx, key, bucketconv.SignedURLOptions(opts))
 }
 
-func (b *orderedMem) addLocked(key string) {
+// addLocked records key as written, with its listing.
+func (b *orderedMem) addLocked(ctx context.Context, key string) error {
+	a, err := b.base.Attributes(context.WithoutCancel(ctx), key)
+	if err != nil {
+		return err
+	}
 	if _, ok := b.present[key]; !ok {
-		b.present[key] = struct{}{}
 		b.added = append(b.added, key)
 	}
+	b.present[key] = &driver.ListObject{Key: key, ModTime: a.ModTime, Size: a.Size, MD5: a.MD5}
+	return nil
 }
 
 // ListPaged lists as memblob does (keys in order, a page token that is the
@@ -150,11 +158,12 @@ func (b *orderedMem) ListPaged(ctx context.Context, opts *driver.ListOptions) (*
 		if !strings.HasPrefix(key, opts.Prefix) {
 			break
 		}
-		if _, ok := b.present[key]; !ok || key == last || key <= string(opts.PageToken) {
+		listed, ok := b.present[key]
+		if !ok || key == last || key <= string(opts.PageToken) {
 			continue
 		}
 		last = key
-		obj := &driver.ListObject{Key: key}
+		obj := &driver.ListObject{Key: key, ModTime: listed.ModTime, Size: listed.Size, MD5: listed.MD5}
 		if opts.Delimiter != "" {
 			if i := strings.Index(key[len(opts.Prefix):], opts.Delimiter); i >= 0 {
 				dir := key[:len(opts.Prefix)+i+len(opts.Delimiter)]
@@ -168,13 +177,6 @@ func (b *orderedMem) ListPaged(ctx context.Context, opts *driver.ListOptions) (*
 		if len(page.Objects) == size {
 			page.NextPageToken = []byte(page.Objects[size-1].Key)
 			return &page, nil
-		}
-		if !obj.IsDir {
-			a, err := b.base.Attributes(ctx, key)
-			if err != nil {
-				return nil, err
-			}
-			obj.ModTime, obj.Size, obj.MD5 = a.ModTime, a.Size, a.MD5
 		}
 		page.Objects = append(page.Objects, obj)
 	}
@@ -221,7 +223,7 @@ func sortSearch(keys []string, from string) int {
 type orderedMemHarness struct{}
 
 func (orderedMemHarness) MakeDriver(context.Context) (driver.Bucket, error) {
-	return &orderedMem{base: memblob.OpenBucket(nil), present: map[string]struct{}{}}, nil
+	return newOrderedMem(), nil
 }
 func (orderedMemHarness) MakeDriverForNonexistentBucket(context.Context) (driver.Bucket, error) {
 	return nil, nil
