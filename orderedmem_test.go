@@ -38,10 +38,10 @@ type orderedMem struct {
 	base *blob.Bucket
 
 	mu      sync.Mutex
-	sorted  []string            // sorted; may hold keys since deleted, and repeats
-	added   []string            // keys added since sorted was last merged
+	sorted  []string                      // sorted; may hold keys since deleted, and repeats
+	added   []string                      // keys added since sorted was last merged
 	present map[string]*driver.ListObject // the keys memblob holds, as listed
-	removed int                 // deletes since sorted was last compacted
+	removed int                           // deletes since sorted was last compacted
 }
 
 var _ driver.Bucket = (*orderedMem)(nil)
