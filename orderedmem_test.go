@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
@@ -36,6 +37,9 @@ func newOrderedMem() *orderedMem {
 // sees exactly what memblob holds.
 type orderedMem struct {
 	base *blob.Bucket
+	// commitDelay, if positive, delays each write's commit, as a cloud's
+	// round trip delays a small object, which is sent when it is closed.
+	commitDelay time.Duration
 
 	mu      sync.Mutex
 	sorted  []string                      // sorted; may hold keys since deleted, and repeats
@@ -92,6 +96,14 @@ type orderedWriter struct {
 }
 
 func (w *orderedWriter) Close() error {
+	if d := w.b.commitDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-w.ctx.Done():
+			t.Stop()
+		}
+	}
 	w.b.mu.Lock()
 	defer w.b.mu.Unlock()
 	if err := w.Writer.Close(); err != nil {
