@@ -153,28 +153,30 @@ func (in *scaleInstance) lists() int64 {
 	return in.faults[0].Calls(failovertest.OpList) + in.faults[1].Calls(failovertest.OpList)
 }
 
-// repairClock counts the keys a fleet copies, and when the first and the
-// last copy were made.
+// repairClock counts the keys a fleet copies, by instance.
 type repairClock struct {
-	mu          sync.Mutex
-	n           int
-	first, last time.Time
-	by          map[*failoverblob.Failover]int
-	started     chan struct{} // closed at the first copy
+	mu    sync.Mutex
+	n     int
+	first time.Time // of the first copy since reset
+	by    map[*failoverblob.Failover]int
+	all   chan struct{} // closed once every instance of want has copied
+	want  int
 }
 
-func (c *repairClock) reset() {
+// reset starts counting afresh, for a fleet of want instances.
+func (c *repairClock) reset(want int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.n, c.first, c.last, c.by = 0, time.Time{}, time.Time{}, map[*failoverblob.Failover]int{}
-	c.started = make(chan struct{})
+	c.n, c.first, c.by, c.want = 0, time.Time{}, map[*failoverblob.Failover]int{}, want
+	c.all = make(chan struct{})
 }
 
-// firstCopy returns a channel closed at the first copy since reset.
-func (c *repairClock) firstCopy() <-chan struct{} {
+// copying returns a channel closed once every instance has made a copy
+// since reset.
+func (c *repairClock) copying() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.started
+	return c.all
 }
 
 func (c *repairClock) onRepair(f **failoverblob.Failover) func(failoverblob.Repair) {
@@ -182,31 +184,28 @@ func (c *repairClock) onRepair(f **failoverblob.Failover) func(failoverblob.Repa
 		if r.Action != "copied" {
 			return
 		}
-		now := time.Now()
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.n == 0 {
-			c.first = now
-			close(c.started)
+			c.first = time.Now()
 		}
 		c.n++
-		c.last = now
 		c.by[*f]++
+		if c.by[*f] == 1 && len(c.by) == c.want {
+			close(c.all)
+		}
 	}
 }
 
-// rate returns the copies per second from the first copy to the last, and
-// the largest share of them one instance made.
-func (c *repairClock) rate() (perSecond, busiest float64) {
+// copies returns the copies counted since reset, and the largest share of
+// them one instance made.
+func (c *repairClock) copies() (n int, busiest float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.n < 2 {
-		return 0, 0
-	}
 	for _, k := range c.by {
-		busiest = max(busiest, float64(k)/float64(c.n))
+		busiest = max(busiest, float64(k)/float64(max(c.n, 1)))
 	}
-	return float64(c.n-1) / c.last.Sub(c.first).Seconds(), busiest
+	return c.n, busiest
 }
 
 // openScaleInstance opens a new instance over st with the journal named
@@ -258,27 +257,34 @@ func heapInUse() uint64 {
 	return ms.HeapAlloc
 }
 
-// drainFor runs a pass on every instance of fleet at once, and stops them
-// d after the fleet's first copy.
-func drainFor(fleet []*scaleInstance, clock *repairClock, d time.Duration) {
+// drainFor runs a pass on every instance of fleet at once and, once every
+// one of them is copying, counts the copies they make in d. It returns
+// their rate, and the largest share of them one instance made.
+func drainFor(b *testing.B, fleet []*scaleInstance, clock *repairClock, d time.Duration) (perSecond, busiest float64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	clock.reset(len(fleet))
 	var wg sync.WaitGroup
 	for _, in := range fleet {
 		wg.Go(func() { _, _ = in.f.Drain(ctx) })
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	defer func() { cancel(); <-done }()
 	select {
-	case <-clock.firstCopy():
-		select {
-		case <-time.After(d):
-		case <-done:
-		}
+	case <-clock.copying():
 	case <-done:
+		b.Fatal("the passes ended before every instance copied")
 	}
-	cancel()
-	<-done
+	n0, _ := clock.copies()
+	start := time.Now()
+	select {
+	case <-time.After(d):
+	case <-done:
+		b.Fatal("the passes ended before the drain was timed")
+	}
+	n1, busiest := clock.copies()
+	return float64(n1-n0) / time.Since(start).Seconds(), busiest
 }
 
 // BenchmarkLongOutage measures a new instance facing -scale.keys pending
@@ -298,13 +304,13 @@ func drainFor(fleet []*scaleInstance, clock *repairClock, d time.Duration) {
 //     its entries in memory).
 //   - refresh-s and lists/refresh: one Refresh of the pending set.
 //   - drain-1-keys/s: the keys one instance's pass copies per second,
-//     from its first copy to its last, over -scale.drain from the first;
-//     first-copy-s: how long the pass took to start copying (reading the
-//     journal, taking leases).
+//     counted over -scale.drain once it copies; first-copy-s: how long the
+//     pass took to start copying (reading the journal, taking leases).
 //   - drain-4-keys/s (journal=bucket): the same for four instances running
-//     a pass at once (three more are opened once the first one's leases
-//     have expired); drain-4-busiest-share: the largest share of the
-//     copies one of them made.
+//     a pass at once, counted once all four copy (three more instances are
+//     opened, and the first one's leases left to expire);
+//     drain-4-busiest-share: the largest share of those copies one of them
+//     made.
 func BenchmarkLongOutage(b *testing.B) {
 	for _, kind := range []string{"bucket", "file"} {
 		b.Run("journal="+kind, func(b *testing.B) {
@@ -321,7 +327,7 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 	b.StopTimer()
 	st := buildOutage(b, kind, n)
 	clock := &repairClock{}
-	clock.reset()
+	clock.reset(1)
 	b.StartTimer()
 
 	// A new instance learns the pending set.
@@ -366,17 +372,16 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 
 	// One instance drains.
 	start = time.Now()
-	drainFor([]*scaleInstance{in}, clock, *scaleDrain)
-	rate, _ := clock.rate()
+	rate, _ := drainFor(b, []*scaleInstance{in}, clock, *scaleDrain)
 	b.ReportMetric(rate, "drain-1-keys/s")
 	b.ReportMetric(clock.first.Sub(start).Seconds(), "first-copy-s")
 	if kind != "bucket" {
-		runtime.KeepAlive(in)
 		return
 	}
 
 	// Four instances drain, once the first one's leases have expired (3
 	// ReconcileIntervals, and MaxClockSkew's 5 s of grace).
+	expired := time.Now().Add(3*time.Second + 5*time.Second + 500*time.Millisecond)
 	fleet := []*scaleInstance{in}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -389,10 +394,8 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 		})
 	}
 	wg.Wait()
-	time.Sleep(time.Until(clock.last.Add(3*time.Second + 5*time.Second + 500*time.Millisecond)))
-	clock.reset()
-	drainFor(fleet, clock, *scaleDrain)
-	rate, busiest := clock.rate()
+	time.Sleep(time.Until(expired))
+	rate, busiest := drainFor(b, fleet, clock, *scaleDrain)
 	b.ReportMetric(rate, "drain-4-keys/s")
 	b.ReportMetric(busiest, "drain-4-busiest-share")
 }
