@@ -295,14 +295,17 @@ func drainFor(b *testing.B, fleet []*scaleInstance, clock *repairClock, d time.D
 // -benchtime 1x: one iteration builds the state and measures, reporting
 //
 //   - learn-s: the time for a new instance (failoverblob.New, and for the
-//     file journal OpenFile) to learn the pending set; lists/learn: the LIST
-//     calls it made.
+//     file journal OpenFile) to learn the pending set, and learn-cpu-s the
+//     CPU time the process spent meanwhile (the machine's other work
+//     inflates the first, not the second); lists/learn: the LIST calls it
+//     made.
 //   - B/key: the instance's heap (live objects after a collection, less
 //     what was live before it was opened) per pending key, and
 //     B/key-less-key-bytes without the bytes of the keys themselves;
 //     journal-B/key: the part the journal holds (the file journal keeps
 //     its entries in memory).
-//   - refresh-s and lists/refresh: one Refresh of the pending set.
+//   - refresh-s, refresh-cpu-s and lists/refresh: one Refresh of the
+//     pending set.
 //   - drain-1-keys/s: the keys one instance's pass copies per second,
 //     counted over -scale.drain once it copies; first-copy-s: how long the
 //     pass took to start copying (reading the journal, taking leases).
@@ -332,9 +335,9 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 
 	// A new instance learns the pending set.
 	before := heapInUse()
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	in := openScaleInstance(b, st, kind, clock)
-	learn := time.Since(start)
+	learn, learnCPU := time.Since(start), processCPU()-cpu
 	learnLists := in.lists()
 	after := heapInUse()
 	if p := in.f.Status().Pending; p != n {
@@ -342,6 +345,7 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 	}
 	perKey := float64(after-before) / float64(n)
 	b.ReportMetric(learn.Seconds(), "learn-s")
+	b.ReportMetric(learnCPU.Seconds(), "learn-cpu-s")
 	b.ReportMetric(float64(learnLists), "lists/learn")
 	b.ReportMetric(perKey, "B/key")
 	b.ReportMetric(perKey-float64(st.keyBytes)/float64(n), "B/key-less-key-bytes")
@@ -363,11 +367,12 @@ func measureLongOutage(b *testing.B, kind string, n int) {
 
 	// One refresh of the pending set.
 	lists := in.lists()
-	start = time.Now()
+	start, cpu = time.Now(), processCPU()
 	if err := in.f.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(time.Since(start).Seconds(), "refresh-s")
+	b.ReportMetric((processCPU() - cpu).Seconds(), "refresh-cpu-s")
 	b.ReportMetric(float64(in.lists()-lists), "lists/refresh")
 
 	// One instance drains.
