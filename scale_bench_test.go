@@ -155,10 +155,10 @@ func (in *scaleInstance) lists() int64 {
 
 // repairClock counts the keys a fleet copies, by instance.
 type repairClock struct {
-	mu    sync.Mutex
-	n     int
-	first time.Time // of the first copy since reset
-	by    map[*failoverblob.Failover]int
+	mu     sync.Mutex
+	n      int
+	first  time.Time // of the first copy since reset
+	by     map[*failoverblob.Failover]int
 	first1 chan struct{} // closed at the first copy
 	all    chan struct{} // closed once every instance of want has copied
 	want   int
