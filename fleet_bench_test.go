@@ -125,7 +125,7 @@ func newOutageRig(b *testing.B, kind string, atCommit bool) *outageRig {
 	if err := f.Bucket().WriteAll(ctx, "bench/trip", benchData1KiB(), benchWriteOpts); err != nil {
 		b.Fatal(err)
 	}
-	if st := f.Status().Primary.StateName; st != "open" {
+	if st := f.Status().Primary.State; st != circuit.StateOpen {
 		b.Fatalf("the primary's breaker is %s after a write to the downed primary; want open", st)
 	}
 	return &outageRig{f: f, sec: sin}

@@ -245,6 +245,10 @@ func (orderedMemHarness) SupportsCopy() bool               { return true }
 func (orderedMemHarness) SupportsNonSlashDelimiters() bool { return true }
 func (orderedMemHarness) Close()                           {}
 
+// SkipDownloadAt is true: the ordered bucket does not implement
+// driver.DownloaderAt.
+func (orderedMemHarness) SkipDownloadAt() bool { return true }
+
 func TestOrderedMemConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, func(context.Context, *testing.T) (drivertest.Harness, error) {
 		return orderedMemHarness{}, nil

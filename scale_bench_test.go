@@ -189,7 +189,7 @@ func (c *repairClock) copying() <-chan struct{} {
 
 func (c *repairClock) onRepair(f **failoverblob.Failover) func(failoverblob.Repair) {
 	return func(r failoverblob.Repair) {
-		if r.Action != "copied" {
+		if r.Action != failoverblob.ActionCopied {
 			return
 		}
 		c.mu.Lock()

@@ -60,6 +60,13 @@ func newJournal(tb testing.TB, kind string, primary, secondary *blob.Bucket) jou
 // emulators, as one process of a fleet would. The bucket is closed by
 // tb's Cleanup; opts may be nil.
 func openInstance(tb testing.TB, pr, sec emulator, kind string, opts *failoverblob.Options) *failoverblob.Failover {
+	f, _ := openInstanceSides(tb, pr, sec, kind, opts)
+	return f
+}
+
+// openInstanceSides is openInstance, also returning the bucket of the
+// secondary it opened.
+func openInstanceSides(tb testing.TB, pr, sec emulator, kind string, opts *failoverblob.Options) (*failoverblob.Failover, *blob.Bucket) {
 	tb.Helper()
 	ctx := context.Background()
 	var o failoverblob.Options
@@ -77,7 +84,7 @@ func openInstance(tb testing.TB, pr, sec emulator, kind string, opts *failoverbl
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = f.Close() })
-	return f
+	return f, s
 }
 
 // interleaved runs fn b.N times, timed, in blocks, and between the blocks
@@ -134,10 +141,10 @@ func overLink(b *testing.B, sec emulator, latency time.Duration) emulator {
 // named kind over pr, which is down, and sec, trips the primary's breaker,
 // and returns a function that writes 1 KiB under one of eight keys.
 func outageWriter(b *testing.B, pr, sec emulator, kind string) func(i int) {
-	f := openInstance(b, pr, sec, kind, &failoverblob.Options{Breaker: tripAtOnce()})
+	f, secondary := openInstanceSides(b, pr, sec, kind, &failoverblob.Options{Breaker: tripAtOnce()})
 	data, keys := benchPayload(), benchKeys("outage-"+kind)
-	benchCheckedWrite(b, context.Background(), f.Bucket(), f.Secondary(), "bench/trip-"+kind, data)
-	if st := f.Status().Primary.StateName; st != "open" {
+	benchCheckedWrite(b, context.Background(), f.Bucket(), secondary, "bench/trip-"+kind, data)
+	if st := f.Status().Primary.State; st != circuit.StateOpen {
 		b.Fatalf("the primary's breaker is %s after a write to the closed primary; want open", st)
 	}
 	return func(i int) {
@@ -390,7 +397,7 @@ func BenchmarkFleetDrain(b *testing.B) {
 					fleet[i] = openInstance(b, pr, sec, "", &failoverblob.Options{
 						ReconcileInterval: fleetInterval,
 						OnRepair: func(r failoverblob.Repair) {
-							if r.Action == "copied" {
+							if r.Action == failoverblob.ActionCopied {
 								copied.Add(1)
 								mine[i].Add(1)
 							}
