@@ -77,7 +77,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	f := &Failover{
 		opts:   o,
 		clock:  newClock(o.WriterID, o.Now),
-		idx:    index{m: map[string]packed{}, skew: o.MaxClockSkew},
+		idx:    index{m: newPackedMap(0), skew: o.MaxClockSkew},
 		closed: make(chan struct{}),
 
 		retracted: map[string]retraction{},

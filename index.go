@@ -49,7 +49,7 @@ type index struct {
 	skew time.Duration // Options.MaxClockSkew, to order versions
 
 	mu sync.RWMutex
-	m  map[string]packed
+	m  *packedMap
 	// writers interns the writer ids of the versions the index keeps.
 	writers  map[string]uint32
 	writerOf []string
@@ -114,7 +114,7 @@ func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, 
 
 // count counts an entry in m, and returns the key's hint for op from before
 // it.
-func (x *index) count(m map[string]packed, key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
+func (x *index) count(m *packedMap, key string, missing journal.Side, op journal.Op, s stamp, at time.Time) (prev stamp) {
 	p, ok := x.load(m, key)
 	if !ok || at.Before(p.oldest) {
 		p.oldest = at
@@ -162,7 +162,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.ended()
-	fresh := make(map[string]packed, len(entries))
+	fresh := newPackedMap(len(entries))
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
 		if x.recentAck[e.ID] {
@@ -177,7 +177,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
 		}
 	}
-	for key := range fresh {
+	for key := range fresh.at {
 		old, ok := x.load(x.m, key)
 		if !ok || !old.known {
 			continue
@@ -296,7 +296,7 @@ func (x *index) acked(key string, missing journal.Side, ids []string, listedAt t
 	p.entries[missing] = max(0, p.entries[missing]-len(ids))
 	switch {
 	case p.entries[0] == 0 && p.entries[1] == 0:
-		delete(x.m, key)
+		x.m.del(key)
 		return
 	case p.entries[missing.Other()] == 0 && listedAt.After(p.oldest):
 		p.oldest = listedAt
@@ -311,7 +311,7 @@ func (x *index) snapshot(prefix string) ([]string, map[string]keyState) {
 	defer x.mu.RUnlock()
 	var keys []string
 	states := map[string]keyState{}
-	for k, q := range x.m {
+	for k, q := range x.m.all() {
 		if q.flags&flagKnown != 0 && strings.HasPrefix(k, prefix) {
 			keys = append(keys, k)
 			states[k] = x.unpack(q)
@@ -326,7 +326,7 @@ func (x *index) snapshot(prefix string) ([]string, map[string]keyState) {
 func (x *index) unknown(prefix, after string, limit int) []string {
 	x.mu.RLock()
 	var keys []string
-	for k, q := range x.m {
+	for k, q := range x.m.all() {
 		if q.flags&flagKnown == 0 && strings.HasPrefix(k, prefix) && k > after {
 			keys = append(keys, k)
 		}
@@ -345,7 +345,7 @@ func (x *index) stats() (n int, oldest time.Time) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	var first int64
-	for _, q := range x.m {
+	for _, q := range x.m.all() {
 		n += int(q.entries[0] + q.entries[1])
 		if first == 0 || q.oldest < first {
 			first = q.oldest

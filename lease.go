@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"sort"
 	"strconv"
 	"time"
 
@@ -114,31 +115,47 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 	return err == nil
 }
 
-// leased keeps the repairs (key, side to repair) whose shard this instance
-// holds the lease of for the pass, taking the leases it needs, and returns
-// the shards it holds. Without leases (see usesLeases) it keeps them all.
-func (f *Failover) leased(ctx context.Context, keys []string, sides []journal.Side) (keep []bool, held []leaseShard) {
-	keep = make([]bool, len(keys))
-	if !f.usesLeases() {
-		for i := range keep {
-			keep[i] = true
-		}
-		return keep, nil
+// claims takes, for one pass, the leases of the shards it repairs, each as
+// the pass reaches it.
+type claims struct {
+	f       *Failover
+	ctx     context.Context
+	asked   map[leaseShard]bool // shards asked for, and whether this instance holds them
+	held    []leaseShard
+	refused int // repairs left to the instance holding their lease
+}
+
+// newClaims orders a pass's groups by shard, from an offset of this
+// instance's own, so that passes of several instances that overlap start on
+// different shards and split them, and returns the claims that take their
+// leases.
+func (f *Failover) newClaims(ctx context.Context, groups []*keyGroup) *claims {
+	off := shardOf(f.instance)
+	rank := func(g *keyGroup) int { return (shardOf(g.key) - off + leaseShards) % leaseShards }
+	sort.SliceStable(groups, func(i, j int) bool { return rank(groups[i]) < rank(groups[j]) })
+	return &claims{f: f, ctx: ctx, asked: map[leaseShard]bool{}}
+}
+
+// allow reports whether the pass may repair g: always without leases (see
+// usesLeases), else when this instance holds (or now takes) its shard's
+// lease. The pass calls it from one goroutine, in order.
+func (c *claims) allow(g *keyGroup) bool {
+	if !c.f.usesLeases() {
+		return true
 	}
-	asked := map[leaseShard]bool{}
-	for i, k := range keys {
-		sh := leaseShard{sides[i], shardOf(k)}
-		ok, done := asked[sh]
-		if !done {
-			ok = f.claim(ctx, sh.side, sh.shard)
-			asked[sh] = ok
-			if ok {
-				held = append(held, sh)
-			}
+	sh := leaseShard{g.missing, shardOf(g.key)}
+	ok, done := c.asked[sh]
+	if !done {
+		ok = c.f.claim(c.ctx, sh.side, sh.shard)
+		c.asked[sh] = ok
+		if ok {
+			c.held = append(c.held, sh)
 		}
-		keep[i] = ok
 	}
-	return keep, held
+	if !ok {
+		c.refused++
+	}
+	return ok
 }
 
 // leaseShard names one lease: a shard of keys, repaired on one side.

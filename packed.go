@@ -39,8 +39,8 @@ func unixTime(n int64) time.Time {
 }
 
 // load returns the state of key in m.
-func (x *index) load(m map[string]packed, key string) (keyState, bool) {
-	q, ok := m[key]
+func (x *index) load(m *packedMap, key string) (keyState, bool) {
+	q, ok := m.get(key)
 	if !ok {
 		return keyState{}, false
 	}
@@ -48,7 +48,7 @@ func (x *index) load(m map[string]packed, key string) (keyState, bool) {
 }
 
 // store keeps p as the state of key in m.
-func (x *index) store(m map[string]packed, key string, p keyState) { m[key] = x.pack(p) }
+func (x *index) store(m *packedMap, key string, p keyState) { m.put(key, x.pack(p)) }
 
 func (x *index) pack(p keyState) packed {
 	q := packed{
@@ -105,4 +105,67 @@ func (x *index) intern(w string) uint32 {
 	x.writers[w] = n
 	x.writerOf = append(x.writerOf, w)
 	return n
+}
+
+// packedMap maps keys to packed states kept side by side in one slice, so
+// that the map itself holds small slots (a key and a slot number): a Go
+// map's slots are key and value together, and it doubles its slots as it
+// grows, so large values would cost up to twice their size per key.
+type packedMap struct {
+	at   map[string]uint32
+	vals []packed
+	free []uint32 // slots of vals no key uses
+}
+
+// newPackedMap returns an empty packedMap with room for n keys.
+func newPackedMap(n int) *packedMap {
+	return &packedMap{at: make(map[string]uint32, n), vals: make([]packed, 0, n)}
+}
+
+func (m *packedMap) get(key string) (packed, bool) {
+	i, ok := m.at[key]
+	if !ok {
+		return packed{}, false
+	}
+	return m.vals[i], true
+}
+
+func (m *packedMap) put(key string, q packed) {
+	if i, ok := m.at[key]; ok {
+		m.vals[i] = q
+		return
+	}
+	if n := len(m.free); n > 0 {
+		i := m.free[n-1]
+		m.free = m.free[:n-1]
+		m.vals[i], m.at[key] = q, i
+		return
+	}
+	m.at[key] = uint32(len(m.vals))
+	m.vals = append(m.vals, q)
+}
+
+func (m *packedMap) del(key string) {
+	i, ok := m.at[key]
+	if !ok {
+		return
+	}
+	delete(m.at, key)
+	m.vals[i] = packed{}
+	if len(m.at) == 0 {
+		m.vals, m.free = m.vals[:0], nil
+		return
+	}
+	m.free = append(m.free, i)
+}
+
+// all returns the keys and their states, in no order.
+func (m *packedMap) all() func(yield func(string, packed) bool) {
+	return func(yield func(string, packed) bool) {
+		for k, i := range m.at {
+			if !yield(k, m.vals[i]) {
+				return
+			}
+		}
+	}
 }

@@ -199,11 +199,13 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		return Report{Remaining: f.pendingEntries()}, errors.Join(err, listErr)
 	}
 	p := &pass{f: f, ctx: ctx, listedAt: listedAt, unsettled: map[leaseShard]bool{}}
-	groups, leased, held := f.ownGroups(ctx, groupEntries(entries))
+	groups := groupEntries(entries)
+	c := f.newClaims(ctx, groups)
+	p.mayRepair = c.allow
 	p.run(groups)
-	p.releaseSettled(held)
+	p.releaseSettled(c.held)
 	p.rep.Remaining, _ = f.idx.stats()
-	p.rep.Leased = leased
+	p.rep.Leased = c.refused
 	if err := ctx.Err(); err != nil {
 		p.errs = append(p.errs, err)
 	}
@@ -242,25 +244,6 @@ func groupEntries(entries []journal.Entry) []*keyGroup {
 	return groups
 }
 
-// ownGroups returns the groups this instance may repair, leaving those
-// whose shard another instance holds the lease of to it (see lease.go), how
-// many it left, and the shards whose leases this instance holds.
-func (f *Failover) ownGroups(ctx context.Context, groups []*keyGroup) (mine []*keyGroup, leased int, held []leaseShard) {
-	keys, sides := make([]string, len(groups)), make([]journal.Side, len(groups))
-	for i, g := range groups {
-		keys[i], sides[i] = g.key, g.missing
-	}
-	keep, held := f.leased(ctx, keys, sides)
-	for i, g := range groups {
-		if keep[i] {
-			mine = append(mine, g)
-		} else {
-			leased++
-		}
-	}
-	return mine, leased, held
-}
-
 // pass is one Drain's repairs, and what they add up to.
 type pass struct {
 	f        *Failover
@@ -271,7 +254,8 @@ type pass struct {
 	rep       Report
 	errs      []error
 	unsettled map[leaseShard]bool // shards with a repair that failed
-	cbMu      sync.Mutex          // serializes OnRepair, apart from the report's lock
+	mayRepair func(*keyGroup) bool
+	cbMu      sync.Mutex // serializes OnRepair, apart from the report's lock
 }
 
 // run settles the groups, at most ReconcileConcurrency at once, and returns
@@ -279,11 +263,16 @@ type pass struct {
 func (p *pass) run(groups []*keyGroup) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, p.f.opts.ReconcileConcurrency)
-	for i, g := range groups {
+	first := true
+	for _, g := range groups {
 		if p.ctx.Err() != nil {
 			break
 		}
-		if i == 0 {
+		if !p.mayRepair(g) {
+			continue
+		}
+		if first {
+			first = false
 			// The first repair alone: while a breaker is half-open it is
 			// the probe, and the others would only be refused.
 			p.settle(g)
