@@ -35,6 +35,7 @@ func (w *writer) Close() error {
 		return err
 	}
 	defer w.f.locks.lock(w.key).Unlock()
+	defer w.f.stale.changing(w.key)()
 	if done, err := w.giveWay(); done {
 		w.abortAll()
 		return err

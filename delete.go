@@ -28,6 +28,7 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 		return err
 	}
 	defer f.locks.lock(key).Unlock()
+	defer f.stale.changing(key)()
 	ctx = holding(ctx, key)
 	p, pending, err := f.state(ctx, key)
 	switch {

@@ -37,15 +37,15 @@ func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts
 	}
 	f := b.f
 	var cut error
-	err := f.read(ctx, key, func(s *side) error {
+	err := f.read(ctx, key, sideRead{call: func(ctx context.Context, s *side) (any, error) {
 		wrote, err := f.download(ctx, s, key, w, ro)
 		if err != nil && wrote && (isNotFound(err) || s.outage(ctx, err)) {
 			// Settled here: nil stops read from trying the other side.
 			cut = unavailable(err, "the %s failed while %q was downloaded; download it again", s.id, key)
-			return nil
+			return nil, nil
 		}
-		return err
-	})
+		return nil, err
+	}})
 	if cut != nil {
 		return cut
 	}

@@ -34,6 +34,9 @@ type Failover struct {
 	lastNoRunCheck atomic.Int64
 	distinct       atomic.Bool // the sides were found to be distinct storage (checkDistinct)
 
+	hedges hedgeBudget // hedged reads (hedge.go)
+	stale  *staleCache // Options.Cache (stale.go); nil without one
+
 	retractedMu sync.Mutex
 	retracted   map[string]retraction // journal entries withdrawn by this process
 
@@ -83,6 +86,8 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		retracted: map[string]retraction{},
 	}
 	f.locks.init()
+	f.hedges.fraction, f.hedges.floor = o.HedgeBudget, int64(o.HedgeFloor)
+	f.stale = newStaleCache(o)
 	f.instance = newInstanceID(f.clock.writer)
 	// Options reports what is in effect: the writer id chosen, and the
 	// breakers' settings with their defaults (the caller's are not changed).

@@ -37,6 +37,10 @@ type Status struct {
 	OldestPending time.Time `json:"oldest_pending,omitzero"`
 	// Clock reports versions from clocks that ran fast.
 	Clock ClockStatus `json:"clock"`
+	// Hedges counts hedged reads (Options.HedgeAfter).
+	Hedges HedgeStatus `json:"hedges"`
+	// Stale counts the copies kept in Options.Cache and served from it.
+	Stale StaleStatus `json:"stale"`
 	// Forced is the routing an operator forced (Failover.Force).
 	Forced ForceMode `json:"forced"`
 	// Writable says the bucket can acknowledge a write under its policy
@@ -69,6 +73,8 @@ func (f *Failover) Status() Status {
 	st.Clock = f.fast
 	f.fastMu.Unlock()
 	st.Clock.MaxSkew = f.opts.MaxClockSkew
+	st.Hedges = f.hedges.status(f.opts.HedgeAfter)
+	st.Stale = f.stale.status()
 	st.Forced = f.Forced()
 	st.Writable, st.Reason = f.writable(st)
 	return st

@@ -126,6 +126,48 @@ type Options struct {
 	// the package doc.
 	StrictReads bool
 
+	// HedgeAfter, if positive, hedges reads: a read (opening a reader, until
+	// the side hands one back) or an Attributes call that the side serving
+	// it has not answered after HedgeAfter is made on the other side as
+	// well, if that side holds the same version of the key, and the first
+	// complete answer is taken: the first side's answer of any kind, the
+	// other side's only if it succeeds. The other call is cancelled and
+	// does not count against its side's breaker. The other side holds the
+	// same version in Mirror mode for every key with no pending work, and,
+	// in either mode, for a pending key the index knows both sides to hold
+	// at its newest version; no other read is hedged, so a hedge never
+	// answers with an older version than the read would have. Downloads
+	// (DownloadAt) are not hedged. Zero or negative means reads are not
+	// hedged.
+	HedgeAfter time.Duration
+	// HedgeBudget bounds the hedges in flight to this fraction of the reads
+	// in flight, or to HedgeFloor when that is more, so that a slow side
+	// does not double the load on the other. Zero means 0.2; negative
+	// means no fraction (HedgeFloor alone).
+	HedgeBudget float64
+	// HedgeFloor is how many hedges may be in flight whatever the number
+	// of reads. Zero means 3; negative means none (HedgeBudget alone).
+	HedgeFloor int
+
+	// Cache, if set, keeps copies of objects read whole (package cache has
+	// one in memory and one in a directory), to serve while every side
+	// that could answer a read is down: see ServeStale. Writes and deletes
+	// through the bucket, and its repairs, remove the key's copy. Nil means
+	// no copies are kept.
+	Cache Cache
+	// ServeStale is how old a copy in Cache may be and still be served
+	// (its age counts from when it was read from a side). A copy is served
+	// only by NewRangeReader (and so NewReader, ReadAll) when the read
+	// fails with ErrUnavailable and every side that may hold the key's
+	// newest version is down; never for a key with pending work whose
+	// newest version is not the copy's; and the reader says so: its As
+	// reaches a *StaleRead. Zero or negative means no copy is ever served.
+	ServeStale time.Duration
+	// CacheMaxObject is the size of the largest object kept in Cache; a
+	// read of a larger object is not copied, so filling the cache holds
+	// at most this much memory per read in flight. Zero means 1 MiB.
+	CacheMaxObject int64
+
 	// BestEffortList, in Redirect mode, makes a listing while the primary is
 	// down return the secondary's objects merged with pending work instead of
 	// failing with ErrUnavailable. The result may be partial.
@@ -186,6 +228,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SpoolDir == "" {
 		o.SpoolDir = os.TempDir()
+	}
+	switch {
+	case o.HedgeBudget == 0:
+		o.HedgeBudget = 0.2
+	case o.HedgeBudget < 0:
+		o.HedgeBudget = 0
+	}
+	switch {
+	case o.HedgeFloor == 0:
+		o.HedgeFloor = 3
+	case o.HedgeFloor < 0:
+		o.HedgeFloor = 0
+	}
+	if o.CacheMaxObject <= 0 {
+		o.CacheMaxObject = 1 << 20
 	}
 	if o.ReconcileConcurrency <= 0 {
 		o.ReconcileConcurrency = 4

@@ -21,7 +21,7 @@ import (
 // A change of key being committed is waited for first: the sides may show
 // it before the index does, and a read that went by the index meanwhile
 // could answer with the state before it after another read had seen it.
-func (f *Failover) read(ctx context.Context, key string, op func(*side) error) error {
+func (f *Failover) read(ctx context.Context, key string, op sideRead) error {
 	if err := f.idx.awaitCommit(ctx, key); err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (f *Failover) read(ctx context.Context, key string, op func(*side) error) e
 // (Options.StrictReads): another instance may have redirected a newer
 // version this one has not learnt of yet, so both sides' versions are
 // compared and the newer one served.
-func (f *Failover) readStrict(ctx context.Context, key string, op func(*side) error) error {
+func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) error {
 	var got [2]sideObject
 	for _, s := range f.sides {
 		o, err := f.inspect(ctx, s, key)
@@ -58,24 +58,26 @@ func (f *Failover) readStrict(ctx context.Context, key string, op func(*side) er
 	case !p.exists && !sec.exists:
 		return fmt.Errorf("%w: %q", errNotFound, key)
 	case !p.exists || sec.exists && sec.s.compare(p.s, f.opts.MaxClockSkew) > 0:
-		return op(f.sides[journal.Secondary])
+		return op.on(ctx, f.sides[journal.Secondary])
 	}
-	return op(f.sides[journal.Primary])
+	return op.on(ctx, f.sides[journal.Primary])
 }
 
 // readPending reads a key with pending work from a side holding its newest
-// version, the primary first.
-func (f *Failover) readPending(ctx context.Context, key string, p keyState, op func(*side) error) error {
+// version, the primary first (hedged, when both hold it).
+func (f *Failover) readPending(ctx context.Context, key string, p keyState, op sideRead) error {
 	if p.deleted {
 		return fmt.Errorf("%w: %q", errDeleted, key)
 	}
+	h := f.hedge(ctx, op, p.on[journal.Primary] && p.on[journal.Secondary])
+	defer h.release()
 	var down []error
 	for _, id := range []journal.Side{journal.Primary, journal.Secondary} {
 		if !p.on[id] {
 			continue
 		}
 		s := f.sides[id]
-		err := op(s)
+		err := h.on(s)
 		switch {
 		case err == nil:
 			return nil
@@ -84,6 +86,7 @@ func (f *Failover) readPending(ctx context.Context, key string, p keyState, op f
 		case isNotFound(err) && f.idx.changed(key, p):
 			// The reconciler may have moved the newest version and removed
 			// this copy since the index was read: read again.
+			h.release()
 			return f.read(ctx, key, op)
 		default:
 			return err
@@ -100,10 +103,13 @@ func (f *Failover) readPending(ctx context.Context, key string, p keyState, op f
 }
 
 // readSettled reads a key without pending work: from the primary, or, while
-// it is down, from the secondary.
-func (f *Failover) readSettled(ctx context.Context, key string, op func(*side) error) error {
+// it is down, from the secondary. In Mirror mode both sides hold every
+// settled key, so the read may be hedged.
+func (f *Failover) readSettled(ctx context.Context, key string, op sideRead) error {
 	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
-	err := op(pr)
+	h := f.hedge(ctx, op, f.opts.Mode == Mirror)
+	defer h.release()
+	err := h.on(pr)
 	if err == nil || !pr.outage(ctx, err) {
 		return err
 	}
@@ -115,9 +121,10 @@ func (f *Failover) readSettled(ctx context.Context, key string, op func(*side) e
 	if f.idx.pending(key) {
 		// A change to it failed, on the primary or the secondary, while
 		// the primary was read: read as the index now says.
+		h.release()
 		return f.read(ctx, key, op)
 	}
-	err2 := op(sec)
+	err2 := h.on(sec)
 	switch {
 	case err2 == nil:
 		f.opts.Logger.Debug("failoverblob: read served by the secondary", "key", key, "cause", err)
@@ -139,18 +146,22 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 		return nil, err
 	}
 	f := b.f
-	var attrs *driver.Attributes
-	err := f.read(ctx, key, func(s *side) (err error) {
-		attrs, err = s.attributes(ctx, f.opts.CallTimeout, key)
-		if err == nil {
-			f.seen(key, s.id, stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime})
+	var got answer
+	err := f.read(ctx, key, sideRead{call: func(ctx context.Context, s *side) (any, error) {
+		attrs, err := s.attributes(ctx, f.opts.CallTimeout, key)
+		if err != nil {
+			return nil, err
 		}
-		return err
-	})
+		f.seen(key, s.id, stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime})
+		return attrs, nil
+	}, hedged: true, got: &got})
+	if got.stop != nil {
+		got.stop()
+	}
 	if err != nil {
 		return nil, err
 	}
-	return withoutVersion(attrs), nil
+	return withoutVersion(got.v.(*driver.Attributes)), nil
 }
 
 // withoutVersion returns a copy of a without the version metadata. Drivers
@@ -173,10 +184,5 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	var r *reader
-	err := b.f.read(ctx, key, func(s *side) (err error) {
-		r, err = b.f.openReader(ctx, s, key, offset, length, &driver.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
-		return err
-	})
-	return r, err
+	return b.f.openRead(ctx, key, offset, length, &driver.ReaderOptions{BeforeRead: guardHook(opts.BeforeRead, false)})
 }

@@ -14,6 +14,7 @@ import (
 // this process wait for it.
 func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
 	defer f.locks.lock(key).Unlock()
+	defer f.stale.changing(key)()
 	// Entries withdrawn since the journal was listed (a refused delete's
 	// tombstone, say) must not be applied.
 	entries = f.unretracted(entries)

@@ -39,10 +39,11 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 		return "", err
 	case pending && !p.deleted:
 		var url string
-		err := f.readPending(ctx, key, p, func(s *side) (err error) {
+		err := f.readPending(ctx, key, p, sideRead{call: func(_ context.Context, s *side) (any, error) {
+			var err error
 			url, err = sign(s)
-			return err
-		})
+			return nil, err
+		}})
 		return url, err
 	}
 	pr := f.sides[journal.Primary]

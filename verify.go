@@ -245,6 +245,7 @@ func (f *Failover) alikeByVersion(got [2]sideObject) bool {
 // the source. In Redirect mode the secondary's copy is removed once the
 // primary holds the key, by the copy or already.
 func (f *Failover) repairDifference(ctx context.Context, key string, got [2]sideObject, rep *VerifyReport) error {
+	defer f.stale.changing(key)()
 	skew := f.opts.MaxClockSkew
 	p, sec := got[journal.Primary], got[journal.Secondary]
 	src, dst := journal.Primary, journal.Secondary
