@@ -80,7 +80,8 @@ type HedgeStatus struct {
 	// After is Options.HedgeAfter; zero when reads are not hedged.
 	After time.Duration `json:"after"`
 	// Hedged counts the reads made on the second side because the first
-	// had not answered after After; Won, those whose answer was taken;
+	// had not answered after After; Won, those whose answer was taken
+	// (it came first, or the first side failed);
 	// Refused, those the budget (Options.HedgeBudget, HedgeFloor) did not
 	// let through.
 	Hedged  uint64 `json:"hedged"`
@@ -134,7 +135,11 @@ func (h *race) on(s *side) error {
 	case s == h.alt && h.hedge != nil:
 		a := h.hedge
 		h.hedge = nil
-		return a.take(h.op)
+		err := a.take(h.op)
+		if err == nil {
+			h.f.hedges.won.Add(1)
+		}
+		return err
 	}
 	return h.op.on(h.ctx, s)
 }
