@@ -40,7 +40,8 @@
 // ErrorAs tries the primary's types, then the secondary's. The other As
 // methods reach the types of the side that answered, or none:
 //
-//   - Reader.As and BeforeRead: the side the read is served from.
+//   - Reader.As and BeforeRead: the side the read is served from; a read
+//     served from Options.Cache reaches a *StaleRead and nothing else.
 //   - Attributes.As: the side whose attributes were returned.
 //   - ListObject.As and BeforeList: the side the listing page came from
 //     (both, for a listing that moves to the secondary); an object listed

@@ -109,8 +109,8 @@ type race struct {
 // hedge returns the hedging of a read whose first side is the primary.
 // both says the secondary holds the version the primary would serve.
 // Callers defer its release.
-func (f *Failover) hedge(ctx context.Context, op sideRead, both bool) *race {
-	h := &race{f: f, ctx: ctx, op: op}
+func (f *Failover) hedge(ctx context.Context, op sideRead, both bool) race {
+	h := race{f: f, ctx: ctx, op: op}
 	if f.opts.HedgeAfter <= 0 {
 		return h
 	}

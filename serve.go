@@ -15,7 +15,7 @@ import (
 // be served (see serveStale).
 func (f *Failover) openRead(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
 	var fl *filling
-	if f.stale != nil {
+	if f.stale != nil && f.stale.maxAge > 0 {
 		fl = &filling{f: f, epoch: f.stale.epoch(key)}
 		fl.before, fl.pending = f.idx.get(key)
 	}
