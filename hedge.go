@@ -145,7 +145,8 @@ func (h *race) on(s *side) error {
 }
 
 // run makes the read on the first side and, if that has produced nothing
-// after HedgeAfter and the budget allows, on alt too. The first side's
+// after HedgeAfter, alt's breaker is not open and the budget allows, on
+// alt too. The first side's
 // answer (success, or an answer such as NotFound) is taken if it comes
 // first; alt's only if it is a success, since a miss or an error there
 // says less than the first side would. If the first side fails with an
@@ -158,6 +159,10 @@ func (h *race) run() error {
 	case <-a.done:
 		return a.take(h.op)
 	case <-t.C:
+	}
+	if h.alt.refusing() {
+		// Its breaker would refuse the hedge: no call to make.
+		return a.take(h.op)
 	}
 	if !h.f.hedges.admit() {
 		h.f.hedges.refused.Add(1)

@@ -197,7 +197,6 @@ func TestHedgeIsTheFallbackWhenTheFirstSideFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, HedgeAfter: hedgeAfter})
 		require.NoError(t, r.writeV("k", "v"))
-		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Latency: 30 * time.Millisecond})
 		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Latency: 30 * time.Millisecond, Err: failovertest.ErrOutage})
 		r.faults[secondary].Set(failovertest.OpRead, failovertest.Fault{Latency: 50 * time.Millisecond})
 		calls := r.faults[secondary].Calls(failovertest.OpRead)
@@ -223,6 +222,41 @@ func TestHedgeMissWaitsForTheFirstSide(t *testing.T) {
 		assert.Equal(t, 30*time.Millisecond, took, "how long the read took")
 		assert.Equal(t, failoverblob.HedgeStatus{After: hedgeAfter, Hedged: 1}, r.f.Status().Hedges)
 	})
+}
+
+// No hedge goes to a side whose breaker is open or that traffic was forced
+// off: the call would fail at once, and it would take a place in the budget.
+func TestNoHedgeToASideThatRefusesCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down func(r *rig)
+	}{
+		{"breaker open", func(r *rig) {
+			require.NoError(r.t, r.writeV("k", "v2"))
+			r.faults[secondary].Outage(nil)
+			require.NoError(r.t, r.writeV("other", "v"), "a write that trips the secondary's breaker")
+			r.faults[secondary].Heal()
+			require.Equal(r.t, circuit.StateOpen, r.f.Status().Secondary.State, "the secondary's breaker")
+		}},
+		{"forced off", func(r *rig) {
+			require.NoError(r.t, r.writeV("k", "v2"))
+			r.f.Force(failoverblob.ForcePrimary)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, HedgeAfter: hedgeAfter})
+				tc.down(r)
+				r.slow(primary, time.Second)
+				calls := r.faults[secondary].Calls(failovertest.OpRead)
+				got, took := r.timedRead("k")
+				assert.Equal(t, "v2", got)
+				assert.Equal(t, time.Second, took, "how long the read took")
+				assert.Equal(t, failoverblob.HedgeStatus{After: hedgeAfter}, r.f.Status().Hedges)
+				assert.Zero(t, r.faults[secondary].Calls(failovertest.OpRead)-calls, "reads of the secondary")
+			})
+		})
+	}
 }
 
 // Without HedgeAfter nothing is hedged.

@@ -79,6 +79,12 @@ func (s *side) allow(ctx context.Context) (ticket, error) {
 	return ticket{s: s, ctx: ctx, done: done}, nil
 }
 
+// refusing reports whether calls to s fail at once: its breaker is open or
+// traffic was forced off it.
+func (s *side) refusing() bool {
+	return s.forced.Load() || s.br.State() == circuit.StateOpen
+}
+
 // ticket is a call a side's breaker let through.
 type ticket struct {
 	s    *side

@@ -13,7 +13,6 @@ import (
 
 	"gocloud.dev/blob/driver"
 
-	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -259,7 +258,7 @@ func (f *Failover) holdersDown(p keyState, pending bool, seen *[2]atomic.Bool) b
 			continue
 		}
 		some = true
-		if !seen[s.id].Load() && s.br.State() != circuit.StateOpen && !s.forced.Load() {
+		if !seen[s.id].Load() && !s.refusing() {
 			return false
 		}
 	}
