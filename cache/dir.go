@@ -163,17 +163,38 @@ func (d *Dir) writeTemp(entry []byte) (string, error) {
 	return f.Name(), nil
 }
 
-// Delete removes the entry under key, and its file, if any. It fails only
-// if the file is there and cannot be removed.
+// Delete removes the entry under key, and its file, if any. A file it
+// removes stays removed through a crash of the machine too: the directory
+// is synced, since an entry that came back would be a copy of a key
+// changed since. It fails if the file is there and cannot be removed (Get
+// in this process no longer returns the entry, but a restarted one might),
+// or the directory cannot be synced.
 func (d *Dir) Delete(key string) error {
 	name := fileName(key)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	err := os.Remove(d.path(name))
 	d.lru.list.Remove(name)
-	if err := os.Remove(d.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
 		return err
 	}
-	return nil
+	return syncDir(d.dir)
+}
+
+// syncDir makes the removals of files from dir durable.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Used returns the bytes the entries hold, as counted against the bound.
