@@ -3,8 +3,10 @@ package failoverblob_test
 import (
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -71,19 +73,61 @@ func TestStaleCopyServedWhileThePrimaryIsDown(t *testing.T) {
 	})
 }
 
-// A reader from a side does not reach a StaleRead; nor does a read served
-// by the secondary while the primary is down.
-func TestFreshReadsAreNotStale(t *testing.T) {
-	r := newRig(t, staleOpts(failoverblob.Mirror))
-	require.NoError(t, r.write("k", "v1"))
-	got, sr := staleRead(r.f, r, "k")
-	assert.Equal(t, "v1", got)
-	assert.Nil(t, sr, "from the primary")
-	r.faults[primary].Outage(nil)
-	got, sr = staleRead(r.f, r, "k")
-	assert.Equal(t, "v1", got)
-	assert.Nil(t, sr, "from the secondary")
-	assert.Zero(t, r.f.Status().Stale.Served, "served from the cache")
+// Which outages a copy is served in: only when every side that may hold
+// the key's newest version is down. A read a side serves is not stale.
+// Each case leaves "k" with "v1" as its newest value and a copy of it.
+func TestStaleCopyServedOnlyWhileTheHoldersAreDown(t *testing.T) {
+	settled := func(r *rig) {
+		require.NoError(r.t, r.write("k", "v1"))
+	}
+	// writtenWhileDown writes "k" while side down is down, after an older
+	// value both sides hold.
+	writtenWhileDown := func(down int) func(r *rig) {
+		return func(r *rig) {
+			require.NoError(r.t, r.write("k", "v0"))
+			r.faults[down].Outage(nil)
+			require.NoError(r.t, r.write("k", "v1"))
+			r.heal()
+		}
+	}
+	const stale, fresh = true, false
+	for _, tc := range []struct {
+		name  string
+		mode  failoverblob.Mode
+		setUp func(r *rig)
+		down  []int
+		want  string
+		stale bool
+	}{
+		{"redirect, none down", failoverblob.Redirect, settled, nil, "v1", fresh},
+		{"redirect, primary down", failoverblob.Redirect, settled, []int{primary}, "v1", stale},
+		{"redirect, secondary down", failoverblob.Redirect, settled, []int{secondary}, "v1", fresh},
+		{"redirect, both down", failoverblob.Redirect, settled, []int{primary, secondary}, "v1", stale},
+		{"mirror, none down", failoverblob.Mirror, settled, nil, "v1", fresh},
+		{"mirror, primary down", failoverblob.Mirror, settled, []int{primary}, "v1", fresh},
+		{"mirror, secondary down", failoverblob.Mirror, settled, []int{secondary}, "v1", fresh},
+		{"mirror, both down", failoverblob.Mirror, settled, []int{primary, secondary}, "v1", stale},
+		{"redirect, pending on the secondary, primary down", failoverblob.Redirect, writtenWhileDown(primary), []int{primary}, "v1", fresh},
+		{"redirect, pending on the secondary, secondary down", failoverblob.Redirect, writtenWhileDown(primary), []int{secondary}, "v1", stale},
+		{"redirect, pending on the secondary, both down", failoverblob.Redirect, writtenWhileDown(primary), []int{primary, secondary}, "v1", stale},
+		{"mirror, pending on the primary, primary down", failoverblob.Mirror, writtenWhileDown(secondary), []int{primary}, "v1", stale},
+		{"mirror, pending on the primary, secondary down", failoverblob.Mirror, writtenWhileDown(secondary), []int{secondary}, "v1", fresh},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, staleOpts(tc.mode))
+				tc.setUp(r)
+				require.Equal(t, "v1", r.read("k"), "the read that keeps a copy")
+				for _, i := range tc.down {
+					r.faults[i].Outage(nil)
+				}
+				got, sr := staleRead(r.f, r, "k")
+				assert.Equal(t, tc.want, got)
+				assert.Equal(t, tc.stale, sr != nil, "the reader reaches a StaleRead")
+				assert.Equal(t, tc.stale, r.f.Status().Stale.Served > 0, "Status counts a read served from the cache")
+			})
+		})
+	}
 }
 
 // The cases where the cache may not answer, each with a copy of "k" made
@@ -288,23 +332,59 @@ func TestStaleCopiesInADirectory(t *testing.T) {
 		r.faults[secondary].Outage(nil)
 		assert.Equal(t, "<unavailable>", readOf(f2, r, "k"))
 	})
-	t.Run("garbled", func(t *testing.T) {
-		dir := t.TempDir()
-		r := newRig(t, dirOpts(t, dir))
-		require.NoError(t, r.write("k", "v1"))
-		require.Equal(t, "v1", r.read("k"), "the read that keeps a copy")
-		files, err := filepath.Glob(filepath.Join(dir, "*.entry"))
-		require.NoError(t, err)
-		require.Len(t, files, 1)
-		b, err := os.ReadFile(files[0])
-		require.NoError(t, err)
-		b[len(b)-6] ^= 'v' ^ 'x' // the data, "v1", becomes "x1"
-		require.NoError(t, os.WriteFile(files[0], b, 0o600))
-		r.faults[primary].Outage(nil)
-		assert.Equal(t, "<unavailable>", r.read("k"))
-		assert.Equal(t, uint64(1), r.f.Status().Stale.Missed, "misses")
-		assert.NoFileExists(t, files[0], "the garbled copy is dropped")
-	})
+	// Each garbles the file of k's copy ("v1"); other is the file of
+	// another key's copy ("v9").
+	for _, tc := range []struct {
+		name   string
+		garble func(t *testing.T, file, other string)
+	}{
+		{"a byte of the data changed", func(t *testing.T, file, _ string) {
+			b, err := os.ReadFile(file)
+			require.NoError(t, err)
+			b[len(b)-6] ^= 'v' ^ 'x' // the data, "v1", becomes "x1"
+			require.NoError(t, os.WriteFile(file, b, 0o600))
+		}},
+		{"truncated", func(t *testing.T, file, _ string) {
+			require.NoError(t, os.Truncate(file, 10))
+		}},
+		{"empty", func(t *testing.T, file, _ string) {
+			require.NoError(t, os.Truncate(file, 0))
+		}},
+		{"another key's copy in its place", func(t *testing.T, file, other string) {
+			b, err := os.ReadFile(other)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(file, b, 0o600))
+		}},
+		{"a directory in its place", func(t *testing.T, file, _ string) {
+			require.NoError(t, os.Remove(file))
+			require.NoError(t, os.Mkdir(file, 0o700))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := newRig(t, dirOpts(t, dir))
+			entries := func() []string {
+				files, err := filepath.Glob(filepath.Join(dir, "*.entry"))
+				require.NoError(t, err)
+				return files
+			}
+			require.NoError(t, r.write("k", "v1"))
+			require.Equal(t, "v1", r.read("k"), "the read that keeps a copy")
+			require.Len(t, entries(), 1)
+			file := entries()[0]
+			require.NoError(t, r.write("other", "v9"))
+			require.Equal(t, "v9", r.read("other"), "the read that keeps a copy")
+			other := slices.DeleteFunc(entries(), func(f string) bool { return f == file })
+			require.Len(t, other, 1)
+			tc.garble(t, file, other[0])
+			r.faults[primary].Outage(nil)
+			assert.Equal(t, "<unavailable>", r.read("k"))
+			assert.Equal(t, uint64(1), r.f.Status().Stale.Missed, "misses")
+			assert.Equal(t, "v9", r.read("other"), "the other key's copy")
+			_, err := os.Lstat(file)
+			assert.True(t, errors.Is(err, fs.ErrNotExist), "the garbled copy is dropped (Lstat: %v)", err)
+		})
+	}
 	t.Run("vanished", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "cache")
 		synctest.Test(t, func(t *testing.T) {
