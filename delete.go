@@ -114,7 +114,8 @@ func (f *Failover) tombstone(rec *records, h *hook, cause error) error {
 	}
 	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
 	// The temporary copy, if any, goes now; the tombstone covers it if not.
-	_ = f.sides[journal.Secondary].delete(rec.ctx, f.opts.CallTimeout, rec.key, nil)
+	ctx := f.failingOver(rec.ctx, opDelete, cause)
+	_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, rec.key, nil)
 	f.opts.Logger.Warn("failoverblob: delete recorded as a tombstone while the primary is down", "key", rec.key, "cause", cause)
 	return nil
 }

@@ -37,7 +37,7 @@ func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts
 	}
 	f := b.f
 	var cut error
-	err := f.read(ctx, key, sideRead{call: func(ctx context.Context, s *side) (any, error) {
+	err := f.read(ctx, key, sideRead{op: opDownload, call: func(ctx context.Context, s *side) (any, error) {
 		wrote, err := f.download(ctx, s, key, w, ro)
 		if err != nil && wrote && (isNotFound(err) || s.outage(ctx, err)) {
 			// Settled here: nil stops read from trying the other side.
@@ -57,11 +57,11 @@ func (b *bucket) DownloadAt(ctx context.Context, key string, w io.WriterAt, opts
 // later one within IdleTimeout of the last; time spent in w's own methods
 // does not count. wrote reports whether any byte reached w.
 func (f *Failover) download(ctx context.Context, s *side, key string, w io.WriterAt, opts *blob.ReaderOptions) (wrote bool, err error) {
-	t, err := s.allow(ctx)
+	t, err := s.allow(ctx, opDownload)
 	if err != nil {
 		return false, err
 	}
-	dctx, cancel := context.WithCancel(ctx)
+	dctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
 	dst := &downloadDst{w: io.NewOffsetWriter(w, 0), wd: newWatchdog(f.opts.FirstByteTimeout, cancel), idle: f.opts.IdleTimeout}
 	err = s.b.Download(dctx, key, dst, opts)

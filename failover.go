@@ -23,6 +23,7 @@ type Failover struct {
 	idx    index
 	locks  keyLocks
 	bucket *blob.Bucket
+	tel    *telemetry
 
 	drainMu  sync.Mutex   // one Drain at a time
 	instance string       // this instance's name in reconcile leases and probe canaries
@@ -110,6 +111,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		}
 		o.Logger.Warn("failoverblob: the journal could be read only in part", "err", err)
 	}
+	f.instrument() // once New cannot fail: Close unregisters what it registers
 	f.bucket = blob.NewBucket(&bucket{f: f})
 	return f, nil
 }
@@ -157,7 +159,7 @@ func (f *Failover) close() error {
 		if f.stopRun != nil {
 			f.stopRun()
 		}
-		err = errors.Join(f.sides[0].b.Close(), f.sides[1].b.Close())
+		err = errors.Join(f.sides[0].b.Close(), f.sides[1].b.Close(), f.tel.stop())
 		if f.onClose != nil {
 			err = errors.Join(err, f.onClose())
 		}

@@ -17,6 +17,8 @@ import (
 // sideRead is a read of a key made on one side at a time, or, hedged, on
 // both at once.
 type sideRead struct {
+	// op is the read's kind, as telemetry names it.
+	op sideOp
 	// call makes the read on s for a caller whose context is ctx and
 	// returns its answer.
 	call func(ctx context.Context, s *side) (any, error)
@@ -122,13 +124,14 @@ func (f *Failover) hedge(ctx context.Context, op sideRead, both bool) race {
 	return h
 }
 
-// on makes the read on s: the race, for the first side; the hedge's
+// on makes the read on s, for a caller whose context is ctx (the read's,
+// or marked as a failover): the race, for the first side; the hedge's
 // answer, for the side a hedge went to (it is the fallback the caller
 // would otherwise call); otherwise a call of its own.
-func (h *race) on(s *side) error {
+func (h *race) on(ctx context.Context, s *side) error {
 	switch {
 	case h.alt == nil:
-		return h.op.on(h.ctx, s)
+		return h.op.on(ctx, s)
 	case s == h.first && !h.ran:
 		h.ran = true
 		return h.run()
@@ -141,7 +144,7 @@ func (h *race) on(s *side) error {
 		}
 		return err
 	}
-	return h.op.on(h.ctx, s)
+	return h.op.on(ctx, s)
 }
 
 // run makes the read on the first side and, if that has produced nothing

@@ -99,7 +99,7 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 	if prior != nil {
 		opts.BeforeWrite = s.writeIf(prior)
 	}
-	err := s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
+	err := s.call(ctx, opWrite, f.opts.CallTimeout, func(ctx context.Context) error {
 		w, err := s.d.NewTypedWriter(ctx, name, "text/plain", opts)
 		if err != nil {
 			return err

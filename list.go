@@ -132,14 +132,14 @@ func (l *lister) canMove() bool { return l.f.opts.Mode == Mirror || l.f.opts.Bes
 // when the listing was on the primary, skipping the keys already returned.
 func (l *lister) fetch() (objs []*driver.ListObject, next []byte, err error) {
 	l.s = l.f.sides[l.tok.side]
-	objs, next, err = l.fetchFrom(l.s, l.tok.sideToken)
+	objs, next, err = l.fetchFrom(l.ctx, l.s, l.tok.sideToken)
 	if err == nil || !l.s.outage(l.ctx, err) {
 		return objs, next, err
 	}
 	if l.s.id == journal.Primary && l.canMove() {
 		sec := l.f.sides[journal.Secondary]
 		var err2 error
-		if objs, next, err2 = l.fetchFrom(sec, nil); err2 == nil {
+		if objs, next, err2 = l.fetchFrom(l.f.failingOver(l.ctx, opList, err), sec, nil); err2 == nil {
 			l.s, l.tok.sideToken = sec, nil
 			return objs, next, nil
 		}
@@ -148,7 +148,7 @@ func (l *lister) fetch() (objs []*driver.ListObject, next []byte, err error) {
 	return nil, nil, unavailable(err, "listing needs the %s, which is down", l.s.id)
 }
 
-func (l *lister) fetchFrom(s *side, token []byte) (objs []*driver.ListObject, next []byte, err error) {
+func (l *lister) fetchFrom(ctx context.Context, s *side, token []byte) (objs []*driver.ListObject, next []byte, err error) {
 	lopts := driver.ListOptions{
 		Prefix:     l.opts.Prefix,
 		Delimiter:  l.opts.Delimiter,
@@ -157,7 +157,7 @@ func (l *lister) fetchFrom(s *side, token []byte) (objs []*driver.ListObject, ne
 		BeforeList: guardHook(l.opts.BeforeList, false),
 	}
 	var page *driver.ListPage
-	err = s.call(l.ctx, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+	err = s.call(ctx, opList, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
 		page, err = s.d.ListPaged(ctx, &lopts)
 		return err
 	})
@@ -343,10 +343,10 @@ func (l *lister) dirLive(prefix string) (bool, error) {
 			return true, nil
 		}
 	}
-	live, err := l.scanDir(l.s, prefix)
+	live, err := l.scanDir(l.ctx, l.s, prefix)
 	if err != nil && l.s.outage(l.ctx, err) && l.s.id == journal.Primary && l.canMove() {
 		var err2 error
-		if live, err2 = l.scanDir(l.f.sides[journal.Secondary], prefix); err2 != nil {
+		if live, err2 = l.scanDir(l.f.failingOver(l.ctx, opList, err), l.f.sides[journal.Secondary], prefix); err2 != nil {
 			return false, unavailable(errors.Join(err, err2), "both sides are down listing")
 		}
 		return live, nil
@@ -361,21 +361,21 @@ func (l *lister) dirLive(prefix string) (bool, error) {
 // not reserved. Where the reserved prefix lies under prefix, the listing
 // uses its delimiter, so that the library's own objects fold into one
 // entry that is skipped, however many there are.
-func (l *lister) scanDir(s *side, prefix string) (bool, error) {
+func (l *lister) scanDir(ctx context.Context, s *side, prefix string) (bool, error) {
 	opts := &driver.ListOptions{Prefix: prefix, PageSize: defaultPageSize}
 	if strings.HasPrefix(ReservedPrefix, prefix) {
 		opts.Delimiter = "/"
 	}
 	for {
 		var page *driver.ListPage
-		err := s.call(l.ctx, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		err := s.call(ctx, opList, l.f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			page, err = s.d.ListPaged(ctx, opts)
 			return err
 		})
 		if err != nil {
 			return false, err
 		}
-		if live, err := l.liveIn(s, page.Objects); live || err != nil {
+		if live, err := l.liveIn(ctx, s, page.Objects); live || err != nil {
 			return live, err
 		}
 		if len(page.NextPageToken) == 0 {
@@ -387,12 +387,12 @@ func (l *lister) scanDir(s *side, prefix string) (bool, error) {
 
 // liveIn reports whether objs, a page of a listing of s, holds an object
 // that is not deleted and not reserved, directly or under a directory.
-func (l *lister) liveIn(s *side, objs []*driver.ListObject) (bool, error) {
+func (l *lister) liveIn(ctx context.Context, s *side, objs []*driver.ListObject) (bool, error) {
 	for _, o := range objs {
 		switch {
 		case strings.HasPrefix(o.Key, ReservedPrefix):
 		case o.IsDir:
-			if live, err := l.scanDir(s, o.Key); live || err != nil {
+			if live, err := l.scanDir(ctx, s, o.Key); live || err != nil {
 				return live, err
 			}
 		default:

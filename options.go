@@ -5,6 +5,9 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -204,6 +207,17 @@ type Options struct {
 	// Logger receives failovers, breaker changes and repairs. Nil discards
 	// them.
 	Logger *slog.Logger
+
+	// MeterProvider receives the bucket's metrics (calls to each side,
+	// failovers, breaker states, the journal's depth and oldest age,
+	// reconciled objects and bytes, spooled bytes; see the README's
+	// "Metrics and traces"). Nil means the global provider,
+	// otel.GetMeterProvider(), which reports nothing until one is set.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives a span for each call to a side, a child of
+	// the caller's span. Nil means the global provider,
+	// otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {

@@ -77,7 +77,12 @@ func (f *Failover) readPending(ctx context.Context, key string, p keyState, op s
 			continue
 		}
 		s := f.sides[id]
-		err := h.on(s)
+		sctx := ctx
+		if len(down) > 0 {
+			// The other holder is down.
+			sctx = f.failingOver(ctx, op.op, down[0])
+		}
+		err := h.on(sctx, s)
 		switch {
 		case err == nil:
 			return nil
@@ -109,7 +114,7 @@ func (f *Failover) readSettled(ctx context.Context, key string, op sideRead) err
 	pr, sec := f.sides[journal.Primary], f.sides[journal.Secondary]
 	h := f.hedge(ctx, op, f.opts.Mode == Mirror)
 	defer h.release()
-	err := h.on(pr)
+	err := h.on(ctx, pr)
 	if err == nil || !pr.outage(ctx, err) {
 		return err
 	}
@@ -124,7 +129,7 @@ func (f *Failover) readSettled(ctx context.Context, key string, op sideRead) err
 		h.release()
 		return f.read(ctx, key, op)
 	}
-	err2 := h.on(sec)
+	err2 := h.on(f.failingOver(ctx, op.op, err), sec)
 	switch {
 	case err2 == nil:
 		f.opts.Logger.Debug("failoverblob: read served by the secondary", "key", key, "cause", err)
@@ -147,7 +152,7 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 	}
 	f := b.f
 	var got answer
-	err := f.read(ctx, key, sideRead{call: func(ctx context.Context, s *side) (any, error) {
+	err := f.read(ctx, key, sideRead{op: opAttributes, call: func(ctx context.Context, s *side) (any, error) {
 		attrs, err := s.attributes(ctx, f.opts.CallTimeout, key)
 		if err != nil {
 			return nil, err

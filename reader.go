@@ -24,11 +24,11 @@ type reader struct {
 }
 
 func (f *Failover) openReader(ctx context.Context, s *side, key string, offset, length int64, opts *driver.ReaderOptions) (*reader, error) {
-	t, err := s.allow(ctx)
+	t, err := s.allow(ctx, opRead)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(t.ctx)
 	wd := newWatchdog(f.opts.FirstByteTimeout, cancel)
 	r, err := s.d.NewRangeReader(rctx, key, offset, length, opts)
 	wd.stop()

@@ -291,6 +291,9 @@ func (p *pass) run(groups []*keyGroup) {
 // settle repairs one group, tells OnRepair, and counts the outcome.
 func (p *pass) settle(g *keyGroup) {
 	r, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, p.listedAt)
+	if err == nil {
+		p.f.tel.repaired(p.ctx, r)
+	}
 	if err == nil && p.f.opts.OnRepair != nil {
 		p.cbMu.Lock()
 		p.f.opts.OnRepair(r)

@@ -38,7 +38,7 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, w
 		Metadata:           attrs.Metadata,
 		BeforeWrite:        dst.writeIf(prior),
 	}}
-	if err := w.open(dst); err != nil {
+	if err := w.open(ctx, dst); err != nil {
 		return 0, err
 	}
 	n, sum, err := transfer(w.sw[dst.id], r, src, attrs.Size, srcMD5)

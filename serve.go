@@ -22,6 +22,7 @@ func (f *Failover) openRead(ctx context.Context, key string, offset, length int6
 	var got answer
 	var seen [2]atomic.Bool // the sides this read saw down
 	err := f.read(ctx, key, sideRead{
+		op: opRead,
 		call: func(ctx context.Context, s *side) (any, error) {
 			r, err := f.openReader(ctx, s, key, offset, length, opts)
 			if err != nil {

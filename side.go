@@ -26,6 +26,8 @@ type side struct {
 	b  *blob.Bucket  // as given to New; closed by Close
 	d  driver.Bucket // b's public API as a driver (bucketconv.Bucket), which calls go to
 	br *circuit.Breaker
+	// tel reports the side's calls; set by the bucket's instrument.
+	tel *telemetry
 
 	// forced says an operator forced traffic off the side (Failover.Force):
 	// its calls fail at once as if its breaker were open, without counting
@@ -66,17 +68,24 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 	return s
 }
 
-// allow asks the side's breaker for a call on behalf of a caller whose
-// context is ctx. The returned ticket's finish records the call's outcome.
-func (s *side) allow(ctx context.Context) (ticket, error) {
+// allow asks the side's breaker for a call of kind op on behalf of a caller
+// whose context is ctx. The returned ticket's finish records the call's
+// outcome; its ctx, ctx with the call's span, is the one to make the call
+// with.
+func (s *side) allow(ctx context.Context, op sideOp) (ticket, error) {
+	ctx, c := s.tel.begin(ctx, s.id, op)
 	if s.forced.Load() {
-		return ticket{}, fmt.Errorf("failoverblob: %s: %w: %w", s.id, errForced, circuit.ErrOpen)
+		err := fmt.Errorf("failoverblob: %s: %w: %w", s.id, errForced, circuit.ErrOpen)
+		c.end(ctx, outcomeRejected, err)
+		return ticket{}, err
 	}
 	done, err := s.br.Allow(ctx)
 	if err != nil {
-		return ticket{}, fmt.Errorf("failoverblob: %w", err) // names the side
+		err = fmt.Errorf("failoverblob: %w", err) // names the side
+		c.end(ctx, outcomeRejected, err)
+		return ticket{}, err
 	}
-	return ticket{s: s, ctx: ctx, done: done}, nil
+	return ticket{s: s, ctx: ctx, done: done, call: c}, nil
 }
 
 // refusing reports whether calls to s fail at once: its breaker is open or
@@ -90,21 +99,29 @@ type ticket struct {
 	s    *side
 	ctx  context.Context
 	done func(error)
+	call *sideCall
 }
 
-// finish reports the call's outcome to the breaker, and keeps the last
-// outage for the status. An error from the caller's own hook is the caller's
-// answer: the side did not fail.
+// finish reports the call's outcome to the breaker and to telemetry, and
+// keeps the last outage for the status. An error from the caller's own hook
+// is the caller's answer: the side did not fail.
 func (t ticket) finish(err error) {
-	if err != nil {
-		var he *hookError
-		if errors.As(err, &he) {
-			err = nil
-		} else if t.s.br.IsOutage(t.ctx, err) {
-			t.s.mu.Lock()
-			t.s.lastErr, t.s.lastErrAt = redactURLs(err.Error()), time.Now()
-			t.s.mu.Unlock()
-		}
+	var he *hookError
+	hooked := errors.As(err, &he)
+	o := outcomeOK
+	switch {
+	case err == nil:
+	case !hooked && t.s.br.IsOutage(t.ctx, err):
+		o = outcomeOutage
+		t.s.mu.Lock()
+		t.s.lastErr, t.s.lastErrAt = redactURLs(err.Error()), time.Now()
+		t.s.mu.Unlock()
+	default:
+		o = outcomeAnswer
+	}
+	t.call.end(t.ctx, o, err)
+	if hooked {
+		err = nil
 	}
 	t.done(err)
 }
@@ -126,12 +143,12 @@ func (s *side) outage(ctx context.Context, err error) bool {
 
 // call runs fn against s's driver under the breaker and a deadline of
 // timeout. The error carries the gcerrors code s's bucket gives it.
-func (s *side) call(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
-	t, err := s.allow(ctx)
+func (s *side) call(ctx context.Context, op sideOp, timeout time.Duration, fn func(ctx context.Context) error) error {
+	t, err := s.allow(ctx, op)
 	if err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := context.WithTimeout(t.ctx, timeout)
 	err = fn(cctx)
 	cancel()
 	t.finish(err)
@@ -139,7 +156,7 @@ func (s *side) call(ctx context.Context, timeout time.Duration, fn func(ctx cont
 }
 
 func (s *side) attributes(ctx context.Context, timeout time.Duration, key string) (attrs *driver.Attributes, err error) {
-	err = s.call(ctx, timeout, func(ctx context.Context) (err error) {
+	err = s.call(ctx, opAttributes, timeout, func(ctx context.Context) (err error) {
 		attrs, err = s.d.Attributes(ctx, key)
 		return err
 	})
@@ -150,7 +167,7 @@ func (s *side) delete(ctx context.Context, timeout time.Duration, key string, op
 	if opts == nil {
 		opts = &driver.DeleteOptions{}
 	}
-	return s.call(ctx, timeout, func(ctx context.Context) error {
+	return s.call(ctx, opDelete, timeout, func(ctx context.Context) error {
 		return s.d.Delete(ctx, key, opts)
 	})
 }

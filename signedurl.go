@@ -21,11 +21,11 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 		return "", err
 	}
 	f := b.f
-	sign := func(s *side) (url string, err error) {
+	sign := func(ctx context.Context, s *side) (url string, err error) {
 		if _, err := s.attributes(ctx, f.opts.CallTimeout, key); err != nil && s.outage(ctx, err) {
 			return "", err
 		}
-		err = s.call(ctx, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		err = s.call(ctx, opSignedURL, f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			o := *opts
 			o.BeforeSign = guardHook(opts.BeforeSign, false)
 			url, err = s.d.SignedURL(ctx, key, &o)
@@ -39,20 +39,20 @@ func (b *bucket) SignedURL(ctx context.Context, key string, opts *driver.SignedU
 		return "", err
 	case pending && !p.deleted:
 		var url string
-		err := f.readPending(ctx, key, p, sideRead{call: func(_ context.Context, s *side) (any, error) {
+		err := f.readPending(ctx, key, p, sideRead{op: opSignedURL, call: func(ctx context.Context, s *side) (any, error) {
 			var err error
-			url, err = sign(s)
+			url, err = sign(ctx, s)
 			return nil, err
 		}})
 		return url, err
 	}
 	pr := f.sides[journal.Primary]
-	url, err := sign(pr)
+	url, err := sign(ctx, pr)
 	switch {
 	case err == nil || !pr.outage(ctx, err):
 		return url, err
 	case f.opts.Mode == Redirect:
 		return "", unavailable(err, "signing a URL for %q while the primary is down", key)
 	}
-	return sign(f.sides[journal.Secondary])
+	return sign(f.failingOver(ctx, opSignedURL, err), f.sides[journal.Secondary])
 }

@@ -26,16 +26,21 @@ type spool struct {
 	chunks []*[]byte // full chunks, then the partly filled last one
 	inMem  int64     // bytes held in chunks
 	file   *os.File  // bytes past memLimit, created on first spill
+	onDisk int64     // bytes written to file
 	size   int64     // all bytes written
+
+	tally *spoolTally // counts the bytes held, or nil
 }
 
-func newSpool(memLimit int64, dir string) *spool {
-	return &spool{memLimit: memLimit, dir: dir}
+// newSpool returns a spool that counts the bytes it holds in tally, unless
+// tally is nil.
+func newSpool(memLimit int64, dir string, tally *spoolTally) *spool {
+	return &spool{memLimit: memLimit, dir: dir, tally: tally}
 }
 
 // Write appends p. It fails only if the temporary file cannot be written.
 func (s *spool) Write(p []byte) (int, error) {
-	n := len(p)
+	n, inMem := len(p), s.inMem
 	for len(p) > 0 && s.inMem < s.memLimit {
 		off := int(s.inMem % spoolChunk)
 		if off == 0 {
@@ -46,6 +51,7 @@ func (s *spool) Write(p []byte) (int, error) {
 		p = p[c:]
 		s.inMem += int64(c)
 	}
+	s.tally.add(s.inMem-inMem, 0)
 	if len(p) > 0 {
 		if s.file == nil {
 			f, err := os.CreateTemp(s.dir, "failoverblob-spool-*")
@@ -56,7 +62,10 @@ func (s *spool) Write(p []byte) (int, error) {
 			_ = os.Remove(f.Name())
 			s.file = f
 		}
-		if _, err := s.file.Write(p); err != nil {
+		w, err := s.file.Write(p)
+		s.onDisk += int64(w)
+		s.tally.add(0, int64(w))
+		if err != nil {
 			return n - len(p), err
 		}
 	}
@@ -97,7 +106,8 @@ func (s *spool) Close() error {
 	for _, c := range s.chunks {
 		chunkPool.Put(c)
 	}
-	s.chunks, s.inMem, s.size = nil, 0, 0
+	s.tally.add(-s.inMem, -s.onDisk)
+	s.chunks, s.inMem, s.onDisk, s.size = nil, 0, 0, 0
 	if s.file == nil {
 		return nil
 	}

@@ -24,7 +24,7 @@ func TestSpoolKeepsMemoryBoundAndReplays(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			data := make([]byte, tc.size)
 			_, _ = rand.Read(data)
-			s := newSpool(tc.memLimit, t.TempDir())
+			s := newSpool(tc.memLimit, t.TempDir(), nil)
 			for rest := data; len(rest) > 0; {
 				n := min(len(rest), 7919) // odd pieces cross chunk boundaries
 				if _, err := s.Write(rest[:n]); err != nil {

@@ -259,6 +259,7 @@ func (f *Failover) repairDifference(ctx context.Context, key string, got [2]side
 		if err := f.sides[journal.Secondary].remove(ctx, f.opts.CallTimeout, key, sec.attrs); err != nil {
 			return err
 		}
+		f.tel.reconciledObject(ctx, actionCleaned, 0)
 		rep.Repaired++
 		return nil
 	}
@@ -267,11 +268,13 @@ func (f *Failover) repairDifference(ctx context.Context, key string, got [2]side
 		return err
 	}
 	rep.Bytes += n
+	f.tel.reconciledObject(ctx, ActionCopied.String(), n)
 	if f.opts.Mode == Redirect {
 		// Moved to the primary: the temporary copy goes.
 		if err := f.sides[journal.Secondary].remove(ctx, f.opts.CallTimeout, key, sec.attrs); err != nil {
 			return err
 		}
+		f.tel.reconciledObject(ctx, actionCleaned, 0)
 	}
 	rep.Repaired++
 	return nil
@@ -304,7 +307,7 @@ func (p *pager) peek(ctx context.Context, after string) (*driver.ListObject, err
 			return nil, nil
 		}
 		var page *driver.ListPage
-		err := p.s.call(ctx, p.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		err := p.s.call(ctx, opList, p.f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			page, err = p.s.d.ListPaged(ctx, &p.opts)
 			return err
 		})

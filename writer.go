@@ -125,12 +125,14 @@ func (sw *sideWriter) abort(cause error) {
 	sw.t.finish(cause)
 }
 
-func (w *writer) open(s *side) error {
-	t, err := s.allow(w.ctx)
+// open opens the write on s, for a caller whose context is ctx: w.ctx, or
+// w.ctx marked as a failover.
+func (w *writer) open(ctx context.Context, s *side) error {
+	t, err := s.allow(ctx, opWrite)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(w.ctx)
+	ctx, cancel := context.WithCancel(t.ctx)
 	wd := newWatchdog(w.f.opts.IdleTimeout, cancel)
 	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.opts)
 	wd.stop()
@@ -166,10 +168,10 @@ func (w *writer) start() error {
 		return w.startMirror()
 	}
 	pr := w.f.sides[journal.Primary]
-	err := w.open(pr)
+	err := w.open(w.ctx, pr)
 	if err == nil {
 		if w.src == nil {
-			w.sp = newSpool(w.f.opts.SpoolMemory, w.f.opts.SpoolDir)
+			w.sp = newSpool(w.f.opts.SpoolMemory, w.f.opts.SpoolDir, &w.f.tel.spooled)
 		}
 		return nil
 	}
@@ -190,7 +192,7 @@ func (w *writer) redirect(cause error) error {
 		return unavailable(errors.Join(cause, w.spErr), "the primary failed writing %q and the bytes sent to it could not be kept for the secondary", w.key)
 	}
 	sec := w.f.sides[journal.Secondary]
-	if err := w.open(sec); err != nil {
+	if err := w.open(w.f.failingOver(w.ctx, opWrite, cause), sec); err != nil {
 		return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
 	}
 	w.f.opts.Logger.Warn("failoverblob: write redirected to the secondary", "key", w.key, "cause", cause)
@@ -219,7 +221,7 @@ func (w *writer) redirect(cause error) error {
 
 func (w *writer) startMirror() error {
 	for _, s := range w.f.sides {
-		if err := w.open(s); err != nil {
+		if err := w.open(w.ctx, s); err != nil {
 			if !s.outage(w.ctx, err) {
 				w.abortAll()
 				return err
