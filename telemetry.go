@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
@@ -262,9 +263,9 @@ func (t *telemetry) begin(ctx context.Context, id journal.Side, op sideOp) (cont
 }
 
 // end records the call's outcome; err is its error, if any. Calls after the
-// first are ignored. A call the breaker refused has no duration. The span's
-// status carries err's text with the query strings of URLs removed, as the
-// status does, and the span never names the key.
+// first are ignored. A call the breaker refused has no duration. A failed
+// call's span has the status Error described by err's gcerrors code alone:
+// error texts can name keys and URLs, and spans name neither.
 func (c *sideCall) end(ctx context.Context, o outcome, err error) {
 	if c.ended.Swap(true) {
 		return
@@ -277,7 +278,7 @@ func (c *sideCall) end(ctx context.Context, o outcome, err error) {
 	if c.span.IsRecording() {
 		c.span.SetAttributes(attrOutcome.String(outcomeNames[o]))
 		if err != nil {
-			c.span.SetStatus(codes.Error, redactURLs(err.Error()))
+			c.span.SetStatus(codes.Error, gcerrors.Code(err).String())
 		}
 	}
 	c.span.End()
