@@ -1,6 +1,9 @@
 package failoverblob
 
-import "sync/atomic"
+import (
+	"errors"
+	"sync/atomic"
+)
 
 // hookError marks an error returned by one of the caller's Before* hooks:
 // the caller's answer, never an outage.
@@ -8,6 +11,15 @@ type hookError struct{ err error }
 
 func (e *hookError) Error() string { return e.err.Error() }
 func (e *hookError) Unwrap() error { return e.err }
+
+// isHookError reports whether err comes from one of the caller's hooks.
+func isHookError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var he *hookError
+	return errors.As(err, &he)
+}
 
 // hook is a caller's Before* hook, guarded so that its errors are not
 // taken for outages. With once set (calls that reach both sides in Mirror

@@ -99,15 +99,14 @@ type ticket struct {
 	s    *side
 	ctx  context.Context
 	done func(error)
-	call *sideCall
+	call sideCall
 }
 
 // finish reports the call's outcome to the breaker and to telemetry, and
-// keeps the last outage for the status. An error from the caller's own hook
-// is the caller's answer: the side did not fail.
+// keeps the last outage for the status. It must be called once. An error
+// from the caller's own hook is the caller's answer: the side did not fail.
 func (t ticket) finish(err error) {
-	var he *hookError
-	hooked := errors.As(err, &he)
+	hooked := isHookError(err)
 	o := outcomeOK
 	switch {
 	case err == nil:
@@ -137,8 +136,7 @@ func redactURLs(s string) string { return urlQuery.ReplaceAllString(s, "$1?REDAC
 // outage reports whether err, from a call to s for a caller whose context is
 // ctx, means s is down (including its breaker being open).
 func (s *side) outage(ctx context.Context, err error) bool {
-	var he *hookError
-	return err != nil && !errors.As(err, &he) && (errors.Is(err, circuit.ErrOpen) || s.br.IsOutage(ctx, err))
+	return err != nil && !isHookError(err) && (errors.Is(err, circuit.ErrOpen) || s.br.IsOutage(ctx, err))
 }
 
 // call runs fn against s's driver under the breaker and a deadline of

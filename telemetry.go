@@ -237,7 +237,6 @@ type sideCall struct {
 	op    sideOp
 	span  trace.Span
 	start time.Time
-	ended atomic.Bool
 }
 
 // failoverKey is the context key that marks the calls made because the
@@ -256,20 +255,17 @@ func (f *Failover) failingOver(ctx context.Context, op sideOp, cause error) cont
 // begin starts the telemetry of a call of kind op to side id on behalf of a
 // caller whose context is ctx: the call's span is a child of the caller's.
 // The returned context carries the span, for the call to the side.
-func (t *telemetry) begin(ctx context.Context, id journal.Side, op sideOp) (context.Context, *sideCall) {
+func (t *telemetry) begin(ctx context.Context, id journal.Side, op sideOp) (context.Context, sideCall) {
 	reason, _ := ctx.Value(failoverKey{}).(outcome)
 	ctx, span := t.tracer.Start(ctx, t.spanNames[id][op], t.spanStart[id][op][reason]...)
-	return ctx, &sideCall{t: t, side: id, op: op, span: span, start: time.Now()}
+	return ctx, sideCall{t: t, side: id, op: op, span: span, start: time.Now()}
 }
 
-// end records the call's outcome; err is its error, if any. Calls after the
-// first are ignored. A call the breaker refused has no duration. A failed
-// call's span has the status Error described by err's gcerrors code alone:
-// error texts can name keys and URLs, and spans name neither.
-func (c *sideCall) end(ctx context.Context, o outcome, err error) {
-	if c.ended.Swap(true) {
-		return
-	}
+// end records the call's outcome; err is its error, if any. It must be
+// called once. A call the breaker refused has no duration. A failed call's
+// span has the status Error described by err's gcerrors code alone: error
+// texts can name keys and URLs, and spans name neither.
+func (c sideCall) end(ctx context.Context, o outcome, err error) {
 	t := c.t
 	t.calls.Add(ctx, 1, t.callOpts[c.side][c.op][o]...)
 	if o != outcomeRejected {

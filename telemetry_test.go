@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/memblob"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/failovertest"
@@ -447,4 +449,39 @@ func TestTelemetrySignedURLFailover(t *testing.T) {
 		}
 	}
 	assert.Contains(t, u, "example.com")
+}
+
+// BenchmarkPutGetTelemetry is BenchmarkPutGet's Redirect mode with the
+// bucket's telemetry going to the global providers as a program that sets
+// none has them (telemetry=global), to no-op providers (telemetry=noop),
+// and to the SDK recording every span and metric, with no exporter
+// (telemetry=sdk). Compare with benchstat -col /telemetry.
+func BenchmarkPutGetTelemetry(b *testing.B) {
+	providers := []struct {
+		name string
+		set  func(o *failoverblob.Options)
+	}{
+		{"global", func(*failoverblob.Options) {}},
+		{"noop", func(o *failoverblob.Options) {
+			o.MeterProvider, o.TracerProvider = metricnoop.NewMeterProvider(), tracenoop.NewTracerProvider()
+		}},
+		{"sdk", func(o *failoverblob.Options) {
+			o.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+			o.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		}},
+	}
+	for _, size := range []int{1 << 10, 1 << 20} {
+		for _, p := range providers {
+			b.Run(fmt.Sprintf("size=%dKiB/telemetry=%s", size>>10, p.name), func(b *testing.B) {
+				opts := &failoverblob.Options{SpoolDir: b.TempDir()}
+				p.set(opts)
+				f, err := failoverblob.New(context.Background(), memblob.OpenBucket(nil), memblob.OpenBucket(nil), opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = f.Close() })
+				benchPutGet(b, f.Bucket(), size)
+			})
+		}
+	}
 }
