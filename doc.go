@@ -61,4 +61,14 @@
 // The *Failover from New (or bucket.As(&f)) reports Status, serves it with
 // StatusHandler, and runs the reconciler (Run, or one pass with Drain).
 // failovertest rehearses outages without a cloud.
+//
+// # Telemetry
+//
+// Every call to a side is measured with OpenTelemetry (Options.MeterProvider)
+// and traced with a span, a child of the caller's (Options.TracerProvider);
+// nil providers mean the global ones. The metrics (calls by outcome,
+// failovers, breaker states, the journal's depth and oldest age, reconciled
+// objects and bytes, spooled bytes) are listed with their units and
+// attributes in the README ("Metrics and traces"); their names are stable.
+// Spans name no keys and carry no error texts or URLs.
 package failoverblob
