@@ -43,6 +43,12 @@ type side struct {
 // errForced is the error of a call to a side traffic was forced off.
 var errForced = errors.New("forced off by Failover.Force")
 
+// forcedOff is the error of a call to s while traffic is forced off it: it
+// moves calls as an open breaker does.
+func (s *side) forcedOff() error {
+	return fmt.Errorf("failoverblob: %s: %w: %w", s.id, errForced, circuit.ErrOpen)
+}
+
 func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.Logger) *side {
 	s := &side{id: id, b: b, d: bucketconv.Bucket(b), since: time.Now()}
 	var st circuit.Settings
@@ -75,8 +81,8 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 func (s *side) allow(ctx context.Context, op sideOp) (ticket, error) {
 	ctx, c := s.tel.begin(ctx, s.id, op)
 	if s.forced.Load() {
-		err := fmt.Errorf("failoverblob: %s: %w: %w", s.id, errForced, circuit.ErrOpen)
-		c.end(ctx, outcomeRejected, err)
+		err := s.forcedOff()
+		c.end(ctx, outcomeForced, err)
 		return ticket{}, err
 	}
 	done, err := s.br.Allow(ctx)
@@ -104,12 +110,17 @@ type ticket struct {
 
 // finish reports the call's outcome to the breaker and to telemetry, and
 // keeps the last outage for the status. It must be called once. An error
-// from the caller's own hook is the caller's answer: the side did not fail.
+// from the caller's own hook is the caller's answer, and a write dropped
+// because traffic was forced off the side (forcedOff) is no fault of the
+// side's: the side did not fail.
 func (t ticket) finish(err error) {
 	hooked := isHookError(err)
+	forced := err != nil && errors.Is(err, errForced)
 	o := outcomeOK
 	switch {
 	case err == nil:
+	case forced:
+		o = outcomeForced
 	case !hooked && t.s.br.IsOutage(t.ctx, err):
 		o = outcomeOutage
 		t.s.mu.Lock()
@@ -119,7 +130,7 @@ func (t ticket) finish(err error) {
 		o = outcomeAnswer
 	}
 	t.call.end(t.ctx, o, err)
-	if hooked {
+	if hooked || forced {
 		err = nil
 	}
 	t.done(err)

@@ -40,7 +40,7 @@ const (
 var sideOpNames = [numSideOps]string{"attributes", "read", "download", "write", "delete", "list", "signed_url"}
 
 // outcome is how a call to a side ended, as its breaker was told; a
-// failover's reason is one of the two outcomes that move calls.
+// failover's reason is one of the three outcomes that move calls.
 type outcome uint8
 
 const (
@@ -48,15 +48,19 @@ const (
 	outcomeAnswer                  // the side answered with an error (NotFound, a refused precondition, the caller's own hook or cancellation)
 	outcomeOutage                  // the call failed with an outage
 	outcomeRejected                // the side's breaker refused the call
+	outcomeForced                  // traffic is forced off the side (Failover.Force): the call was not made, or its write not committed
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"ok", "answer", "outage", "rejected-by-breaker"}
+var outcomeNames = [numOutcomes]string{"ok", "answer", "outage", "rejected-by-breaker", "forced"}
 
 // reasonOf is the reason for a failover caused by cause, an error from the
 // side that was failed over from.
 func reasonOf(cause error) outcome {
-	if errors.Is(cause, circuit.ErrOpen) {
+	switch {
+	case errors.Is(cause, errForced):
+		return outcomeForced
+	case errors.Is(cause, circuit.ErrOpen):
 		return outcomeRejected
 	}
 	return outcomeOutage
@@ -125,14 +129,14 @@ func (f *Failover) instrument() {
 	}
 	var err error
 	t.calls, err = m.Int64Counter("failoverblob.side.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls to a side, by side, op and outcome (ok, answer, outage, rejected-by-breaker)."))
+		metric.WithDescription("Calls to a side, by side, op and outcome (ok, answer, outage, rejected-by-breaker, forced)."))
 	note(err)
 	t.duration, err = m.Float64Histogram("failoverblob.side.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of the calls to a side its breaker let through, by side and op."),
 		metric.WithExplicitBucketBoundaries(durationBounds...))
 	note(err)
 	t.failovers, err = m.Int64Counter("failoverblob.failovers", metric.WithUnit("{failover}"),
-		metric.WithDescription("Operations moved to the other side because the side that serves them failed, by op and reason (outage, rejected-by-breaker)."))
+		metric.WithDescription("Operations moved to the other side because the side that serves them failed or traffic was forced off it, by op and reason (outage, rejected-by-breaker, forced)."))
 	note(err)
 	t.reconciled, err = m.Int64Counter("failoverblob.reconcile.objects", metric.WithUnit("{object}"),
 		metric.WithDescription("Objects settled by the reconciler and the verifier, by action (copied, deleted, cleaned, none)."))
@@ -193,7 +197,7 @@ func (f *Failover) observeGauges(m metric.Meter, t *telemetry) error {
 // buildOptions builds the attribute sets and options of every side, op,
 // outcome and failover reason.
 func (t *telemetry) buildOptions() {
-	failovers := [numOutcomes]bool{outcomeOutage: true, outcomeRejected: true}
+	failovers := [numOutcomes]bool{outcomeOutage: true, outcomeRejected: true, outcomeForced: true}
 	for _, id := range sideIDs {
 		side := attrSide.String(id.String())
 		t.sideSets[id] = attribute.NewSet(side)

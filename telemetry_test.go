@@ -485,3 +485,26 @@ func BenchmarkPutGetTelemetry(b *testing.B) {
 		}
 	}
 }
+
+// Traffic forced off the primary: its calls are counted as forced, not as
+// outages or breaker refusals, the writes fail over with reason forced,
+// and the breaker stays closed. A write streaming to the primary when the
+// force comes commits on the secondary, counted the same way.
+func TestTelemetryForced(t *testing.T) {
+	r := newTelemetryRig(t, failoverblob.Options{})
+	w, err := r.b.NewWriter(r.ctx, "streaming", &blob.WriterOptions{ContentType: "text/plain"})
+	require.NoError(t, err)
+	_, err = w.Write([]byte("v"))
+	require.NoError(t, err)
+	r.f.Force(failoverblob.ForceSecondary)
+	require.NoError(t, w.Close())
+	require.NoError(t, r.write("k", "v"))
+	r.metrics().check("forced to the secondary", []metricCase{
+		{"failoverblob.side.calls", calls("primary", "write", "forced"), 2},
+		{"failoverblob.side.calls", calls("primary", "write", "outage"), 0},
+		{"failoverblob.side.calls", calls("secondary", "write", "ok"), 2},
+		{"failoverblob.failovers", failover("write", "forced"), 2},
+		{"failoverblob.breaker.state", sideAttr("primary"), 0},
+		{"failoverblob.journal.pending", nil, 2},
+	})
+}

@@ -11,7 +11,6 @@ import (
 
 	"gocloud.dev/blob/driver"
 
-	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -105,8 +104,9 @@ func (sw *sideWriter) commit() error {
 	if sw.s.forced.Load() {
 		// Traffic was forced off the side while the write streamed to it:
 		// it commits elsewhere, as after an outage.
-		sw.abort(nil)
-		return fmt.Errorf("failoverblob: %s: %w: %w", sw.s.id, errForced, circuit.ErrOpen)
+		err := sw.s.forcedOff()
+		sw.abort(err)
+		return err
 	}
 	sw.wd.kick(sw.idle)
 	err := sw.w.Close()
