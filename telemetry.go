@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	"gocloud.dev/gcerrors"
 
@@ -39,7 +40,7 @@ const (
 
 var sideOpNames = [numSideOps]string{"attributes", "read", "download", "write", "delete", "list", "signed_url"}
 
-// outcome is how a call to a side ended, as its breaker was told; a
+// outcome is how a call to a side ended, as its breaker judges it; a
 // failover's reason is one of the three outcomes that move calls.
 type outcome uint8
 
@@ -120,32 +121,19 @@ func (f *Failover) instrument() {
 	}
 	t := &telemetry{tracer: tp.Tracer(InstrumentationName)}
 	t.buildOptions()
-	m := mp.Meter(InstrumentationName)
-	var errs []error
-	note := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	var err error
-	t.calls, err = m.Int64Counter("failoverblob.side.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls to a side, by side, op and outcome (ok, answer, outage, rejected-by-breaker, forced)."))
-	note(err)
-	t.duration, err = m.Float64Histogram("failoverblob.side.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of the calls to a side its breaker let through, by side and op."),
-		metric.WithExplicitBucketBoundaries(durationBounds...))
-	note(err)
-	t.failovers, err = m.Int64Counter("failoverblob.failovers", metric.WithUnit("{failover}"),
-		metric.WithDescription("Operations moved to the other side because the side that serves them failed or traffic was forced off it, by op and reason (outage, rejected-by-breaker, forced)."))
-	note(err)
-	t.reconciled, err = m.Int64Counter("failoverblob.reconcile.objects", metric.WithUnit("{object}"),
-		metric.WithDescription("Objects settled by the reconciler and the verifier, by action (copied, deleted, cleaned, none)."))
-	note(err)
-	t.reconciledSize, err = m.Int64Counter("failoverblob.reconcile.bytes", metric.WithUnit("By"),
-		metric.WithDescription("Bytes copied across sides by the reconciler and the verifier."))
-	note(err)
-	note(f.observeGauges(m, t))
-	if err := errors.Join(errs...); err != nil {
+	m := &meter{m: mp.Meter(InstrumentationName)}
+	t.calls = m.counter("failoverblob.side.calls", "{call}",
+		"Calls to a side, by side, op and outcome (ok, answer, outage, rejected-by-breaker, forced).")
+	t.duration = m.histogram("failoverblob.side.duration", "s",
+		"Duration of the calls to a side its breaker let through, by side and op.", durationBounds)
+	t.failovers = m.counter("failoverblob.failovers", "{failover}",
+		"Operations moved to the other side because the side that serves them failed or traffic was forced off it, by op and reason (outage, rejected-by-breaker, forced).")
+	t.reconciled = m.counter("failoverblob.reconcile.objects", "{object}",
+		"Objects settled by the reconciler and the verifier, by action (copied, deleted, cleaned, none).")
+	t.reconciledSize = m.counter("failoverblob.reconcile.bytes", "By",
+		"Bytes copied across sides by the reconciler and the verifier.")
+	f.observeGauges(m, t)
+	if err := errors.Join(m.errs...); err != nil {
 		otel.Handle(err)
 	}
 	f.tel = t
@@ -154,28 +142,59 @@ func (f *Failover) instrument() {
 	}
 }
 
+// meter creates instruments, keeping the errors and standing a no-op in for
+// an instrument a provider did not return.
+type meter struct {
+	m    metric.Meter
+	errs []error
+}
+
+func (m *meter) note(err error) {
+	if err != nil {
+		m.errs = append(m.errs, err)
+	}
+}
+
+func (m *meter) counter(name, unit, desc string) metric.Int64Counter {
+	c, err := m.m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+	m.note(err)
+	if c == nil {
+		return noop.Int64Counter{}
+	}
+	return c
+}
+
+func (m *meter) histogram(name, unit, desc string, bounds []float64) metric.Float64Histogram {
+	h, err := m.m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(bounds...))
+	m.note(err)
+	if h == nil {
+		return noop.Float64Histogram{}
+	}
+	return h
+}
+
 // observeGauges registers the callback that reports the bucket's gauges:
 // breaker states, pending journal entries and their oldest age, and the
-// replay spools' bytes.
-func (f *Failover) observeGauges(m metric.Meter, t *telemetry) error {
+// replay spools' bytes. If a gauge cannot be created, none is reported.
+func (f *Failover) observeGauges(m *meter, t *telemetry) {
 	var errs [4]error
-	var state, pending metric.Int64ObservableGauge
-	var spooled metric.Int64ObservableGauge
+	var state, pending, spooled metric.Int64ObservableGauge
 	var age metric.Float64ObservableGauge
-	state, errs[0] = m.Int64ObservableGauge("failoverblob.breaker.state", metric.WithUnit("1"),
+	state, errs[0] = m.m.Int64ObservableGauge("failoverblob.breaker.state", metric.WithUnit("1"),
 		metric.WithDescription("State of a side's breaker: 0 closed, 1 half-open, 2 open."))
-	pending, errs[1] = m.Int64ObservableGauge("failoverblob.journal.pending", metric.WithUnit("{entry}"),
+	pending, errs[1] = m.m.Int64ObservableGauge("failoverblob.journal.pending", metric.WithUnit("{entry}"),
 		metric.WithDescription("Journal entries not yet reconciled."))
-	age, errs[2] = m.Float64ObservableGauge("failoverblob.journal.oldest_age", metric.WithUnit("s"),
+	age, errs[2] = m.m.Float64ObservableGauge("failoverblob.journal.oldest_age", metric.WithUnit("s"),
 		metric.WithDescription("Age of the oldest journal entry not yet reconciled (the live recovery point); 0 when none is pending."))
-	spooled, errs[3] = m.Int64ObservableGauge("failoverblob.spool.bytes", metric.WithUnit("By"),
+	spooled, errs[3] = m.m.Int64ObservableGauge("failoverblob.spool.bytes", metric.WithUnit("By"),
 		metric.WithDescription("Bytes held by the replay spools of Redirect-mode writes in flight, by where (memory, disk)."))
-	if err := errors.Join(errs[:]...); err != nil {
-		return err
+	if err := errors.Join(errs[:]...); err != nil || state == nil || pending == nil || age == nil || spooled == nil {
+		m.note(err)
+		return
 	}
 	memory := metric.WithAttributeSet(attribute.NewSet(attrWhere.String("memory")))
 	disk := metric.WithAttributeSet(attribute.NewSet(attrWhere.String("disk")))
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	reg, err := m.m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for _, s := range f.sides {
 			o.ObserveInt64(state, breakerStateValues[s.br.State()], metric.WithAttributeSet(t.sideSets[s.id]))
 		}
@@ -190,8 +209,8 @@ func (f *Failover) observeGauges(m metric.Meter, t *telemetry) error {
 		o.ObserveInt64(spooled, t.spooled.disk.Load(), disk)
 		return nil
 	}, state, pending, age, spooled)
+	m.note(err)
 	t.gauges = reg
-	return err
 }
 
 // buildOptions builds the attribute sets and options of every side, op,
@@ -266,13 +285,14 @@ func (t *telemetry) begin(ctx context.Context, id journal.Side, op sideOp) (cont
 }
 
 // end records the call's outcome; err is its error, if any. It must be
-// called once. A call the breaker refused has no duration. A failed call's
+// called once. A call refused by the breaker, or because traffic is forced
+// off the side, has no duration. A failed call's
 // span has the status Error described by err's gcerrors code alone: error
 // texts can name keys and URLs, and spans name neither.
 func (c sideCall) end(ctx context.Context, o outcome, err error) {
 	t := c.t
 	t.calls.Add(ctx, 1, t.callOpts[c.side][c.op][o]...)
-	if o != outcomeRejected {
+	if o != outcomeRejected && o != outcomeForced {
 		t.duration.Record(ctx, time.Since(c.start).Seconds(), t.timeOpts[c.side][c.op]...)
 	}
 	if c.span.IsRecording() {

@@ -513,6 +513,7 @@ func TestTelemetryForced(t *testing.T) {
 		{"failoverblob.side.calls", calls("primary", "write", "outage"), 0},
 		{"failoverblob.side.calls", calls("secondary", "write", "ok"), 2},
 		{"failoverblob.failovers", failover("write", "forced"), 2},
+		{"failoverblob.side.duration", sideOp("primary", "write"), 0},
 		{"failoverblob.breaker.state", sideAttr("primary"), 0},
 		{"failoverblob.journal.pending", nil, 2},
 	})
