@@ -34,27 +34,41 @@ import (
 // The metrics and spans the README documents, as a failover bucket over
 // fault-injected memblob sides reports them to the OpenTelemetry SDK.
 
-// telemetryRig is a rig whose bucket reports to an SDK meter provider read
-// by hand and to an SDK tracer provider that keeps its spans in memory.
+// sdk is an SDK meter provider read by hand and an SDK tracer provider
+// that keeps its spans in memory.
+type sdk struct {
+	mp     *sdkmetric.MeterProvider
+	reader *sdkmetric.ManualReader
+	tp     *sdktrace.TracerProvider
+	spans  *tracetest.InMemoryExporter
+}
+
+func newSDK(t *testing.T) sdk {
+	reader := sdkmetric.NewManualReader()
+	spans := tracetest.NewInMemoryExporter()
+	p := sdk{
+		mp: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)), reader: reader,
+		tp: sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans)), spans: spans,
+	}
+	t.Cleanup(func() {
+		assert.NoError(t, p.mp.Shutdown(context.Background()))
+		assert.NoError(t, p.tp.Shutdown(context.Background()))
+	})
+	return p
+}
+
+// telemetryRig is a rig whose bucket reports to an sdk.
 type telemetryRig struct {
 	*rig
-	reader *sdkmetric.ManualReader
-	spans  *tracetest.InMemoryExporter
+	sdk
 	caller trace.Tracer // the caller's own tracer, for the parents of the bucket's spans
 }
 
 func newTelemetryRig(t *testing.T, opts failoverblob.Options) *telemetryRig {
 	t.Helper()
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	t.Cleanup(func() {
-		assert.NoError(t, mp.Shutdown(context.Background()))
-		assert.NoError(t, tp.Shutdown(context.Background()))
-	})
-	opts.MeterProvider, opts.TracerProvider = mp, tp
-	return &telemetryRig{rig: newRig(t, opts), reader: reader, spans: spans, caller: tp.Tracer("caller")}
+	p := newSDK(t)
+	opts.MeterProvider, opts.TracerProvider = p.mp, p.tp
+	return &telemetryRig{rig: newRig(t, opts), sdk: p, caller: p.tp.Tracer("caller")}
 }
 
 // metrics collects what the bucket reports now.
@@ -325,12 +339,9 @@ func TestTelemetrySpoolBytes(t *testing.T) {
 
 // Nil providers mean the global ones.
 func TestTelemetryGlobalProviders(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
-	otel.SetMeterProvider(mp)
-	otel.SetTracerProvider(tp)
+	p := newSDK(t)
+	otel.SetMeterProvider(p.mp)
+	otel.SetTracerProvider(p.tp)
 	t.Cleanup(func() {
 		// The globals cannot go back to their defaults; no-op providers
 		// report nothing, as the defaults do.
@@ -343,12 +354,12 @@ func TestTelemetryGlobalProviders(t *testing.T) {
 	r := newRig(t, failoverblob.Options{})
 	r.faults[primary].Outage(nil)
 	require.NoError(t, r.write("k", "v"))
-	collect(t, reader).check("with global providers", []metricCase{
+	collect(t, p.reader).check("with global providers", []metricCase{
 		{"failoverblob.side.calls", calls("primary", "write", "outage"), 1},
 		{"failoverblob.failovers", failover("write", "outage"), 1},
 	})
 	var names []string
-	for _, s := range spans.GetSpans().Snapshots() {
+	for _, s := range p.spans.GetSpans().Snapshots() {
 		names = append(names, s.Name())
 	}
 	assert.Contains(t, names, "failoverblob.secondary.write")
@@ -430,12 +441,9 @@ func TestTelemetrySignedURLFailover(t *testing.T) {
 		require.NoError(t, err)
 		sides[i], faults[i] = failovertest.Wrap(base, nil)
 	}
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	spans := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	p := newSDK(t)
 	f, err := failoverblob.New(context.Background(), sides[0], sides[1], &failoverblob.Options{
-		Mode: failoverblob.Mirror, Journal: journal.NewMemory(), MeterProvider: mp, TracerProvider: tp,
+		Mode: failoverblob.Mirror, Journal: journal.NewMemory(), MeterProvider: p.mp, TracerProvider: p.tp,
 	})
 	require.NoError(t, err)
 	defer func() { assert.NoError(t, f.Close()) }()
@@ -444,11 +452,11 @@ func TestTelemetrySignedURLFailover(t *testing.T) {
 	faults[primary].Outage(nil)
 	u, err := f.Bucket().SignedURL(ctx, "k", nil)
 	require.NoError(t, err)
-	collect(t, reader).check("after signing", []metricCase{
+	collect(t, p.reader).check("after signing", []metricCase{
 		{"failoverblob.failovers", failover("signed_url", "outage"), 1},
 		{"failoverblob.side.calls", calls("secondary", "signed_url", "ok"), 1},
 	})
-	for _, s := range spans.GetSpans().Snapshots() {
+	for _, s := range p.spans.GetSpans().Snapshots() {
 		a := spanAttrs(s)
 		for _, kv := range s.Attributes() {
 			assert.NotContains(t, kv.Value.Emit(), "example.com", "%s: attribute %s carries the URL", s.Name(), kv.Key)
