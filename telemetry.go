@@ -266,12 +266,16 @@ type sideCall struct {
 // other side failed; its value is the failover's reason.
 type failoverKey struct{}
 
-// failingOver counts a failover of op for cause, an error from the side
-// failed over from, and returns ctx marked so that the calls made with it to
-// the other side say they are a failover.
+// failingOver counts a failover of op to the secondary (every failover goes
+// there) for cause, an error from the primary, and returns ctx marked so
+// that the calls made with it to the secondary say they are a failover.
+// While traffic is forced off the secondary (ForcePrimary) nothing fails
+// over: the calls there are refused, and no failover is counted.
 func (f *Failover) failingOver(ctx context.Context, op sideOp, cause error) context.Context {
 	reason := reasonOf(cause)
-	f.tel.failovers.Add(ctx, 1, f.tel.reasonOpts[op][reason]...)
+	if !f.sides[journal.Secondary].forced.Load() {
+		f.tel.failovers.Add(ctx, 1, f.tel.reasonOpts[op][reason]...)
+	}
 	return context.WithValue(ctx, failoverKey{}, reason)
 }
 

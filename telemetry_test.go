@@ -526,3 +526,20 @@ func TestTelemetryForced(t *testing.T) {
 		{"failoverblob.journal.pending", nil, 2},
 	})
 }
+
+// Forced onto the primary while it is down, nothing fails over: the read
+// the secondary would have served is refused there, and no failover is
+// counted.
+func TestTelemetryForcedPrimaryDoesNotFailOver(t *testing.T) {
+	r := newTelemetryRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+	require.NoError(t, r.write("k", "v"))
+	r.f.Force(failoverblob.ForcePrimary)
+	r.faults[primary].Outage(nil)
+	_, err := r.b.ReadAll(r.ctx, "k")
+	require.Error(t, err)
+	r.metrics().check("forced to the primary, which is down", []metricCase{
+		{"failoverblob.side.calls", calls("primary", "read", "outage"), 1},
+		{"failoverblob.side.calls", calls("secondary", "read", "forced"), 1},
+		{"failoverblob.failovers", failover("read", "outage"), 0},
+	})
+}
