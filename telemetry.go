@@ -270,12 +270,14 @@ type failoverKey struct{}
 // there) for cause, an error from the primary, and returns ctx marked so
 // that the calls made with it to the secondary say they are a failover.
 // While traffic is forced off the secondary (ForcePrimary) nothing fails
-// over: the calls there are refused, and no failover is counted.
+// over: the calls there are refused (outcome forced), ctx is returned as
+// it is, and no failover is counted.
 func (f *Failover) failingOver(ctx context.Context, op sideOp, cause error) context.Context {
-	reason := reasonOf(cause)
-	if !f.sides[journal.Secondary].forced.Load() {
-		f.tel.failovers.Add(ctx, 1, f.tel.reasonOpts[op][reason]...)
+	if f.sides[journal.Secondary].forced.Load() {
+		return ctx
 	}
+	reason := reasonOf(cause)
+	f.tel.failovers.Add(ctx, 1, f.tel.reasonOpts[op][reason]...)
 	return context.WithValue(ctx, failoverKey{}, reason)
 }
 

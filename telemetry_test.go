@@ -528,13 +528,14 @@ func TestTelemetryForced(t *testing.T) {
 }
 
 // Forced onto the primary while it is down, nothing fails over: the read
-// the secondary would have served is refused there, and no failover is
-// counted.
+// the secondary would have served is refused there, no failover is
+// counted, and the refused call's span does not say it was one.
 func TestTelemetryForcedPrimaryDoesNotFailOver(t *testing.T) {
 	r := newTelemetryRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
 	require.NoError(t, r.write("k", "v"))
 	r.f.Force(failoverblob.ForcePrimary)
 	r.faults[primary].Outage(nil)
+	r.spans.Reset()
 	_, err := r.b.ReadAll(r.ctx, "k")
 	require.Error(t, err)
 	r.metrics().check("forced to the primary, which is down", []metricCase{
@@ -542,4 +543,16 @@ func TestTelemetryForcedPrimaryDoesNotFailOver(t *testing.T) {
 		{"failoverblob.side.calls", calls("secondary", "read", "forced"), 1},
 		{"failoverblob.failovers", failover("read", "outage"), 0},
 	})
+	var secondaryReads int
+	for _, s := range r.spans.GetSpans().Snapshots() {
+		if s.Name() != "failoverblob.secondary.read" {
+			continue
+		}
+		secondaryReads++
+		a := spanAttrs(s)
+		assert.Equal(t, "false", a["failover"], "the refused read's span: failover")
+		assert.Equal(t, "forced", a["outcome"], "the refused read's span: outcome")
+		assert.NotContains(t, a, "reason", "the refused read's span")
+	}
+	assert.Equal(t, 1, secondaryReads, "spans of reads of the secondary")
 }
