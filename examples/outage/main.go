@@ -1,18 +1,29 @@
 // Command outage walks a failover bucket through an outage of its primary and
 // back, printing a timeline of what happens and why, and checks at the end
-// that nothing acknowledged was lost.
+// that nothing acknowledged was lost. On the way it shows the two things an
+// operator on call watches: the active probe noticing that the primary is
+// back (its breaker closes with no user call and without waiting out the
+// breaker's timeout), and the OpenTelemetry metrics the bucket reports, read
+// with the SDK's ManualReader the way an exporter would: calls to each side
+// by outcome, failovers, breaker states, the journal's depth and oldest age
+// (the recovery point), and the reconciler's repairs.
 //
 // With no flags it needs no cloud account and no network: the primary and
 // the secondary are fileblob buckets in a fresh temporary directory, which is
-// removed afterwards.
+// removed afterwards, and the outage is injected in process by a
+// fault-injecting wrapper (failovertest) in front of the primary.
 //
 //	go run ./examples/outage
 //
 // With -emulators the primary is an S3 emulator and the secondary a GCS
 // emulator, both started in-process on loopback and reached through the real
-// AWS and Google SDK clients over HTTP:
+// AWS and Google SDK clients over HTTP, and the outage takes the S3 emulator
+// itself down: its port is closed, so connections are refused (-fault
+// closed, the default), or it answers every request with a 503 SlowDown, as
+// S3 does when it sheds load (-fault 503).
 //
 //	go run ./examples/outage -emulators
+//	go run ./examples/outage -emulators -fault 503
 //
 // With -primary and -secondary it runs against the buckets those URLs open
 // through the providers package: s3://, gs://, azblob:// (with the provider
@@ -21,12 +32,14 @@
 // with credentials from each SDK's usual chain. The outage is still
 // simulated, by a fault-injecting wrapper in front of each side; the
 // walkthrough's objects go under a fresh prefix and are deleted from both
-// buckets afterwards.
+// buckets afterwards (the library's own probe canary and journal entries go
+// under .failover/ and are removed as the walkthrough settles them).
 //
 //	go run ./examples/outage -primary 's3://my-bucket?region=us-east-1' -secondary 'gs://my-dr-bucket'
 //	go run ./examples/outage -primary 'file:///tmp/p?create_dir=1' -secondary 'file:///tmp/s?create_dir=1'
 //
-// The program exits with status 1 if any check fails.
+// The program exits with status 1 if any check fails. -h says what it shows
+// and lists the flags.
 package main
 
 import (
@@ -45,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/gcerrors"
@@ -60,12 +74,53 @@ import (
 )
 
 // The breaker of each side trips after tripAfter outages in a row and stays
-// open for breakerTimeout, short enough for the walkthrough to take well
-// under a second. Production settings are the circuit package's defaults.
+// open for breakerTimeout, longer than the whole walkthrough: the primary's
+// breaker closes because Run's probe, every probeInterval, finds the primary
+// answering again, not because the timeout ran out. Production settings are
+// the circuit package's defaults and Options.ProbeInterval's (5 s).
 const (
 	tripAfter      = 2
-	breakerTimeout = 500 * time.Millisecond
+	breakerTimeout = time.Minute
+	probeInterval  = 100 * time.Millisecond
+	// reconcileInterval spaces Run's reconcile passes further apart than the
+	// walkthrough lasts, so that the repair it shows is the one step 6 asks
+	// for with Drain. A service keeps the default (10 s).
+	reconcileInterval = time.Hour
+	// probeWait bounds the wait for the probe to notice the recovery.
+	probeWait = 10 * time.Second
 )
+
+// usage is the -h text: what the walkthrough shows, before the flags.
+const usage = `usage: outage [-emulators [-fault closed|503] | -primary URL -secondary URL]
+
+Walks a failover bucket through an outage of its primary and back, printing
+a timeline of what happens and why:
+
+  1. the primary is healthy: writes land on it, stamped with a version;
+  2. the primary goes down: a write fails over to the secondary, recorded in
+     the journal, and the primary's breaker opens;
+  3. writes and deletes go around the primary, which the open breaker keeps
+     every call away from;
+  4. reads still return the newest data (or say "unavailable" rather than
+     answer wrongly);
+  5. the primary comes back: the bucket's active probe notices it with no
+     user traffic, well before the breaker's timeout, and closes the breaker;
+  6. the reconciler repairs the primary (copies, tombstones, temporary
+     copies removed);
+  7. a final check that nothing acknowledged was lost and no deleted object
+     came back;
+  8. what a dashboard saw: the OpenTelemetry metrics the bucket reported
+     (calls by outcome, failovers, breaker state, journal pending and oldest
+     age, reconciled objects and bytes), checked against the walkthrough.
+
+By default both sides are fileblob buckets in a temporary directory and the
+outage is injected in process. -emulators uses in-process S3 and GCS
+emulators over HTTP and takes the S3 emulator itself down. -primary and
+-secondary run it on real buckets (objects under a fresh prefix, removed
+afterwards). Exits with status 1 if any check fails.
+
+Flags:
+`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -80,100 +135,87 @@ func main() {
 	}
 }
 
+// emulatorFaults are the -fault values: how the S3 emulator goes down.
+var emulatorFaults = map[string]struct {
+	fault emulators.Fault
+	says  string
+}{
+	"closed": {emulators.Closed, "the S3 emulator's port is closed (its listener stopped): connections are refused"},
+	"503":    {emulators.Unavailable, "the S3 emulator answers every request with 503 SlowDown, as S3 does when it sheds load"},
+}
+
+// config is what the command line asks for.
+type config struct {
+	primaryURL, secondaryURL string // both empty: fileblob buckets in a temporary directory
+	emulators                bool
+	fault                    emulators.Fault // with emulators: how the S3 emulator goes down
+	faultSays                string
+}
+
+// parseFlags parses args into a config; -h returns flag.ErrHelp after
+// printing the usage to w.
+func parseFlags(w io.Writer, args []string) (config, error) {
+	fs := flag.NewFlagSet("outage", flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	var c config
+	fs.StringVar(&c.primaryURL, "primary", "", "URL of the primary bucket (default: a fileblob bucket in a temporary directory)")
+	fs.StringVar(&c.secondaryURL, "secondary", "", "URL of the secondary bucket (default: a fileblob bucket in a temporary directory)")
+	fs.BoolVar(&c.emulators, "emulators", false, "use in-process S3 (primary) and GCS (secondary) emulators, reached over HTTP by the real SDK clients, and take the S3 emulator down for the outage")
+	faultName := fs.String("fault", "closed", "with -emulators, how the S3 emulator goes down: closed (its port closed, connections refused) or 503 (every request answered 503 SlowDown)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	faultSet := false
+	fs.Visit(func(f *flag.Flag) { faultSet = faultSet || f.Name == "fault" })
+	ef, known := emulatorFaults[*faultName]
+	c.fault, c.faultSays = ef.fault, ef.says
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case (c.primaryURL == "") != (c.secondaryURL == ""):
+		return c, errors.New("give both -primary and -secondary, or neither")
+	case c.emulators && c.primaryURL != "":
+		return c, errors.New("give -emulators or -primary and -secondary, not both")
+	case !known:
+		return c, fmt.Errorf("-fault %q: want closed or 503", *faultName)
+	case faultSet && !c.emulators:
+		return c, errors.New("-fault needs -emulators (other runs inject the outage in process)")
+	}
+	return c, nil
+}
+
 // run parses args, opens the two sides, walks through the outage, and
 // returns an error if the walkthrough could not be completed or any check
 // failed. Everything is printed to w.
 func run(ctx context.Context, w io.Writer, args []string) error {
-	fs := flag.NewFlagSet("outage", flag.ContinueOnError)
-	fs.SetOutput(w)
-	primaryURL := fs.String("primary", "", "URL of the primary bucket (default: a fileblob bucket in a temporary directory)")
-	secondaryURL := fs.String("secondary", "", "URL of the secondary bucket (default: a fileblob bucket in a temporary directory)")
-	useEmulators := fs.Bool("emulators", false, "use in-process S3 (primary) and GCS (secondary) emulators, reached over HTTP by the real SDK clients")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	if (*primaryURL == "") != (*secondaryURL == "") {
-		return errors.New("give both -primary and -secondary, or neither")
-	}
-	if *useEmulators {
-		if *primaryURL != "" {
-			return errors.New("give -emulators or -primary and -secondary, not both")
-		}
-		s3srv, err := emulators.NewS3("outage-primary")
-		if err != nil {
-			return err
-		}
-		defer s3srv.Close()
-		gcssrv, err := emulators.NewGCS("outage-secondary")
-		if err != nil {
-			return err
-		}
-		defer gcssrv.Close()
-		*primaryURL = "s3://outage-primary?endpoint=" + url.QueryEscape(s3srv.URL()) + "&use_path_style=true&region=us-east-1&anonymous=true"
-		*secondaryURL = "gs://outage-secondary?endpoint=" + url.QueryEscape(gcssrv.URL())
-	}
-
-	d := &demo{ctx: ctx, out: w, start: time.Now(), want: map[string]string{}, deleted: map[string]bool{}}
-	var where [2]string
-	if *primaryURL == "" {
-		dir, err := os.MkdirTemp("", "failoverblob-outage-")
-		if err != nil {
-			return err
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		for i, name := range []string{"primary", "secondary"} {
-			path := filepath.Join(dir, name)
-			b, err := fileblob.OpenBucket(path, &fileblob.Options{CreateDir: true})
-			if err != nil {
-				return err
-			}
-			defer func() { _ = b.Close() }()
-			d.raw[i], where[i] = b, "fileblob "+path
-		}
-	} else {
-		var id [4]byte
-		_, _ = rand.Read(id[:])
-		d.prefix = "failoverblob-outage-" + hex.EncodeToString(id[:]) + "/"
-		for i, u := range []string{*primaryURL, *secondaryURL} {
-			b, err := providers.OpenBucket(ctx, u)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = b.Close() }()
-			d.raw[i], where[i] = b, u+" under "+d.prefix
-		}
-		// Runs before the buckets are closed: leave them as they were.
-		defer d.removeDemoObjects()
-	}
-
-	// Each side behind a fault injector, so the walkthrough can take it down.
-	primary, primaryFaults := failovertest.Wrap(d.raw[primarySide], nil)
-	secondary, _ := failovertest.Wrap(d.raw[secondarySide], nil)
-	d.faults = primaryFaults
-	f, err := failoverblob.New(ctx, primary, secondary, &failoverblob.Options{
-		Breaker: &circuit.Settings{
-			ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= tripAfter },
-			Timeout:     breakerTimeout,
-		},
-		OnRepair: d.repaired,
-	})
+	c, err := parseFlags(w, args)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = f.Close() }()
-	d.f, d.b = f, f.Bucket()
+	d := &demo{ctx: ctx, out: w, start: time.Now(), want: map[string]string{}, deleted: map[string]bool{}}
+	var cleanup cleanups
+	defer cleanup.run()
+	where, err := d.openSides(c, &cleanup)
+	if err != nil {
+		return err
+	}
+	if err := d.openFailover(&cleanup); err != nil {
+		return err
+	}
 
 	fmt.Fprintln(w, "failoverblob: an outage of the primary, from start to repair")
-	fmt.Fprintf(w, "  primary:   %s\n", where[0])
-	fmt.Fprintf(w, "  secondary: %s\n", where[1])
-	fmt.Fprintf(w, "  mode:      %s; each breaker trips after %d outages in a row and stays open %v\n",
-		f.Status().Mode, tripAfter, breakerTimeout)
+	fmt.Fprintf(w, "  primary:   %s\n", where[primarySide])
+	fmt.Fprintf(w, "  secondary: %s\n", where[secondarySide])
+	fmt.Fprintf(w, "  mode:      %s; each breaker trips after %d outages in a row and stays open %v,\n",
+		d.f.Status().Mode, tripAfter, breakerTimeout)
+	fmt.Fprintf(w, "             unless Run's probe (every %v while a breaker is not closed) finds its side answering\n", probeInterval)
 
 	for _, step := range []func() error{
-		d.healthy, d.primaryFails, d.redirected, d.reads, d.recovers, d.reconcile, d.finalCheck,
+		d.healthy, d.primaryFails, d.redirected, d.reads, d.recovers, d.reconcile, d.finalCheck, d.dashboard,
 	} {
 		if err := step(); err != nil {
 			return err
@@ -187,11 +229,142 @@ func run(ctx context.Context, w io.Writer, args []string) error {
 	return nil
 }
 
+// cleanups are run last first, as defers are.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c *cleanups) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+}
+
+// openSides opens the two sides as c asks, sets how the walkthrough takes
+// the primary down, and returns where each side is, for the timeline.
+func (d *demo) openSides(c config, cleanup *cleanups) (where [2]string, err error) {
+	if c.emulators {
+		s3srv, err := emulators.NewS3("outage-primary")
+		if err != nil {
+			return where, err
+		}
+		cleanup.add(s3srv.Close)
+		gcssrv, err := emulators.NewGCS("outage-secondary")
+		if err != nil {
+			return where, err
+		}
+		cleanup.add(gcssrv.Close)
+		c.primaryURL = "s3://outage-primary?endpoint=" + url.QueryEscape(s3srv.URL()) + "&use_path_style=true&region=us-east-1&anonymous=true"
+		c.secondaryURL = "gs://outage-secondary?endpoint=" + url.QueryEscape(gcssrv.URL())
+		d.outage = outage{
+			down:     func() { s3srv.Set(c.fault) },
+			heal:     func() { s3srv.Set(emulators.Healthy) },
+			downSays: c.faultSays,
+			healSays: "the S3 emulator serves again, on the same port",
+			overWire: true,
+		}
+	}
+	if c.primaryURL == "" {
+		dir, err := os.MkdirTemp("", "failoverblob-outage-")
+		if err != nil {
+			return where, err
+		}
+		cleanup.add(func() { _ = os.RemoveAll(dir) })
+		for i, name := range []string{"primary", "secondary"} {
+			path := filepath.Join(dir, name)
+			b, err := fileblob.OpenBucket(path, &fileblob.Options{CreateDir: true})
+			if err != nil {
+				return where, err
+			}
+			cleanup.add(func() { _ = b.Close() })
+			d.raw[i], where[i] = b, "fileblob "+path
+		}
+		return where, nil
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	d.prefix = "failoverblob-outage-" + hex.EncodeToString(id[:]) + "/"
+	for i, u := range []string{c.primaryURL, c.secondaryURL} {
+		b, err := providers.OpenBucket(d.ctx, u)
+		if err != nil {
+			return where, err
+		}
+		cleanup.add(func() { _ = b.Close() })
+		d.raw[i], where[i] = b, u+" under "+d.prefix
+	}
+	// Runs before the buckets are closed: leave them as they were.
+	cleanup.add(d.removeDemoObjects)
+	return where, nil
+}
+
+// openFailover opens the failover bucket over the sides, reporting its
+// metrics to the walkthrough's dashboard, and starts Run in the background,
+// as a service runs it (failoverblob.OpenBucket and URL-opened buckets do):
+// it probes a side whose breaker is not closed every probeInterval.
+// Without an outage of its own (the emulators'), each side goes behind a
+// fault injector, so the walkthrough can take the primary down.
+func (d *demo) openFailover(cleanup *cleanups) error {
+	primary, secondary := d.raw[primarySide], d.raw[secondarySide]
+	if d.outage.down == nil {
+		var faults *failovertest.Injector
+		primary, faults = failovertest.Wrap(d.raw[primarySide], nil)
+		secondary, _ = failovertest.Wrap(d.raw[secondarySide], nil)
+		d.outage = outage{
+			down:     func() { faults.Outage(nil) },
+			heal:     faults.Heal,
+			downSays: "outage injected in process: every call to the primary fails like a refused connection",
+			healSays: "the injected outage is over",
+		}
+	}
+
+	// The bucket's metrics go to an SDK meter provider read by hand, as an
+	// exporter would read it; step 8 shows what a dashboard saw.
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	cleanup.add(func() { _ = mp.Shutdown(context.WithoutCancel(d.ctx)) })
+	d.dash = &dashboard{ctx: d.ctx, reader: reader}
+
+	f, err := failoverblob.New(d.ctx, primary, secondary, &failoverblob.Options{
+		Breaker: &circuit.Settings{
+			ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= tripAfter },
+			Timeout:     breakerTimeout,
+		},
+		ProbeInterval:     probeInterval,
+		ReconcileInterval: reconcileInterval,
+		OnRepair:          d.repaired,
+		MeterProvider:     mp,
+	})
+	if err != nil {
+		return err
+	}
+	cleanup.add(func() { _ = f.Close() })
+	d.f, d.b = f, f.Bucket()
+
+	runCtx, stopRun := context.WithCancel(d.ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- f.Run(runCtx) }()
+	cleanup.add(func() { // before the bucket is closed
+		stopRun()
+		<-runDone
+	})
+	return nil
+}
+
 // Indexes of the sides in demo.raw.
 const (
 	primarySide   = 0
 	secondarySide = 1
 )
+
+// outage takes the primary down and brings it back, and says how.
+type outage struct {
+	down, heal         func()
+	downSays, healSays string
+	// overWire says the outage is the S3 emulator's own, met over the
+	// network: the primary as stored cannot be looked at meanwhile.
+	overWire bool
+	on       bool // between down and heal
+}
 
 // demo is one walkthrough: the raw buckets as stored, the failover bucket in
 // front of them, and what was acknowledged, to check against at the end.
@@ -202,9 +375,15 @@ type demo struct {
 	prefix string // every key of the walkthrough starts with it
 
 	raw    [2]*blob.Bucket // the sides as stored, not through the fault injectors
-	faults *failovertest.Injector
+	outage outage
 	f      *failoverblob.Failover
 	b      *blob.Bucket
+	dash   *dashboard
+
+	// The metrics as a dashboard saw them during the outage (step 3), and
+	// the reconciler's report (step 6).
+	duringOutage snapshot
+	report       failoverblob.Report
 
 	want     map[string]string // acknowledged writes: key (without prefix) → newest content
 	deleted  map[string]bool   // acknowledged deletes, by key without prefix
@@ -232,14 +411,19 @@ func (d *demo) check(ok bool, format string, args ...any) {
 	}
 }
 
-// content returns what side i holds for key (without prefix), quoted, or "-".
+// content returns what side i holds for key (without prefix), quoted, "-",
+// or "(unreachable)" while the side cannot be read: the primary is not
+// even asked while the emulator is down, since its SDK would retry.
 func (d *demo) content(i int, key string) string {
+	if i == primarySide && d.outage.overWire && d.outage.on {
+		return "(unreachable)"
+	}
 	b, err := d.raw[i].ReadAll(d.ctx, d.prefix+key)
 	switch {
 	case gcerrors.Code(err) == gcerrors.NotFound:
 		return "-"
 	case err != nil:
-		return "<" + err.Error() + ">"
+		return "(unreachable)"
 	}
 	return fmt.Sprintf("%q", b)
 }
@@ -288,15 +472,6 @@ func (d *demo) del(key string) error {
 	return nil
 }
 
-// primaryCalls is how many calls have reached the primary's fault injector.
-func (d *demo) primaryCalls() int64 {
-	var n int64
-	for _, op := range failovertest.AllOps {
-		n += d.faults.Calls(op)
-	}
-	return n
-}
-
 func (d *demo) breaker() failoverblob.SideStatus { return d.f.Status().Primary }
 
 func (d *demo) healthy() error {
@@ -338,9 +513,10 @@ func (d *demo) healthy() error {
 }
 
 func (d *demo) primaryFails() error {
-	d.step("2. The primary goes down: every call to it is refused")
-	d.faults.Outage(nil)
-	d.say("primary: outage injected (connection refused)")
+	d.step("2. The primary goes down")
+	d.outage.down()
+	d.outage.on = true
+	d.say("primary: %s", d.outage.downSays)
 
 	if err := d.put("orders/4.json", "total=40"); err != nil {
 		return err
@@ -363,7 +539,7 @@ func (d *demo) primaryFails() error {
 
 func (d *demo) redirected() error {
 	d.step("3. Writes and deletes go around the primary")
-	before := d.primaryCalls()
+	before := d.dash.snapshot()
 	if err := d.put("orders/2.json", "total=25"); err != nil {
 		return err
 	}
@@ -372,22 +548,38 @@ func (d *demo) redirected() error {
 		return err
 	}
 	d.why("recorded as a tombstone in the journal: the primary must not bring it back")
-	calls := d.primaryCalls() - before
-	d.say("calls that reached the primary meanwhile: %d (an open breaker refuses at once)", calls)
-	d.check(calls == 0, "%d calls reached the primary while its breaker was open", calls)
+	now := d.dash.snapshot()
+	made := now.primaryCallsMade() - before.primaryCallsMade()
+	refused := now.sum(metricCalls, attrIs("side", "primary"), attrIs("outcome", "rejected-by-breaker")) -
+		before.sum(metricCalls, attrIs("side", "primary"), attrIs("outcome", "rejected-by-breaker"))
+	d.say("calls to the primary meanwhile: %.0f made, %.0f refused by its open breaker", made, refused)
+	d.why("an open breaker refuses at once; Run's probe checks the primary around it, with a canary")
+	d.check(made == 0, "%.0f calls were made to the primary while its breaker was open", made)
+	d.check(refused > 0, "no call was refused by the primary's open breaker")
 
 	st := d.f.Status()
 	d.say("journal: %d pending, the oldest recorded %v ago", st.Pending, time.Since(st.OldestPending).Round(time.Millisecond))
 	d.why("the age of the oldest pending entry is the live recovery-point figure")
 	d.check(st.Pending == 4, "%d journal entries pending, want 4", st.Pending)
+	d.duringOutage = now
+	d.say("dashboard: breaker.state{side=primary}=%.0f journal.pending=%.0f journal.oldest_age=%.3fs failovers=%.0f",
+		now.value(metricBreaker, attrIs("side", "primary")), now.value(metricPending), now.value(metricOldestAge),
+		now.sum(metricFailovers))
+	d.why("the same figures, as the bucket's OpenTelemetry metrics report them (step 8 has the rest)")
+	d.check(now.value(metricPending) == float64(st.Pending), "journal.pending is %.0f, Status says %d",
+		now.value(metricPending), st.Pending)
 	return nil
 }
 
 func (d *demo) reads() error {
 	d.step("4. Reads still return the newest data")
+	stale := "although the stale primary still has " + d.content(primarySide, "orders/3.json")
+	if d.outage.overWire {
+		stale = "although the stale primary, out of reach now, still has it"
+	}
 	for _, c := range []struct{ key, want, why string }{
 		{"orders/2.json", `"total=25"`, "overwritten during the outage: read from the secondary, which holds the newest version"},
-		{"orders/3.json", "not found", "deleted during the outage, although the stale primary still has " + d.content(primarySide, "orders/3.json")},
+		{"orders/3.json", "not found", "deleted during the outage, " + stale},
 		{"orders/4.json", `"total=40"`, "written during the outage: only the secondary has it"},
 		{"orders/1.json", "unavailable", "only on the primary: in redirect mode the secondary holds just the outage's writes, so a miss there is not proof of absence"},
 	} {
@@ -404,33 +596,39 @@ func (d *demo) reads() error {
 }
 
 func (d *demo) recovers() error {
-	d.step("5. The primary recovers")
-	d.faults.Heal()
+	d.step("5. The primary recovers: the probe notices, with no user traffic")
+	before := d.dash.snapshot()
+	d.outage.heal()
+	d.outage.on = false
+	healed := time.Now()
 	st := d.breaker()
-	d.say("primary: healed; its breaker is still %s and refuses calls until %v after it opened", st.State, breakerTimeout)
+	d.say("primary: %s; its breaker is still %s", d.outage.healSays, st.State)
+	d.why("left alone it would refuse calls until %v after it opened; no call is made meanwhile", breakerTimeout)
 
-	// Status does no I/O; the breaker turns half-open when asked after its
-	// Timeout.
-	deadline := time.Now().Add(breakerTimeout + 2*time.Second)
-	for st.State == circuit.StateOpen && time.Now().Before(deadline) {
+	// Status does no I/O: the wait only watches the breaker that Run's
+	// probe closes.
+	for st.State != circuit.StateClosed && time.Since(healed) < probeWait {
 		select {
 		case <-d.ctx.Done():
 			return d.ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(5 * time.Millisecond):
 		}
 		st = d.breaker()
 	}
-	d.say("breaker: primary %s: the next call is a probe", st.State)
-	d.check(st.State == circuit.StateHalfOpen, "primary breaker is %s, want half-open", st.State)
+	made := d.dash.snapshot().primaryCallsMade() - before.primaryCallsMade()
+	d.say("breaker: primary %s %v after the primary came back", st.State, time.Since(healed).Round(time.Millisecond))
+	d.why("Run's probe wrote, read back and removed its canary under %sprobe/, around the breaker,", failoverblob.ReservedPrefix)
+	d.why("and closed the breaker when the primary answered: no user call, no wait for the %v timeout", breakerTimeout)
+	d.check(st.State == circuit.StateClosed, "primary breaker is %s %v after healing, want closed by the probe", st.State, probeWait)
+	d.check(made == 0, "%.0f calls were made to the primary through its breaker before it closed, want none", made)
 
 	if err := d.put("orders/4.json", "total=44"); err != nil {
 		return err
 	}
-	st = d.breaker()
-	d.say("breaker: primary %s: the probe (the write above) succeeded", st.State)
-	d.why("the secondary still holds the older redirected copy of orders/4.json;")
-	d.why("its version is older, so the reconciler will not copy it over the new one")
-	d.check(st.State == circuit.StateClosed, "primary breaker is %s, want closed", st.State)
+	d.why("the write went straight to the primary; the secondary still holds the older")
+	d.why("redirected copy of orders/4.json, whose older version the reconciler will not copy over it")
+	d.check(d.content(primarySide, "orders/4.json") == `"total=44"`, "orders/4.json on the primary is %s, want \"total=44\"",
+		d.content(primarySide, "orders/4.json"))
 	return nil
 }
 
@@ -453,7 +651,7 @@ func (d *demo) repaired(r failoverblob.Repair) {
 }
 
 func (d *demo) reconcile() error {
-	d.step("6. Reconcile repairs the primary (Drain; a service runs Run in the background)")
+	d.step("6. Reconcile repairs the primary (Drain now; Run, in the background, would on its next pass)")
 	rep, err := d.f.Drain(d.ctx)
 	if err != nil {
 		return fmt.Errorf("reconciling: %w", err)
@@ -462,6 +660,7 @@ func (d *demo) reconcile() error {
 		rep.Keys, rep.Copied, rep.Bytes, rep.Deleted, rep.Cleaned, rep.Remaining)
 	d.why("orders/2 and orders/5 copied; the tombstone of orders/3 applied; orders/4 left as is;")
 	d.why("the temporary copies of orders/2, 4 and 5 removed from the secondary")
+	d.report = rep
 	d.check(rep.Remaining == 0, "%d journal entries remain", rep.Remaining)
 	d.check(rep.Keys == 4 && rep.Copied == 2 && rep.Deleted == 1 && rep.Cleaned == 3,
 		"report %+v, want 4 keys, 2 copied, 1 deleted, 3 cleaned", rep)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"flag"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,7 +26,8 @@ func TestRun(t *testing.T) {
 	}{
 		{"mem URLs", []string{"-primary", "mem://", "-secondary", "mem://"}},
 		{"file URLs", []string{"-primary", fileURL("primary"), "-secondary", fileURL("secondary")}},
-		{"S3 and GCS emulators", []string{"-emulators"}},
+		{"S3 and GCS emulators, the S3 port closed", []string{"-emulators"}},
+		{"S3 and GCS emulators, S3 answering 503", []string{"-emulators", "-fault", "503"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,11 +66,28 @@ func TestRunRefusesBadFlags(t *testing.T) {
 		{"-secondary", "mem://"},
 		{"extra"},
 		{"-primary", "nosuchscheme://b", "-secondary", "mem://"},
+		{"-fault", "503"},
+		{"-emulators", "-fault", "hang"},
+		{"-emulators", "-primary", "mem://", "-secondary", "mem://"},
 	}
 	for _, args := range tests {
 		var out bytes.Buffer
 		if err := run(context.Background(), &out, args); err == nil {
 			t.Errorf("run(%q) = nil, want an error; output:\n%s", args, out.String())
+		}
+	}
+}
+
+// -h says what the walkthrough shows, then lists the flags.
+func TestRunHelp(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), &out, []string{"-h"})
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("run(-h) = %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"probe notices it with no", "OpenTelemetry metrics", "-emulators", "-fault"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("run(-h) output lacks %q:\n%s", want, out.String())
 		}
 	}
 }
