@@ -556,3 +556,36 @@ func TestTelemetryForcedPrimaryDoesNotFailOver(t *testing.T) {
 	}
 	assert.Equal(t, 1, secondaryReads, "spans of reads of the secondary")
 }
+
+// A hedged read (Options.HedgeAfter) makes a call to each side, both
+// counted: the one that loses is cancelled and ends as an answer, as a
+// call the caller cancelled does. A hedge that answers first is no
+// failover; one whose answer is taken because the first side failed is.
+func TestTelemetryHedgedReads(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		primaryFault failovertest.Fault
+		primary      string // the outcome of the primary's read
+		failovers    float64
+	}{
+		{"the hedge answers first", failovertest.Fault{Latency: time.Second}, "answer", 0},
+		{"the first side fails after the hedge was made", failovertest.Fault{Latency: 30 * time.Millisecond, Err: failovertest.ErrOutage}, "outage", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newTelemetryRig(t, failoverblob.Options{Mode: failoverblob.Mirror, HedgeAfter: hedgeAfter})
+				require.NoError(t, r.writeV("k", "v"))
+				r.faults[primary].Set(failovertest.OpRead, tc.primaryFault)
+				r.faults[secondary].Set(failovertest.OpRead, failovertest.Fault{Latency: 50 * time.Millisecond})
+				assert.Equal(t, "v", r.read("k"))
+				synctest.Wait() // for the cancelled call to end
+				r.metrics().check(tc.name, []metricCase{
+					{"failoverblob.side.calls", calls("primary", "read", tc.primary), 1},
+					{"failoverblob.side.calls", calls("secondary", "read", "ok"), 1},
+					{"failoverblob.failovers", failover("read", "outage"), tc.failovers},
+				})
+				assert.Equal(t, uint64(1), r.f.Status().Hedges.Won, "hedges won")
+			})
+		})
+	}
+}
