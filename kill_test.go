@@ -1,0 +1,264 @@
+package failoverblob_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/internal/killtest"
+)
+
+var (
+	killRuns     = flag.Int("kill.runs", 64, "runs of TestKill per configuration (mode × journal); each kills -kill.children children")
+	killChildren = flag.Int("kill.children", 4, "children each run of TestKill kills, one after another, before it recovers")
+	killSeed     = flag.Uint64("kill.seed", 0, "run only TestKill's run with this seed (printed by a failing run), -kill.runs times")
+	killStrict   = flag.Bool("kill.strict", false, "in TestKill, also fail on what the library is known not to keep yet (see killtest.Config.Strict)")
+	killKeep     = flag.Bool("kill.keep", false, "keep the directories of all TestKill's runs, not only of the failed ones")
+)
+
+// killConfig is one configuration of TestKill.
+type killConfig struct {
+	mode    failoverblob.Mode
+	journal string
+}
+
+func (c killConfig) String() string { return c.mode.String() + "/" + c.journal + " journal" }
+
+// The configurations, in the order seeds go round them: seed s runs
+// killConfigs[(s-1) % 4].
+var killConfigs = []killConfig{
+	{failoverblob.Redirect, "bucket"},
+	{failoverblob.Redirect, "file"},
+	{failoverblob.Mirror, "bucket"},
+	{failoverblob.Mirror, "file"},
+}
+
+// TestKill is the crash test (see package internal/killtest): children run
+// the library over two fileblob buckets while the primary goes down and
+// comes back, and die by SIGKILL at a kill point drawn from the run's
+// seed, on the write, delete and repair paths; a fresh failover bucket with
+// only the buckets (and the journal file) then recovers, and every key is
+// checked against what the children were told: nothing acknowledged lost,
+// no delete undone, no temporary copy and no journal entry left.
+//
+// Replay a failing run with go test -run '^TestKill$' -kill.seed=N -v .
+func TestKill(t *testing.T) {
+	bin := buildKillChild(t)
+	seeds := make([]uint64, 0, *killRuns*len(killConfigs))
+	if *killSeed != 0 {
+		// A run's children race their reconcilers and breakers, so a
+		// replay takes the same decisions but not always the same turns:
+		// it is repeated.
+		for range *killRuns {
+			seeds = append(seeds, *killSeed)
+		}
+	} else {
+		for s := range uint64(*killRuns * len(killConfigs)) {
+			seeds = append(seeds, s+1)
+		}
+	}
+	start := time.Now()
+	results := make([]killtest.Result, len(seeds))
+	errs := make([]error, len(seeds))
+	dirs := make([]string, len(seeds))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	root := t.TempDir()
+	if *killKeep {
+		root = filepath.Join(os.TempDir(), "killtest-"+time.Now().Format("20060102-150405"))
+	}
+	for i, seed := range seeds {
+		dirs[i] = filepath.Join(root, fmt.Sprintf("run-%d-seed-%d", i, seed))
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c := killConfigs[(seed-1)%uint64(len(killConfigs))]
+			if err := os.MkdirAll(dirs[i], 0o755); err != nil {
+				errs[i] = err
+				return
+			}
+			results[i], errs[i] = killtest.Run(context.Background(), killtest.Config{
+				Binary: bin, Dir: dirs[i], Mode: c.mode, Journal: c.journal, Seed: seed,
+				Children: *killChildren, Keys: 6, MaxKillPoint: 120, ChildTimeout: time.Minute,
+				Strict: *killStrict,
+			})
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+
+	failed := 0
+	for i, seed := range seeds {
+		r, err := results[i], errs[i]
+		violations := r.Violations
+		if *killStrict {
+			violations = r.Strict
+		}
+		if err == nil && len(violations) == 0 {
+			continue
+		}
+		failed++
+		c := killConfigs[(seed-1)%uint64(len(killConfigs))]
+		var b strings.Builder
+		fmt.Fprintf(&b, "seed %d (%s): ", seed, c)
+		if err != nil {
+			fmt.Fprintf(&b, "the run failed: %v\n", err)
+		}
+		if len(violations) > 0 {
+			fmt.Fprintf(&b, "%d violations:\n", len(violations))
+			for _, v := range violations[:min(len(violations), 10)] {
+				fmt.Fprintf(&b, "  %s\n", v)
+			}
+		}
+		fmt.Fprintf(&b, "the run's directory (buckets, journal, children's logs): %s\n", keep(t, dirs[i]))
+		strict := ""
+		if *killStrict {
+			strict = " -kill.strict"
+		}
+		fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -kill.seed=%d -kill.children=%d%s -v .", seed, *killChildren, strict)
+		t.Error(b.String())
+		if failed == 10 {
+			t.Errorf("... stopping the report at 10 failed runs of %d", len(seeds))
+			break
+		}
+	}
+	t.Log(killReport(seeds, results, elapsed))
+	if *killKeep {
+		t.Logf("the runs' directories are kept under %s", root)
+	}
+}
+
+// keep moves a failed run's directory out of the test's temporary
+// directory, which the test removes, and returns where it now is.
+func keep(t *testing.T, dir string) string {
+	if *killKeep {
+		return dir
+	}
+	kept, err := os.MkdirTemp("", "killtest-failed-")
+	if err == nil {
+		kept = filepath.Join(kept, filepath.Base(dir))
+		err = os.Rename(dir, kept)
+	}
+	if err != nil {
+		t.Logf("keeping %s: %v", dir, err)
+		return dir
+	}
+	return kept
+}
+
+// buildKillChild builds the child program, without the race detector
+// whatever this test runs with: the children are where the time goes, and
+// the race detector would make them several times slower.
+func buildKillChild(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "killchild")
+	cmd := exec.Command(goBin, "build", "-o", bin, "./internal/killtest/killchild")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the child: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// killReport sums up the runs per configuration, and the kills by point.
+func killReport(seeds []uint64, results []killtest.Result, elapsed time.Duration) string {
+	type sums struct {
+		runs, children, kills, keys, flips, drains, differing, repaired, temp, violations, strict int
+		childTime, recoveryTime                                                                   time.Duration
+		ops                                                                                       map[string]int
+		reserved                                                                                  map[string]int
+	}
+	per := map[killConfig]*sums{}
+	points := map[string]int{}
+	total := 0
+	for i, seed := range seeds {
+		c := killConfigs[(seed-1)%uint64(len(killConfigs))]
+		s := per[c]
+		if s == nil {
+			s = &sums{ops: map[string]int{}, reserved: map[string]int{}}
+			per[c] = s
+		}
+		r := results[i]
+		s.runs++
+		s.children += r.Children
+		s.kills += r.Kills
+		total += r.Kills
+		s.keys += r.Keys
+		s.flips += len(r.Flips)
+		s.drains += r.Drains
+		s.differing += r.Verify.Differing
+		s.repaired += r.Verify.Repaired
+		s.temp += r.TempFiles
+		s.violations += len(r.Violations)
+		s.strict += len(r.Strict)
+		s.childTime += r.ChildTime
+		s.recoveryTime += r.RecoveryTime
+		for k, n := range r.Ops {
+			s.ops[k] += n
+		}
+		for k, n := range r.Reserved {
+			s.reserved[k] += n
+		}
+		for p, n := range r.Points {
+			points[p] += n
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d runs, %d kills in %v\n", len(seeds), total, elapsed.Round(time.Millisecond))
+	for _, c := range killConfigs {
+		s := per[c]
+		if s == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %d runs, %d children, %d killed; %d keys checked after recovery; %d violations (%d by the strict checks); %d flips of unacknowledged operations before recovery\n",
+			c, s.runs, s.children, s.kills, s.keys, s.violations, s.strict, s.flips)
+		fmt.Fprintf(&b, "  operations: %s\n", countList(s.ops))
+		fmt.Fprintf(&b, "  time: children %v, recoveries and checks %v\n", s.childTime.Round(time.Millisecond), s.recoveryTime.Round(time.Millisecond))
+		fmt.Fprintf(&b, "  recovery: %d drain passes; Verify found %d keys apart, repaired %d; left in TMPDIR: %d files; reserved objects left: %s\n",
+			s.drains, s.differing, s.repaired, s.temp, countList(s.reserved))
+	}
+	fmt.Fprintf(&b, "kills by point:\n")
+	names := make([]string, 0, len(points))
+	for p := range points {
+		names = append(names, p)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if points[names[i]] != points[names[j]] {
+			return points[names[i]] > points[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	for _, p := range names {
+		fmt.Fprintf(&b, "  %5d  %s\n", points[p], p)
+	}
+	return b.String()
+}
+
+func countList(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
