@@ -126,11 +126,15 @@ func TestKill(t *testing.T) {
 			strict = " -kill.strict"
 		}
 		fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -kill.seed=%d -kill.children=%d%s -v .", seed, *killChildren, strict)
-		t.Error(b.String())
-		if failed == 10 {
-			t.Errorf("... stopping the report at 10 failed runs of %d", len(seeds))
-			break
+		if failed <= 10 {
+			t.Error(b.String())
 		}
+	}
+	if failed > 10 {
+		t.Errorf("... and %d more failed runs", failed-10)
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d runs failed", failed, len(seeds))
 	}
 	t.Log(killReport(seeds, results, elapsed))
 	if *killKeep {
