@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -179,90 +178,23 @@ func buildKillChild(t *testing.T) string {
 
 // killReport sums up the runs per configuration, and the kills by point.
 func killReport(seeds []uint64, results []killtest.Result, elapsed time.Duration) string {
-	type sums struct {
-		runs, children, kills, keys, flips, drains, differing, repaired, temp, violations, strict int
-		childTime, recoveryTime                                                                   time.Duration
-		ops                                                                                       map[string]int
-		reserved                                                                                  map[string]int
-	}
-	per := map[killConfig]*sums{}
-	points := map[string]int{}
-	total := 0
+	per := map[killConfig]*killtest.Result{}
+	var all killtest.Result
 	for i, seed := range seeds {
 		c := killConfigs[(seed-1)%uint64(len(killConfigs))]
-		s := per[c]
-		if s == nil {
-			s = &sums{ops: map[string]int{}, reserved: map[string]int{}}
-			per[c] = s
+		if per[c] == nil {
+			per[c] = &killtest.Result{}
 		}
-		r := results[i]
-		s.runs++
-		s.children += r.Children
-		s.kills += r.Kills
-		total += r.Kills
-		s.keys += r.Keys
-		s.flips += len(r.Flips)
-		s.drains += r.Drains
-		s.differing += r.Verify.Differing
-		s.repaired += r.Verify.Repaired
-		s.temp += r.TempFiles
-		s.violations += len(r.Violations)
-		s.strict += len(r.Strict)
-		s.childTime += r.ChildTime
-		s.recoveryTime += r.RecoveryTime
-		for k, n := range r.Ops {
-			s.ops[k] += n
-		}
-		for k, n := range r.Reserved {
-			s.reserved[k] += n
-		}
-		for p, n := range r.Points {
-			points[p] += n
-		}
+		per[c].Add(results[i])
+		all.Add(results[i])
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d runs, %d kills in %v\n", len(seeds), total, elapsed.Round(time.Millisecond))
+	fmt.Fprintf(&b, "%d runs, %d kills in %v\n", all.Runs, all.Kills, elapsed.Round(time.Millisecond))
 	for _, c := range killConfigs {
-		s := per[c]
-		if s == nil {
-			continue
+		if r := per[c]; r != nil {
+			fmt.Fprintf(&b, "%s:\n%s", c, r.Summary("  "))
 		}
-		fmt.Fprintf(&b, "%s: %d runs, %d children, %d killed; %d keys checked after recovery; %d violations (%d by the strict checks); %d flips of unacknowledged operations before recovery\n",
-			c, s.runs, s.children, s.kills, s.keys, s.violations, s.strict, s.flips)
-		fmt.Fprintf(&b, "  operations: %s\n", countList(s.ops))
-		fmt.Fprintf(&b, "  time: children %v, recoveries and checks %v\n", s.childTime.Round(time.Millisecond), s.recoveryTime.Round(time.Millisecond))
-		fmt.Fprintf(&b, "  recovery: %d drain passes; Verify found %d keys apart, repaired %d; left in TMPDIR: %d files; reserved objects left: %s\n",
-			s.drains, s.differing, s.repaired, s.temp, countList(s.reserved))
 	}
-	fmt.Fprintf(&b, "kills by point:\n")
-	names := make([]string, 0, len(points))
-	for p := range points {
-		names = append(names, p)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if points[names[i]] != points[names[j]] {
-			return points[names[i]] > points[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	for _, p := range names {
-		fmt.Fprintf(&b, "  %5d  %s\n", points[p], p)
-	}
+	fmt.Fprintf(&b, "kills by point:\n%s", all.PointList("  "))
 	return b.String()
-}
-
-func countList(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
 }

@@ -84,14 +84,16 @@ func (p *points) kill(point string) {
 }
 
 // object names what a key is for kill points: a user object, a journal
-// entry, a reconcile lease, or another reserved object (the marker that
-// checks the sides are distinct).
+// entry, a reconcile lease, the marker that checks the sides are distinct
+// storage, or another reserved object.
 func object(key string) string {
 	switch {
 	case strings.HasPrefix(key, journal.BucketPrefix):
 		return "journal entry"
 	case strings.HasPrefix(key, failoverblob.ReservedPrefix+"leases/"):
 		return "lease"
+	case strings.HasPrefix(key, failoverblob.ReservedPrefix+"identity/"):
+		return "identity marker"
 	case strings.HasPrefix(key, failoverblob.ReservedPrefix):
 		return "reserved object"
 	}

@@ -70,6 +70,7 @@ type Config struct {
 
 // Result is what one run found.
 type Result struct {
+	Runs     int
 	Children int
 	Kills    int            // children that died at their kill point
 	Points   map[string]int // kills by kill point
@@ -137,7 +138,7 @@ func (c Config) child(i int, rng *rand.Rand) childConfig {
 // failed or hung, a recovery that does not converge); what the oracle
 // found is in the Result.
 func Run(ctx context.Context, c Config) (Result, error) {
-	res := Result{Points: map[string]int{}, Ops: map[string]int{}, Reserved: map[string]int{}}
+	res := Result{Runs: 1, Points: map[string]int{}, Ops: map[string]int{}, Reserved: map[string]int{}}
 	if err := os.MkdirAll(filepath.Join(c.Dir, "tmp"), 0o755); err != nil {
 		return res, err
 	}
@@ -211,23 +212,27 @@ func replay(logs []*childLog, journal string, ch *checker) {
 	for i, cl := range logs {
 		down := false // the primary, as this child's log last set it
 		for _, op := range cl.ops {
-			switch op.kind {
-			case "down", "up":
+			notFound := op.kind == "delete" && op.outcome == acked && op.result == "absent"
+			switch {
+			case op.kind == "down" || op.kind == "up":
 				down = op.kind == "down"
 				res.Ops[op.kind]++
 				continue
-			case "drain":
+			case notFound:
+				res.Ops["delete not found"]++
+			default:
 				res.Ops[op.kind+" "+outcomes[op.outcome]]++
+			}
+			if op.kind == "drain" {
 				continue
 			}
-			res.Ops[op.kind+" "+outcomes[op.outcome]]++
 			where := fmt.Sprintf("child %d op %s (%s)", i, op.id, op.kind)
 			// See Config.Strict for what the lenient checks let pass.
 			absentWhileDown := journal == "bucket" && down
 			switch {
 			case op.kind == "put":
 				ch.change(op.key, op.value, op.outcome, where)
-			case op.kind == "delete" && op.outcome == acked && op.result == "absent":
+			case notFound:
 				ch.observe(op.key, absent, where+", answered NotFound", absentWhileDown)
 				_, strict := ch.oracles(op.key)
 				strict.change(absent, acked, where+", answered NotFound")
