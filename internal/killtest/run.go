@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package killtest is the crash test of failoverblob: a child process runs
 // the library over two fileblob buckets while its primary goes down and
 // comes back, and dies by SIGKILL at a kill point chosen from a seed; the

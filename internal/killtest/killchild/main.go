@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command killchild is the child process of the crash test (package
 // killtest): it runs the library until it kills itself at the kill point
 // its command line names. The test builds it and runs it; it is not meant
