@@ -56,11 +56,16 @@ type Config struct {
 	// Result.Strict either way):
 	//   - A delete answered NotFound is a delete: the key must stay absent
 	//     until a later put. The lenient checks take it as a look at the
-	//     key that changed nothing, as the library describes it; but in
-	//     Mirror mode, while the primary is down, it answers NotFound from
-	//     the secondary's miss although the primary may hold a write that
-	//     never reached the secondary (cut by a kill between the sides'
-	//     commits), which then comes back.
+	//     key that changed nothing, as the library describes it. In Mirror
+	//     mode such a key can come back, once the primary is back or once
+	//     Verify copies it to the side that lacks it, when a kill left the
+	//     sides apart with nothing recorded: a write cut between the two
+	//     sides' commits (the primary alone holds it, and while the
+	//     primary is down a delete is answered NotFound from the
+	//     secondary's miss), or a delete cut after recording the primary's
+	//     tombstone and before deleting on the secondary (the key reads as
+	//     deleted until the tombstone is applied to the primary; the
+	//     secondary's copy then stays, unrecorded).
 	//   - A key read as absent while the primary is down, with the journal
 	//     on the buckets, must be absent. The lenient checks let it pass:
 	//     a repair whose acknowledgement of a key's entries is cut part-way
@@ -92,9 +97,9 @@ type Result struct {
 	Flips []string
 	// Verify is what the verifier found after the recovery's drains:
 	// keys the sides held differently with no journal entry. In Mirror
-	// mode a kill between the two sides' commits of a write or delete
-	// made while both were up leaves such a key; in Redirect mode none
-	// should be left, and any is a violation.
+	// mode a kill between the two sides' changes of a write or delete
+	// leaves such a key; in Redirect mode none should be left, and any
+	// is a violation.
 	Verify failoverblob.VerifyReport
 	// Reserved counts objects left under the reserved prefix other than
 	// journal entries, by name up to its second slash.
@@ -137,8 +142,7 @@ func (c Config) child(i int, rng *rand.Rand) childConfig {
 
 // Run runs the children of one run, one after another, then recovers and
 // checks. An error means the run could not be carried out (a child that
-// failed or hung, a recovery that does not converge); what the oracle
-// found is in the Result.
+// failed or hung); what the checks found is in the Result.
 func Run(ctx context.Context, c Config) (Result, error) {
 	res := Result{Runs: 1, Points: map[string]int{}, Ops: map[string]int{}, Reserved: map[string]int{}}
 	if err := os.MkdirAll(filepath.Join(c.Dir, "tmp"), 0o755); err != nil {
@@ -182,10 +186,6 @@ func runOne(ctx context.Context, c Config, cc childConfig) (*childLog, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
-	cl, lerr := readOpLog(cc.logPath())
-	if lerr != nil {
-		return nil, lerr
-	}
 	describe := func(what string) error {
 		return fmt.Errorf("child %d (%s %s): %s\n%s", cc.child, c.Binary, strings.Join(cc.args(), " "), what, out.String())
 	}
@@ -193,14 +193,20 @@ func runOne(ctx context.Context, c Config, cc childConfig) (*childLog, error) {
 	switch {
 	case ctx.Err() != nil:
 		return nil, describe(fmt.Sprintf("hung: still running after %v", c.ChildTimeout))
-	case errors.As(err, &ee) && ee.ExitCode() == 3:
-		return cl, nil // not killed: ran out of operations
 	case !errors.As(err, &ee):
-		return nil, describe(fmt.Sprintf("did not run: %v", err))
+		return nil, describe(fmt.Sprintf("did not run, or exited 0: %v", err))
 	}
-	ws, ok := ee.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL || cl.killed == "" {
-		return nil, describe(fmt.Sprintf("exited: %v", err))
+	ws, _ := ee.Sys().(syscall.WaitStatus)
+	killed := ws.Signaled() && ws.Signal() == syscall.SIGKILL
+	if !killed && ee.ExitCode() != 3 { // 3: it ran out of operations
+		return nil, describe(fmt.Sprintf("failed: %v", err))
+	}
+	cl, err := readOpLog(cc.logPath())
+	switch {
+	case err != nil:
+		return nil, describe(err.Error())
+	case killed != (cl.killed != ""):
+		return nil, describe(fmt.Sprintf("%v, and its log names the kill point %q", ee, cl.killed))
 	}
 	return cl, nil
 }
