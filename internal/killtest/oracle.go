@@ -34,12 +34,13 @@ type keyOracle struct {
 	allowed []string          // states the acknowledged history allows now
 	linear  []string          // allowed, narrowed by what was observed
 	written map[string]string // value ids put, to the operation that put it
+	acked   map[string]bool   // value ids whose put was acknowledged
 	last    string            // the last acknowledged change, for messages
 	deleted bool              // the last acknowledged change is a delete
 }
 
 func newKeyOracle(key string) *keyOracle {
-	return &keyOracle{key: key, allowed: []string{absent}, linear: []string{absent}, written: map[string]string{}, last: "none (the key starts absent)"}
+	return &keyOracle{key: key, allowed: []string{absent}, linear: []string{absent}, written: map[string]string{}, acked: map[string]bool{}, last: "none (the key starts absent)"}
 }
 
 func show(state string) string {
@@ -56,6 +57,9 @@ func (k *keyOracle) change(value string, o outcome, where string) {
 		k.written[value] = where
 	}
 	if o == acked {
+		if value != absent {
+			k.acked[value] = true
+		}
 		k.allowed, k.linear = []string{value}, []string{value}
 		k.last = fmt.Sprintf("%s (%s)", where, show(value))
 		k.deleted = value == absent

@@ -16,6 +16,7 @@ func (r *Result) Add(o Result) {
 	r.Kills += o.Kills
 	r.Keys += o.Keys
 	r.TempFiles += o.TempFiles
+	r.Apart += o.Apart
 	r.Drains += o.Drains
 	r.ChildTime += o.ChildTime
 	r.RecoveryTime += o.RecoveryTime
@@ -60,8 +61,8 @@ func (r Result) Summary(indent string) string {
 		op("delete acked"), op("delete not found"), op("delete failed")+op("delete in flight"), op("delete failed"), op("delete in flight"))
 	line("reads: %d checked, %d unavailable, %d cut by a kill; primary taken down %d times, healed %d; drains in the children: %d done, %d failed, %d cut by a kill",
 		op("read acked"), op("read failed"), op("read in flight"), op("down"), op("up"), op("drain acked"), op("drain failed"), op("drain in flight"))
-	line("recovery: %d drain passes; Verify found %d keys apart and repaired %d; left behind: %d files in the children's TMPDIR, reserved objects %s",
-		r.Drains, r.Verify.Differing, r.Verify.Repaired, r.TempFiles, counts(r.Reserved))
+	line("recovery: %d drain passes; %d keys apart with no journal entry after them, Verify found %d and repaired %d; left behind: %d files in the children's TMPDIR, reserved objects %s",
+		r.Drains, r.Apart, r.Verify.Differing, r.Verify.Repaired, r.TempFiles, counts(r.Reserved))
 	line("time: children %v, recoveries and checks %v",
 		r.ChildTime.Round(time.Millisecond), r.RecoveryTime.Round(time.Millisecond))
 	return b.String()

@@ -72,6 +72,9 @@ type Config struct {
 	//     can leave an older tombstone without the newer put's entry, and
 	//     a new instance that cannot ask the primary, which holds the put,
 	//     takes the tombstone for the key's state.
+	//   - A converged bucket holds no reconcile lease. The lenient checks
+	//     count the leases left: a killed instance's lease stays where it
+	//     left no work for another instance to take it over for.
 	Strict bool
 }
 
@@ -95,11 +98,12 @@ type Result struct {
 	// acknowledged and unacknowledged operations would not show, though
 	// the acknowledged ones allow them (see keyOracle).
 	Flips []string
-	// Verify is what the verifier found after the recovery's drains:
-	// keys the sides held differently with no journal entry. In Mirror
-	// mode a kill between the two sides' changes of a write or delete
-	// leaves such a key; in Redirect mode none should be left, and any
-	// is a violation.
+	// Apart counts the keys the sides held apart after the recovery's
+	// drains, with no journal entry: in Redirect mode the copy of a write
+	// cut by a kill between committing it and recording it (the library
+	// does both at once), in Mirror mode a change cut between the two
+	// sides. Verify is what the verifier then found and repaired.
+	Apart  int
 	Verify failoverblob.VerifyReport
 	// Reserved counts objects left under the reserved prefix other than
 	// journal entries, by name up to its second slash.
