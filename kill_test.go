@@ -54,7 +54,9 @@ var killConfigs = []killConfig{
 //
 // Replay a failing run with go test -run '^TestKill$' -kill.seed=N -v .
 func TestKill(t *testing.T) {
+	built := time.Now()
 	bin := buildKillChild(t)
+	t.Logf("built the child in %v", time.Since(built).Round(time.Millisecond))
 	seeds := make([]uint64, 0, *killRuns*len(killConfigs))
 	if *killSeed != 0 {
 		// A run's children race their reconcilers and breakers, so a
