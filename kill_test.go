@@ -136,12 +136,35 @@ func TestKill(t *testing.T) {
 	if failed > 10 {
 		t.Errorf("... and %d more failed runs", failed-10)
 	}
+	if !*killStrict {
+		logStrict(t, seeds, results)
+	}
 	if failed > 0 {
 		t.Errorf("%d of %d runs failed", failed, len(seeds))
 	}
 	t.Log(killReport(seeds, results, elapsed))
 	if *killKeep {
 		t.Logf("the runs' directories are kept under %s", root)
+	}
+}
+
+// logStrict logs the first violations of the strict checks (see
+// killtest.Config.Strict) in runs that passed, with their seeds.
+func logStrict(t *testing.T, seeds []uint64, results []killtest.Result) {
+	var b strings.Builder
+	n := 0
+	for i, r := range results {
+		if len(r.Violations) > 0 {
+			continue
+		}
+		for _, v := range r.Strict {
+			if n++; n <= 10 {
+				fmt.Fprintf(&b, "\n  seed %d: %s", seeds[i], v)
+			}
+		}
+	}
+	if n > 0 {
+		t.Logf("the strict checks (-kill.strict) found %d violations; the first:%s", n, b.String())
 	}
 }
 
