@@ -13,10 +13,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/internal/killtest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 var (
@@ -224,4 +229,141 @@ func killReport(seeds []uint64, results []killtest.Result, elapsed time.Duration
 	}
 	fmt.Fprintf(&b, "kills by point:\n%s", all.PointList("  "))
 	return b.String()
+}
+
+// The defects TestKill found, each cut down to the state a kill leaves,
+// built without one. They fail until the library is fixed, so they run
+// only with -kill.strict.
+func TestKillFindings(t *testing.T) {
+	if !*killStrict {
+		t.Skip("the defects TestKill found; run with -kill.strict")
+	}
+	ctx := context.Background()
+	// saved is an object as a side held it, version and all, to put back
+	// where a kill would have kept a change from taking it away.
+	type saved struct {
+		data []byte
+		meta map[string]string
+	}
+	save := func(t *testing.T, b *blob.Bucket, key string) saved {
+		attrs, err := b.Attributes(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := b.ReadAll(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return saved{data, attrs.Metadata}
+	}
+	restore := func(t *testing.T, b *blob.Bucket, key string, o saved) {
+		if err := b.WriteAll(ctx, key, o.data, &blob.WriterOptions{Metadata: o.meta}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mirror := failoverblob.Options{Mode: failoverblob.Mirror}
+
+	// A Mirror-mode write cut between the primary's commit and the
+	// secondary's leaves it on the primary alone, with nothing recorded.
+	// While the primary is down, a delete of the key is answered from the
+	// secondary's miss, and keeps no tombstone: once the primary is back,
+	// the object is there again.
+	t.Run("mirror delete answered from the secondary's miss", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 1, mirror)
+			if err := fl.in[0].f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := fl.raw[1].Delete(ctx, "k"); err != nil { // the secondary's commit, cut
+				t.Fatal(err)
+			}
+			c := fl.start(mirror)
+			fl.down(0)
+			err := c.f.Bucket().Delete(ctx, "k")
+			if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				t.Fatalf("delete while the primary is down: %v", err)
+			}
+			fl.heal()
+			if _, err := c.f.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.read(ctx, "k"); got != "<not found>" {
+				t.Errorf("after a delete answered %v, the primary's return and Verify, k reads %q; want <not found>", err, got)
+			}
+		})
+	})
+
+	// A Mirror-mode delete cut after recording the primary's tombstone and
+	// before deleting the secondary's copy: the key reads as deleted, and
+	// deleting it again is NotFound, until the tombstone is applied to the
+	// primary; then the secondary's copy, which nothing records, is taken
+	// by Verify for a write that missed the primary, and copied back.
+	t.Run("mirror delete cut before the secondary's delete", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 1, mirror)
+			if err := fl.in[0].f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			fl.down(0)
+			if err := fl.in[0].f.Bucket().Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			restore(t, fl.raw[1], "k", save(t, fl.raw[0], "k")) // the secondary's delete, cut
+			fl.heal()
+			c := fl.start(mirror)
+			if err := c.f.Bucket().Delete(ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+				t.Fatalf("deleting the deleted key again: %v, want NotFound", err)
+			}
+			if _, err := c.f.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.read(ctx, "k"); got != "<not found>" {
+				t.Errorf("after the drain and Verify, k reads %q; want <not found>", got)
+			}
+		})
+	})
+
+	// With the journal on the buckets, a repair acknowledges a key's
+	// entries by deleting their objects. Cut after the newer put's entry
+	// went and before the older tombstone's, it leaves the tombstone alone;
+	// a new instance that cannot ask the primary, which holds the put,
+	// takes the tombstone for the key's state.
+	t.Run("acknowledgement cut part-way", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 1, failoverblob.Options{})
+			a := fl.in[0]
+			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			fl.down(0)
+			if err := a.f.Bucket().Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil); err != nil {
+				t.Fatal(err)
+			}
+			entries, err := journal.NewBucket(fl.raw[0], fl.raw[1], nil).List(ctx)
+			if err != nil || len(entries) != 2 || entries[0].Op != journal.Delete {
+				t.Fatalf("journal: %+v, %v; want a tombstone and a put", entries, err)
+			}
+			tombstone := strings.TrimPrefix(entries[0].ID, "s:")
+			entry := save(t, fl.raw[1], tombstone)
+			fl.heal()
+			if _, err := a.f.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			restore(t, fl.raw[1], tombstone, entry) // the tombstone entry's delete, cut
+			c := fl.start(failoverblob.Options{})
+			fl.down(0)
+			if got := c.read(ctx, "k"); got != "v2" && got != "<unavailable>" {
+				t.Errorf("with the primary down, a new instance reads the acknowledged v2 as %q", got)
+			}
+		})
+	})
 }
