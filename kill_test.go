@@ -329,6 +329,38 @@ func TestKillFindings(t *testing.T) {
 		})
 	})
 
+	// A redirected write's entry and data are written at once: a kill
+	// between the two can leave the copy on the secondary with no entry.
+	// The key is then not pending; a later write goes to the primary,
+	// and while the primary is down a read falls back to the secondary
+	// and serves the older copy of the write that was cut.
+	t.Run("redirected copy left without its entry", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 1, failoverblob.Options{})
+			fl.down(0)
+			if err := fl.in[0].f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			j := journal.NewBucket(fl.raw[0], fl.raw[1], nil)
+			entries, err := j.List(ctx)
+			if err != nil || len(entries) != 1 {
+				t.Fatalf("journal: %+v, %v; want the write's entry", entries, err)
+			}
+			if err := j.Ack(ctx, entries[0].ID); err != nil { // the entry, cut
+				t.Fatal(err)
+			}
+			fl.heal()
+			c := fl.start(failoverblob.Options{})
+			if err := c.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil); err != nil {
+				t.Fatal(err)
+			}
+			fl.down(0)
+			if got := c.read(ctx, "k"); got != "v2" && got != "<unavailable>" {
+				t.Errorf("with the primary down, the instance that wrote v2 reads %q", got)
+			}
+		})
+	})
+
 	// With the journal on the buckets, a repair acknowledges a key's
 	// entries by deleting their objects. Cut after the newer put's entry
 	// went and before the older tombstone's, it leaves the tombstone alone;

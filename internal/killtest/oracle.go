@@ -73,6 +73,10 @@ func (k *keyOracle) change(value string, o outcome, where string) {
 	}
 }
 
+// cut reports whether value was put by an operation that failed or was
+// cut by a kill.
+func (k *keyOracle) cut(value string) bool { return k.written[value] != "" && !k.acked[value] }
+
 // observe takes in a state seen at where. It returns what is wrong with
 // it: a violation, or else a flip, or neither ("").
 func (k *keyOracle) observe(state, where string) (violation, flip string) {
