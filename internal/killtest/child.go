@@ -224,11 +224,11 @@ func (ch *child) work(ctx context.Context, w int, rng *rand.Rand) {
 func (ch *child) toggle() {
 	ch.down = !ch.down
 	if ch.down {
-		ch.log.line("B", "-", "down", "-", "-")
+		ch.log.begin("down", "-", "-")
 		ch.faults.Outage(nil)
 		return
 	}
-	ch.log.line("B", "-", "up", "-", "-")
+	ch.log.begin("up", "-", "-")
 	ch.faults.Heal()
 }
 

@@ -6,14 +6,18 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // opLog is a child's record of its operations, one line each, in a file
 // the parent reads once the child is dead:
 //
-//	B <op> <kind> <key> <value>   the operation starts (value: a put's id)
+//	B <op> <kind> <key> <value> <t>
+//	                              the operation starts (value: a put's id),
+//	                              t nanoseconds after the log was created
 //	A <op> <result>               the library returned nil (result: a
 //	                              read's value id, or "absent")
 //	F <op> <error>                the library returned an error
@@ -25,9 +29,10 @@ import (
 // kernel has taken. (A crash of the machine could lose it; this test
 // kills processes, not machines, so the lines are not fsynced.)
 type opLog struct {
-	mu sync.Mutex
-	f  *os.File
-	n  int
+	mu    sync.Mutex
+	f     *os.File
+	n     int
+	start time.Time
 }
 
 func createOpLog(path string) (*opLog, error) {
@@ -35,7 +40,7 @@ func createOpLog(path string) (*opLog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &opLog{f: f}, nil
+	return &opLog{f: f, start: time.Now()}, nil
 }
 
 func (l *opLog) line(fields ...string) {
@@ -48,13 +53,15 @@ func (l *opLog) line(fields ...string) {
 	}
 }
 
-// begin logs the start of an operation and returns its id.
+// begin logs the start of an operation and returns its id. Operations
+// that concern no key (taking the primary down, healing it, draining)
+// have key "-".
 func (l *opLog) begin(kind, key, value string) string {
 	l.mu.Lock()
 	l.n++
 	id := fmt.Sprint(l.n)
 	l.mu.Unlock()
-	l.line("B", id, kind, key, value)
+	l.line("B", id, kind, key, value, fmt.Sprint(time.Since(l.start).Nanoseconds()))
 	return id
 }
 
@@ -78,6 +85,7 @@ const (
 // loggedOp is one operation read back from a log.
 type loggedOp struct {
 	id, kind, key, value string
+	at                   time.Duration // since the child's start
 	outcome              outcome
 	result               string // A: the result; F: the error
 }
@@ -107,8 +115,12 @@ func readOpLog(path string) (*childLog, error) {
 		}
 		fields := strings.Split(strings.TrimSuffix(s, "\n"), "\t")
 		switch {
-		case fields[0] == "B" && len(fields) == 5:
-			op := &loggedOp{id: fields[1], kind: fields[2], key: fields[3], value: fields[4]}
+		case fields[0] == "B" && len(fields) == 6:
+			ns, err := strconv.ParseInt(fields[5], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: malformed line %q", path, s)
+			}
+			op := &loggedOp{id: fields[1], kind: fields[2], key: fields[3], value: fields[4], at: time.Duration(ns)}
 			byID[fields[1]] = op
 			cl.ops = append(cl.ops, op)
 		case (fields[0] == "A" || fields[0] == "F") && len(fields) == 3 && byID[fields[1]] != nil:

@@ -66,13 +66,15 @@ type Config struct {
 	//     tombstone and before deleting on the secondary (the key reads as
 	//     deleted until the tombstone is applied to the primary; the
 	//     secondary's copy then stays, unrecorded).
-	//   - A key read as absent while the primary is down, with the journal
-	//     on the buckets, must be absent. The lenient checks let it pass:
+	//   - A key read as absent while the primary is down (or just healed,
+	//     its breaker still open), with the journal on the buckets, must be
+	//     absent. The lenient checks let it pass:
 	//     a repair whose acknowledgement of a key's entries is cut part-way
 	//     can leave an older tombstone without the newer put's entry, and
 	//     a new instance that cannot ask the primary, which holds the put,
 	//     takes the tombstone for the key's state.
-	//   - A key read while the primary is down, in Redirect mode, shows no
+	//   - A key read while the primary is down (or just healed), in
+	//     Redirect mode, shows no
 	//     value older than its last acknowledged write. The lenient checks
 	//     let a read pass that shows the value of a write a kill cut: the
 	//     library records a redirected write's entry and commits its data
@@ -227,47 +229,83 @@ func runOne(ctx context.Context, c Config, cc childConfig) (*childLog, error) {
 // operations. What the observations made during the run got wrong goes to
 // the Result.
 func replay(logs []*childLog, c Config, ch *checker) {
-	outcomes := [...]string{inFlight: "in flight", acked: "acked", failed: "failed"}
-	res := ch.res
 	for i, cl := range logs {
-		down := false // the primary, as this child's log last set it
+		var out outage
 		for _, op := range cl.ops {
-			notFound := op.kind == "delete" && op.outcome == acked && op.result == "absent"
-			switch {
-			case op.kind == "down" || op.kind == "up":
-				down = op.kind == "down"
-				res.Ops[op.kind]++
-				continue
-			case notFound:
-				res.Ops["delete not found"]++
-			default:
-				res.Ops[op.kind+" "+outcomes[op.outcome]]++
-			}
-			if op.kind == "drain" {
-				continue
-			}
-			where := fmt.Sprintf("child %d op %s (%s)", i, op.id, op.kind)
-			// See Config.Strict for what the lenient checks let pass.
-			absentWhileDown := c.Journal == "bucket" && down
-			lenient, _ := ch.oracles(op.key)
-			cutWhileDown := c.Mode == failoverblob.Redirect && down && lenient.cut(op.result)
-			switch {
-			case op.kind == "put":
-				ch.change(op.key, op.value, op.outcome, where)
-			case notFound:
-				ch.observe(op.key, absent, where+", answered NotFound", absentWhileDown)
-				_, strict := ch.oracles(op.key)
-				strict.change(absent, acked, where+", answered NotFound")
-			case op.kind == "delete":
-				ch.change(op.key, absent, op.outcome, where)
-			case op.kind == "read" && op.outcome == acked && op.result == "absent":
-				ch.observe(op.key, absent, where, absentWhileDown)
-			case op.kind == "read" && op.outcome == acked:
-				ch.observe(op.key, op.result, where, cutWhileDown)
-			case op.kind == "read" && op.outcome == failed && !isUnavailable(op.result):
-				res.violation(fmt.Sprintf("%s at %s: the read failed with an error other than ErrUnavailable: %s", op.key, where, op.result))
+			ch.res.count(op)
+			switch op.kind {
+			case "down", "up":
+				out.toggle(op)
+			case "put", "delete", "read":
+				check(op, fmt.Sprintf("child %d op %s (%s)", i, op.id, op.kind), c, out.at(op.at), ch)
 			}
 		}
+	}
+}
+
+// count counts op by kind and outcome.
+func (r *Result) count(op *loggedOp) {
+	outcomes := [...]string{inFlight: "in flight", acked: "acked", failed: "failed"}
+	switch {
+	case op.kind == "down" || op.kind == "up":
+		r.Ops[op.kind]++
+	case op.notFound():
+		r.Ops["delete not found"]++
+	default:
+		r.Ops[op.kind+" "+outcomes[op.outcome]]++
+	}
+}
+
+// notFound reports whether op is a delete answered NotFound.
+func (op *loggedOp) notFound() bool {
+	return op.kind == "delete" && op.outcome == acked && op.result == "absent"
+}
+
+// outage follows a child's primary through its log: down, or healed so
+// recently that its breaker may still be open.
+type outage struct {
+	down   bool
+	healed time.Duration // when it was last healed; 0: never
+}
+
+// primaryOut is how long after a child heals its primary the primary
+// may still be out of its reach: the breaker stays open for its Timeout
+// (5 ms), and a loaded machine is slow to run the probe.
+const primaryOut = 100 * time.Millisecond
+
+func (o *outage) toggle(op *loggedOp) {
+	o.down = op.kind == "down"
+	if !o.down {
+		o.healed = op.at
+	}
+}
+
+// at reports whether the primary may be out of reach at t.
+func (o *outage) at(t time.Duration) bool {
+	return o.down || o.healed > 0 && t-o.healed < primaryOut
+}
+
+// check takes op, a put, delete or read at where, into the checker. out
+// says whether the primary may have been out of reach.
+func check(op *loggedOp, where string, c Config, out bool, ch *checker) {
+	// See Config.Strict for what the lenient checks let pass.
+	lenient, strict := ch.oracles(op.key)
+	absentWhileOut := c.Journal == "bucket" && out
+	cutWhileOut := c.Mode == failoverblob.Redirect && out && lenient.cut(op.result)
+	switch {
+	case op.kind == "put":
+		ch.change(op.key, op.value, op.outcome, where)
+	case op.notFound():
+		ch.observe(op.key, absent, where+", answered NotFound", absentWhileOut)
+		strict.change(absent, acked, where+", answered NotFound")
+	case op.kind == "delete":
+		ch.change(op.key, absent, op.outcome, where)
+	case op.kind == "read" && op.outcome == acked && op.result == "absent":
+		ch.observe(op.key, absent, where, absentWhileOut)
+	case op.kind == "read" && op.outcome == acked:
+		ch.observe(op.key, op.result, where, cutWhileOut)
+	case op.kind == "read" && op.outcome == failed && !isUnavailable(op.result):
+		ch.res.violation(fmt.Sprintf("%s at %s: the read failed with an error other than ErrUnavailable: %s", op.key, where, op.result))
 	}
 }
 
