@@ -62,109 +62,139 @@ func TestKill(t *testing.T) {
 	built := time.Now()
 	bin := buildKillChild(t)
 	t.Logf("built the child in %v", time.Since(built).Round(time.Millisecond))
-	seeds := make([]uint64, 0, *killRuns*len(killConfigs))
-	if *killSeed != 0 {
-		// A run's children race their reconcilers and breakers, so a
-		// replay takes the same decisions but not always the same turns:
-		// it is repeated.
-		for range *killRuns {
-			seeds = append(seeds, *killSeed)
-		}
-	} else {
-		for s := range uint64(*killRuns * len(killConfigs)) {
-			seeds = append(seeds, s+1)
-		}
-	}
-	start := time.Now()
-	results := make([]killtest.Result, len(seeds))
-	errs := make([]error, len(seeds))
-	dirs := make([]string, len(seeds))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
 	root := t.TempDir()
 	if *killKeep {
 		root = filepath.Join(os.TempDir(), "killtest-"+time.Now().Format("20060102-150405"))
 	}
-	for i, seed := range seeds {
-		dirs[i] = filepath.Join(root, fmt.Sprintf("run-%d-seed-%d", i, seed))
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c := killConfigs[(seed-1)%uint64(len(killConfigs))]
-			if err := os.MkdirAll(dirs[i], 0o755); err != nil {
-				errs[i] = err
-				return
-			}
-			results[i], errs[i] = killtest.Run(context.Background(), killtest.Config{
-				Binary: bin, Dir: dirs[i], Mode: c.mode, Journal: c.journal, Seed: seed,
-				Children: *killChildren, Keys: 6, MaxKillPoint: 120, ChildTimeout: time.Minute,
-				Strict: *killStrict,
-			})
-		})
-	}
-	wg.Wait()
+	start := time.Now()
+	runs := runKills(bin, root, killSeeds())
 	elapsed := time.Since(start)
 
 	failed := 0
-	for i, seed := range seeds {
-		r, err := results[i], errs[i]
-		violations := r.Violations
-		if *killStrict {
-			violations = r.Strict
-		}
-		if err == nil && len(violations) == 0 {
+	for _, r := range runs {
+		if !r.failed() {
 			continue
 		}
-		failed++
-		c := killConfigs[(seed-1)%uint64(len(killConfigs))]
-		var b strings.Builder
-		fmt.Fprintf(&b, "seed %d (%s): ", seed, c)
-		if err != nil {
-			fmt.Fprintf(&b, "the run failed: %v\n", err)
-		}
-		if len(violations) > 0 {
-			fmt.Fprintf(&b, "%d violations:\n", len(violations))
-			for _, v := range violations[:min(len(violations), 10)] {
-				fmt.Fprintf(&b, "  %s\n", v)
-			}
-		}
-		fmt.Fprintf(&b, "the run's directory (buckets, journal, children's logs): %s\n", keep(t, dirs[i]))
-		strict := ""
-		if *killStrict {
-			strict = " -kill.strict"
-		}
-		fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -kill.seed=%d -kill.children=%d%s -v .", seed, *killChildren, strict)
-		if failed <= 10 {
-			t.Error(b.String())
+		if failed++; failed <= 10 {
+			t.Error(r.failure(t))
 		}
 	}
 	if failed > 10 {
 		t.Errorf("... and %d more failed runs", failed-10)
 	}
 	if !*killStrict {
-		logStrict(t, seeds, results)
+		logStrict(t, runs)
 	}
 	if failed > 0 {
-		t.Errorf("%d of %d runs failed", failed, len(seeds))
+		t.Errorf("%d of %d runs failed", failed, len(runs))
 	}
-	t.Log(killReport(seeds, results, elapsed))
+	t.Log(killReport(runs, elapsed))
 	if *killKeep {
 		t.Logf("the runs' directories are kept under %s", root)
 	}
 }
 
-// logStrict logs the first violations of the strict checks (see
-// killtest.Config.Strict) in runs that passed, with their seeds.
-func logStrict(t *testing.T, seeds []uint64, results []killtest.Result) {
-	var b strings.Builder
-	n := 0
-	for i, r := range results {
-		if len(r.Violations) > 0 {
+// killSeeds returns the seeds of the runs: -kill.runs per configuration,
+// or -kill.seed -kill.runs times. A run's children race their reconcilers
+// and breakers, so a replay takes the same decisions but not always the
+// same turns: it is repeated.
+func killSeeds() []uint64 {
+	var seeds []uint64
+	for i := range uint64(*killRuns) {
+		if *killSeed != 0 {
+			seeds = append(seeds, *killSeed)
 			continue
 		}
-		for _, v := range r.Strict {
+		for c := range uint64(len(killConfigs)) {
+			seeds = append(seeds, i*uint64(len(killConfigs))+c+1)
+		}
+	}
+	return seeds
+}
+
+// killRun is one run of TestKill and what it found.
+type killRun struct {
+	seed uint64
+	dir  string
+	res  killtest.Result
+	err  error
+}
+
+func (r *killRun) config() killConfig { return killConfigs[(r.seed-1)%uint64(len(killConfigs))] }
+
+// violations returns what fails the run: the lenient checks' violations,
+// or with -kill.strict the strict checks'.
+func (r *killRun) violations() []string {
+	if *killStrict {
+		return r.res.Strict
+	}
+	return r.res.Violations
+}
+
+func (r *killRun) failed() bool { return r.err != nil || len(r.violations()) > 0 }
+
+// failure describes a failed run: its seed, what went wrong, where its
+// directory is kept, and how to replay it.
+func (r *killRun) failure(t *testing.T) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "seed %d (%s): ", r.seed, r.config())
+	if r.err != nil {
+		fmt.Fprintf(&b, "the run failed: %v\n", r.err)
+	}
+	if vs := r.violations(); len(vs) > 0 {
+		fmt.Fprintf(&b, "%d violations:\n", len(vs))
+		for _, v := range vs[:min(len(vs), 10)] {
+			fmt.Fprintf(&b, "  %s\n", v)
+		}
+	}
+	fmt.Fprintf(&b, "the run's directory (buckets, journal, children's logs): %s\n", keep(t, r.dir))
+	strict := ""
+	if *killStrict {
+		strict = " -kill.strict"
+	}
+	fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -kill.seed=%d -kill.children=%d%s -v .", r.seed, *killChildren, strict)
+	return b.String()
+}
+
+// runKills runs a run per seed, as many at once as there are processors,
+// each in a directory of its own under root.
+func runKills(bin, root string, seeds []uint64) []*killRun {
+	runs := make([]*killRun, len(seeds))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, seed := range seeds {
+		r := &killRun{seed: seed, dir: filepath.Join(root, fmt.Sprintf("run-%d-seed-%d", i, seed))}
+		runs[i] = r
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if r.err = os.MkdirAll(r.dir, 0o755); r.err != nil {
+				return
+			}
+			c := r.config()
+			r.res, r.err = killtest.Run(context.Background(), killtest.Config{
+				Binary: bin, Dir: r.dir, Mode: c.mode, Journal: c.journal, Seed: seed,
+				Children: *killChildren, Keys: 6, MaxKillPoint: 120, ChildTimeout: time.Minute,
+				Strict: *killStrict,
+			})
+		})
+	}
+	wg.Wait()
+	return runs
+}
+
+// logStrict logs the first violations of the strict checks (see
+// killtest.Config.Strict) in runs that passed, with their seeds.
+func logStrict(t *testing.T, runs []*killRun) {
+	var b strings.Builder
+	n := 0
+	for _, r := range runs {
+		if r.failed() {
+			continue
+		}
+		for _, v := range r.res.Strict {
 			if n++; n <= 10 {
-				fmt.Fprintf(&b, "\n  seed %d: %s", seeds[i], v)
+				fmt.Fprintf(&b, "\n  seed %d: %s", r.seed, v)
 			}
 		}
 	}
@@ -209,16 +239,16 @@ func buildKillChild(t *testing.T) string {
 }
 
 // killReport sums up the runs per configuration, and the kills by point.
-func killReport(seeds []uint64, results []killtest.Result, elapsed time.Duration) string {
+func killReport(runs []*killRun, elapsed time.Duration) string {
 	per := map[killConfig]*killtest.Result{}
 	var all killtest.Result
-	for i, seed := range seeds {
-		c := killConfigs[(seed-1)%uint64(len(killConfigs))]
+	for _, r := range runs {
+		c := r.config()
 		if per[c] == nil {
 			per[c] = &killtest.Result{}
 		}
-		per[c].Add(results[i])
-		all.Add(results[i])
+		per[c].Add(r.res)
+		all.Add(r.res)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d runs, %d kills in %v\n", all.Runs, all.Kills, elapsed.Round(time.Millisecond))
