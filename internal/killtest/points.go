@@ -113,8 +113,7 @@ type pointed struct {
 // bucket returns b, the storage of side, with kill points. Closing
 // the result does not close b.
 func (p *points) bucket(side journal.Side, b *blob.Bucket) *blob.Bucket {
-	d, _ := bucketconv.DriverOf(b)
-	return blob.NewBucket(&pointed{p: p, side: side.String(), d: d})
+	return blob.NewBucket(&pointed{p: p, side: side.String(), d: bucketconv.Bucket(b)})
 }
 
 var _ driver.Bucket = (*pointed)(nil)
