@@ -27,8 +27,10 @@ import (
 // just after a commit or a delete on a side, after the first bytes of a
 // stream have gone into a side's temporary file, and before and after a
 // journal append or acknowledgement. What a new process finds depends only
-// on which changes were made, so these points cover every state a kill can
-// leave behind.
+// on which changes were made, so these points reach the states a kill can
+// leave in the buckets and the journal; what a kill inside one journal
+// call could leave (the file journal's compaction, which needs thousands
+// of entries) is not reached.
 //
 // A kill never lands inside a call to a side: storage calls hold mu for
 // reading, and the kill takes it for writing. A cloud provider's PUT or
