@@ -89,7 +89,7 @@ func (p *points) kill(point string) {
 
 // object names what a key is for kill points: a user object, a journal
 // entry, a reconcile lease, the marker that checks the sides are distinct
-// storage, or another reserved object.
+// storage, an active probe's canary, or another reserved object.
 func object(key string) string {
 	switch {
 	case strings.HasPrefix(key, journal.BucketPrefix):
@@ -98,6 +98,8 @@ func object(key string) string {
 		return "lease"
 	case strings.HasPrefix(key, failoverblob.ReservedPrefix+"identity/"):
 		return "identity marker"
+	case strings.HasPrefix(key, failoverblob.ReservedPrefix+"probe/"):
+		return "probe canary"
 	case strings.HasPrefix(key, failoverblob.ReservedPrefix):
 		return "reserved object"
 	}
