@@ -328,3 +328,79 @@ func TestReconcileLeasesSplitTheWorkAndExpire(t *testing.T) {
 		}
 	})
 }
+
+// A lease left by an instance that died after its work was acknowledged
+// (so no pass reaches its shard to take it over) is removed by the next
+// pass of another instance once it has expired; a live lease of another
+// instance is left alone; and an instance with nothing pending and no lease
+// left lists no leases.
+func TestLeaseLeftByADeadInstanceIsRemoved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 1, failoverblob.Options{})
+		a := fl.in[0]
+		fl.down(0)
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		fl.heal()
+		if rep, err := a.f.Drain(fl.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain: %+v, %v", rep, err)
+		}
+		leases := func() []string {
+			var names []string
+			for i, b := range fl.raw {
+				objs, _, err := b.ListPage(fl.ctx, blob.FirstPageToken, 1000, &blob.ListOptions{Prefix: failoverblob.ReservedPrefix + "leases/"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range objs {
+					names = append(names, fmt.Sprintf("%d:%s", i, o.Key))
+				}
+			}
+			return names
+		}
+		if got := leases(); len(got) != 0 {
+			t.Fatalf("leases after the drain: %v, want none", got)
+		}
+		// An instance dies holding the lease of k's shard, its work done,
+		// and another holds a lease it is using.
+		lease := func(shard int, holder string, until time.Time) {
+			name := fmt.Sprintf("%sleases/primary/%02d", failoverblob.ReservedPrefix, shard)
+			md := map[string]string{"failover-lease-holder": holder, "failover-lease-until": fmt.Sprint(until.UnixNano())}
+			if err := fl.raw[0].WriteAll(fl.ctx, name, []byte(holder), &blob.WriterOptions{Metadata: md}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lease(1, "dead", time.Now().Add(time.Minute))
+		lease(2, "alive", time.Now().Add(time.Hour))
+		b := fl.start(failoverblob.Options{})
+		if _, err := b.f.Drain(fl.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := leases(); len(got) != 2 {
+			t.Errorf("leases after a drain while both last: %v, want both", got)
+		}
+		time.Sleep(time.Minute + 10*time.Second) // past the dead one's expiry and MaxClockSkew
+		if _, err := b.f.Drain(fl.ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("0:%sleases/primary/02", failoverblob.ReservedPrefix)
+		if got := leases(); len(got) != 1 || got[0] != want {
+			t.Errorf("leases after a drain once the dead one expired: %v, want only %s", got, want)
+		}
+		time.Sleep(time.Hour)
+		if _, err := b.f.Drain(fl.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := leases(); len(got) != 0 {
+			t.Errorf("leases after a drain once both expired: %v, want none", got)
+		}
+		lists := b.faults[0].Calls(failovertest.OpList)
+		if _, err := b.f.Drain(fl.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := b.faults[0].Calls(failovertest.OpList) - lists; n != 1 {
+			t.Errorf("an idle drain with no lease left listed the primary %d times, want 1 (the journal)", n)
+		}
+	})
+}

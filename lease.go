@@ -77,13 +77,18 @@ func (f *Failover) claim(ctx context.Context, dst journal.Side, shard int) bool 
 	case err != nil:
 		return false
 	}
-	holder := attrs.Metadata[leaseHolderKey]
-	until, _ := strconv.ParseInt(attrs.Metadata[leaseUntilKey], 10, 64)
-	live := time.Now().Add(-f.opts.MaxClockSkew).UnixNano() <= until
-	if holder != f.instance && live {
+	if f.heldByOther(attrs) {
 		return false
 	}
 	return f.writeLease(ctx, s, name, attrs)
+}
+
+// heldByOther reports whether the lease whose attributes are attrs is
+// another instance's and has not expired, allowing for MaxClockSkew.
+func (f *Failover) heldByOther(attrs *driver.Attributes) bool {
+	until, _ := strconv.ParseInt(attrs.Metadata[leaseUntilKey], 10, 64)
+	live := time.Now().Add(-f.opts.MaxClockSkew).UnixNano() <= until
+	return attrs.Metadata[leaseHolderKey] != f.instance && live
 }
 
 // writeLease writes the lease name on s for this instance, conditional on
@@ -175,4 +180,63 @@ func (f *Failover) release(ctx context.Context, sh leaseShard) {
 		return
 	}
 	_ = s.delete(ctx, f.opts.CallTimeout, name, s.deleteIf(attrs))
+}
+
+// sweepLeases removes the leases no instance holds any more, once this
+// instance has nothing pending: its own (a release that failed) and the
+// expired ones, which an instance that died during a pass left. A lease
+// whose shard still has work is taken over and released by the next pass
+// that reaches it, but a lease left after the work was acknowledged would
+// stay for good. The deletes are conditional on the lease read, where the
+// side allows it, so a lease taken over meanwhile stays. It reports
+// whether no lease is left on either side.
+func (f *Failover) sweepLeases(ctx context.Context) bool {
+	swept := true
+	for _, s := range f.sides {
+		var page *driver.ListPage
+		err := s.call(ctx, opList, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			page, err = s.d.ListPaged(ctx, &driver.ListOptions{Prefix: leasePrefix, PageSize: 2 * leaseShards})
+			return err
+		})
+		if err != nil {
+			swept = false
+			continue
+		}
+		for _, o := range page.Objects {
+			attrs, err := s.attributes(ctx, f.opts.CallTimeout, o.Key)
+			switch {
+			case isNotFound(err):
+				continue
+			case err != nil || f.heldByOther(attrs):
+				swept = false
+				continue
+			}
+			if err := s.remove(ctx, f.opts.CallTimeout, o.Key, attrs); err != nil {
+				swept = false
+			}
+		}
+		swept = swept && len(page.NextPageToken) == 0
+	}
+	return swept
+}
+
+// tidyLeases sweeps the leases left behind (see sweepLeases) after a pass
+// that leaves nothing pending, as long as some may be left: from New (an
+// instance may have died before this one started), and from a pass that had
+// work (one holding leases may have died since), until a sweep finds none.
+// An idle instance costs nothing: one LIST a side once its work is done.
+// worked says the pass had work; complete, that it read the whole journal.
+func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool) {
+	if !f.usesLeases() {
+		return
+	}
+	if worked {
+		f.leasesLeft.Store(true)
+	}
+	if !complete || ctx.Err() != nil || f.pendingEntries() > 0 || !f.leasesLeft.Load() {
+		return
+	}
+	if f.sweepLeases(ctx) {
+		f.leasesLeft.Store(false)
+	}
 }

@@ -193,6 +193,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if len(entries) == 0 {
+		f.tidyLeases(ctx, false, listErr == nil)
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if err := f.checkDistinct(ctx); err != nil {
@@ -204,6 +205,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	p.mayRepair = c.allow
 	p.run(groups)
 	p.releaseSettled(c.held)
+	f.tidyLeases(ctx, true, listErr == nil)
 	p.rep.Remaining, _ = f.idx.stats()
 	p.rep.Leased = c.refused
 	if err := ctx.Err(); err != nil {

@@ -140,7 +140,7 @@ func runChild(c childConfig) error {
 		MaxClockSkew:         recoveryClockSkew,
 		SpoolMemory:          1 << 10, // larger values spool to a file
 		SpoolDir:             c.path("tmp"),
-		ReconcileInterval:    2 * time.Millisecond,
+		ReconcileInterval:    childReconcileInterval,
 		ReconcileConcurrency: 2,
 	}
 	if c.journal == "file" {
