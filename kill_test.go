@@ -4,6 +4,7 @@ package failoverblob_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -392,40 +393,59 @@ func TestKillFindings(t *testing.T) {
 	})
 
 	// With the journal on the buckets, a repair acknowledges a key's
-	// entries by deleting their objects. Cut after the newer put's entry
-	// went and before the older tombstone's, it leaves the tombstone alone;
-	// a new instance that cannot ask the primary, which holds the put,
-	// takes the tombstone for the key's state.
-	t.Run("acknowledgement cut part-way", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			fl := newFleet(t, 1, failoverblob.Options{})
-			a := fl.in[0]
-			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
-				t.Fatal(err)
-			}
-			fl.down(0)
-			if err := a.f.Bucket().Delete(ctx, "k"); err != nil {
-				t.Fatal(err)
-			}
-			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil); err != nil {
-				t.Fatal(err)
-			}
-			entries, err := journal.NewBucket(fl.raw[0], fl.raw[1], nil).List(ctx)
-			if err != nil || len(entries) != 2 || entries[0].Op != journal.Delete {
-				t.Fatalf("journal: %+v, %v; want a tombstone and a put", entries, err)
-			}
-			tombstone := strings.TrimPrefix(entries[0].ID, "s:")
-			entry := save(t, fl.raw[1], tombstone)
-			fl.heal()
-			if _, err := a.f.Drain(ctx); err != nil {
-				t.Fatal(err)
-			}
-			restore(t, fl.raw[1], tombstone, entry) // the tombstone entry's delete, cut
-			c := fl.start(failoverblob.Options{})
-			fl.down(0)
-			if got := c.read(ctx, "k"); got != "v2" && got != "<unavailable>" {
-				t.Errorf("with the primary down, a new instance reads the acknowledged v2 as %q", got)
-			}
+	// entries by deleting their objects, several at once, so a crash
+	// part-way leaves any of them. Were the newer put's entry gone and the
+	// older tombstone's left, a new instance that cannot ask the primary,
+	// which holds the put, would take the tombstone for the key's state.
+	// The repair acknowledges the newest entry last; the journal here cuts
+	// the acknowledgement after n entries, each call's taken last first.
+	for n := range 3 {
+		t.Run(fmt.Sprintf("acknowledgement cut after %d entries", n), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fl := newFleet(t, 0, failoverblob.Options{})
+				cut := &cutAck{Journal: journal.NewBucket(fl.raw[0], fl.raw[1], nil), left: n}
+				a := fl.start(failoverblob.Options{Journal: cut})
+				if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+					t.Fatal(err)
+				}
+				fl.down(0)
+				if err := a.f.Bucket().Delete(ctx, "k"); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil); err != nil {
+					t.Fatal(err)
+				}
+				fl.heal()
+				if _, err := a.f.Drain(ctx); (err != nil) != (n < 2) {
+					t.Fatalf("the drain cut after %d entries: %v", n, err)
+				}
+				c := fl.start(failoverblob.Options{})
+				fl.down(0)
+				if got := c.read(ctx, "k"); got != "v2" && got != "<unavailable>" {
+					t.Errorf("with the primary down, a new instance reads the acknowledged v2 as %q", got)
+				}
+			})
 		})
-	})
+	}
+}
+
+// cutAck is a journal whose acknowledgements stop, as a process killed
+// part-way would, once left entries have gone: each call's entries go last
+// first, the worst of the orders a journal on the buckets may take.
+type cutAck struct {
+	journal.Journal
+	left int
+}
+
+func (j *cutAck) Ack(ctx context.Context, ids ...string) error {
+	for i := len(ids) - 1; i >= 0; i-- {
+		if j.left == 0 {
+			return errors.New("killed part-way through the acknowledgement")
+		}
+		j.left--
+		if err := j.Journal.Ack(ctx, ids[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -60,17 +60,39 @@ func (f *Failover) unretracted(entries []journal.Entry) []journal.Entry {
 }
 
 // ackEntries acknowledges the entries a repair settled, in the journal and
-// in the index.
+// in the index, the newest last. A journal on the buckets deletes entries
+// one request each, so a crash part-way leaves some; the newest among them
+// is then still the key's newest change, which an instance that reads the
+// journal takes for the key's state while the side holding the data is
+// down. Left alone, an older tombstone would make the put the repair just
+// carried over read as not found.
 func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) error {
 	ids := make([]string, len(entries))
+	newest := 0
 	for i, e := range entries {
 		ids[i] = e.ID
+		if entryStamp(e).compare(entryStamp(entries[newest]), f.opts.MaxClockSkew) > 0 {
+			newest = i
+		}
 	}
-	if err := f.opts.Journal.Ack(ctx, ids...); err != nil {
-		return fmt.Errorf("acknowledging journal entries: %w", err)
+	ids[newest], ids[len(ids)-1] = ids[len(ids)-1], ids[newest]
+	for _, batch := range [][]string{ids[:len(ids)-1], ids[len(ids)-1:]} {
+		if len(batch) == 0 {
+			continue
+		}
+		if err := f.opts.Journal.Ack(ctx, batch...); err != nil {
+			return fmt.Errorf("acknowledging journal entries: %w", err)
+		}
 	}
 	f.idx.acked(key, missing, ids, listedAt)
 	return nil
+}
+
+// entryStamp is the stamp of the change e records, as the index orders
+// its hints: an unparsable version is the zero one.
+func entryStamp(e journal.Entry) stamp {
+	v, _ := ParseVersion(e.Version)
+	return stamp{v: v, at: e.Recorded}
 }
 
 // repairKey is the repair of one key on one side: dst, the side missing
