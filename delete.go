@@ -15,7 +15,10 @@ import (
 // tombstone not yet carried to every side) is NotFound. In Redirect mode a
 // delete while the primary is down is acknowledged once its tombstone is
 // recorded in the journal; it then reports success whether or not the
-// object existed, since the primary cannot be asked. The caller's
+// object existed, since the primary cannot be asked. In Mirror mode it
+// also deletes the key on the secondary, and reports NotFound if the
+// secondary had nothing to delete, keeping the tombstone all the same (see
+// mirrorDelete.unseen). The caller's
 // BeforeDelete runs once: on the first side the delete reaches, or, for a
 // tombstone recorded while the primary is down, before it is recorded, with
 // no driver types to inspect.
@@ -172,16 +175,36 @@ func (d *mirrorDelete) settle() error {
 		}
 	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
-	if d.f.opts.Ack == AckBoth && (pr.missed || sec.missed) {
+	switch {
+	case d.f.opts.Ack == AckBoth && (pr.missed || sec.missed):
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
+	case d.unseen():
+		return sec.err
 	}
 	return nil
 }
 
-// foundNowhere reports whether no side had the key to delete, and the
-// index does not say it may exist: the delete is an answer, not a change.
+// unseen reports whether the delete is to answer NotFound, though its
+// tombstone for the primary stays: the secondary did not have a key with no
+// pending work while the primary, which may hold it (see foundNowhere),
+// was down. Once the primary is back, the tombstone removes what a write
+// cut between the sides left there, as the answer says nothing is. A
+// write of the key in flight in this process, stamped before the
+// tombstone, gives way to it when it commits: the delete then answers
+// success, as having come after that write.
+func (d *mirrorDelete) unseen() bool {
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
+	return pr.missed && sec.answered && !sec.found && !d.pending && !d.f.idx.inFlight(d.rec.key)
+}
+
+// foundNowhere reports whether no side had the key to delete, the primary
+// having answered, and the index does not say it may exist: the delete is
+// an answer, not a change. The secondary's miss alone says nothing: a
+// write cut by a crash between the two sides' commits (the primary's comes
+// first) leaves the key on the primary alone, with nothing recorded.
 func (d *mirrorDelete) foundNowhere() bool {
-	return !d.on[journal.Primary].found && !d.on[journal.Secondary].found && !(d.pending && d.p.mayExist())
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
+	return pr.answered && !pr.found && !sec.found && !(d.pending && d.p.mayExist())
 }
 
 // onlyPrimaryHad reports whether the primary had a key with no pending
@@ -216,11 +239,11 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 	switch {
 	case err == nil:
 		o.answered, o.found = true, true
-	case isNotFound(err) && id == journal.Primary && !d.pending:
-		// Both sides hold every key that is not pending: the primary's
-		// miss is the answer.
-		return true, err
 	case isNotFound(err):
+		// The secondary is asked even when the primary did not have the
+		// key: a delete cut by a crash between the two sides (the
+		// primary's comes first) leaves the key on the secondary alone,
+		// with nothing recorded.
 		o.answered = true
 	case s.outage(d.rec.ctx, err):
 		o.missed = true
@@ -276,10 +299,5 @@ func (d *mirrorDelete) bothDown() error {
 // that this answer says came later, so nothing is recorded.
 func (d *mirrorDelete) notFound() error {
 	d.rec.withdraw()
-	if !d.on[journal.Primary].missed {
-		return d.on[journal.Primary].err
-	}
-	// The secondary holds every key that is not pending, so its miss is an
-	// answer too.
-	return d.on[journal.Secondary].err
+	return d.on[journal.Primary].err
 }

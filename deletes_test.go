@@ -162,3 +162,25 @@ func TestNotFoundDeleteDoesNotOverruleAWriteInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A Mirror-mode delete while the primary is down, of a key the secondary
+// lacks, keeps its tombstone for the primary (which may hold a write a
+// crash cut between the sides). With a write of the key in flight, stamped
+// before the tombstone, the write gives way to it when it commits, so the
+// delete answers success, as having come after the write, not NotFound.
+func TestMirrorDeleteWhilePrimaryIsDownComesAfterAWriteInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"})
+		require.NoError(t, err)
+		_, err = io.WriteString(w, "in flight")
+		require.NoError(t, err)
+		r.faults[primary].Outage(nil)
+		require.NoError(t, r.b.Delete(r.ctx, "k"), "delete with a write in flight")
+		require.NoError(t, w.Close(), "the write in flight")
+		assert.Equal(t, "<not found>", r.read("k"), "read after the delete")
+		r.heal()
+		r.drain()
+		assert.Equal(t, "<not found>", r.read("k"), "read after the drain")
+	})
+}

@@ -37,6 +37,13 @@ func (x *index) end(key string) {
 	}
 }
 
+// inFlight reports whether a write of key is in flight.
+func (x *index) inFlight(key string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.flights[key] != nil
+}
+
 // overtaken reports whether a change to key newer than v, a version stamped
 // by a write in flight, has committed (in this process), and which. Such a
 // change was stamped after the write began, so it committed while the

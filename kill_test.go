@@ -308,6 +308,9 @@ func TestKillFindings(t *testing.T) {
 			if err := fl.raw[1].Delete(ctx, "k"); err != nil { // the secondary's commit, cut
 				t.Fatal(err)
 			}
+			// A new process starts a second later: its clock, which has not
+			// seen v1 (the primary is down), stamps its delete after it.
+			time.Sleep(time.Second)
 			c := fl.start(mirror)
 			fl.down(0)
 			err := c.f.Bucket().Delete(ctx, "k")
@@ -356,6 +359,33 @@ func TestKillFindings(t *testing.T) {
 			}
 			if got := c.read(ctx, "k"); got != "<not found>" {
 				t.Errorf("after the drain and Verify, k reads %q; want <not found>", got)
+			}
+		})
+	})
+
+	// A Mirror-mode delete cut after the primary's delete and before the
+	// secondary's leaves the key on the secondary alone, with nothing
+	// recorded. A later delete that the primary answers NotFound must not
+	// leave that copy for Verify to copy back.
+	t.Run("mirror delete cut between the sides' deletes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 1, mirror)
+			if err := fl.in[0].f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := fl.raw[0].Delete(ctx, "k"); err != nil { // the secondary's delete, cut
+				t.Fatal(err)
+			}
+			c := fl.start(mirror)
+			err := c.f.Bucket().Delete(ctx, "k")
+			if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				t.Fatalf("delete: %v", err)
+			}
+			if _, err := c.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.read(ctx, "k"); got != "<not found>" {
+				t.Errorf("after a delete answered %v and Verify, k reads %q; want <not found>", err, got)
 			}
 		})
 	})

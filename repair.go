@@ -134,8 +134,10 @@ func (r *repairKey) apply(changes []change) error {
 	return nil
 }
 
-// applyDelete applies a tombstone stamped s to dst and, in Redirect mode,
-// removes the temporary copy it covers.
+// applyDelete applies a tombstone stamped s to dst and removes what it
+// covers on src: in Redirect mode the temporary copy, in Mirror mode a copy
+// that a delete cut by a crash between the sides left there, with nothing
+// recorded for src.
 func (r *repairKey) applyDelete(s stamp) error {
 	if r.have.exists && r.have.s.compare(s, r.skew) <= 0 {
 		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.have.attrs); err != nil {
@@ -143,11 +145,11 @@ func (r *repairKey) applyDelete(s stamp) error {
 		}
 		r.rep.Action, r.have.exists = ActionDeleted, false
 	}
-	if r.temporary && r.from.exists && r.from.s.compare(s, r.skew) <= 0 {
+	if r.from.exists && r.from.s.compare(s, r.skew) <= 0 {
 		if err := r.src.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.from.attrs); err != nil {
 			return err
 		}
-		r.rep.Cleaned, r.from.exists = true, false
+		r.rep.Cleaned, r.from.exists = r.temporary, false
 	}
 	return nil
 }
