@@ -25,10 +25,14 @@ type Failover struct {
 	bucket *blob.Bucket
 	tel    *telemetry
 
-	drainMu  sync.Mutex   // one Drain at a time
-	instance string       // this instance's name in reconcile leases and probe canaries
-	running  atomic.Int32 // Runs running
-	force    atomic.Int32 // the ForceMode (Force)
+	drainMu sync.Mutex // one Drain at a time
+	learnMu sync.Mutex // one learn at a time
+	// readingsBegun counts the readings of the journal begun; readingsTaken
+	// is the number of the last one begun whose listing the index took in.
+	readingsBegun, readingsTaken atomic.Int64
+	instance                     string       // this instance's name in reconcile leases and probe canaries
+	running                      atomic.Int32 // Runs running
+	force                        atomic.Int32 // the ForceMode (Force)
 	// warnedNoRun and lastNoRunCheck pace the warning that work is pending
 	// with no Run running (warnIfUnreconciled).
 	warnedNoRun    atomic.Bool

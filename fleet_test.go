@@ -137,6 +137,30 @@ func TestInstanceLearnsOfAnotherInstancesRedirectedWrite(t *testing.T) {
 	})
 }
 
+// While the primary is down, an instance that has not learnt of another
+// instance's redirected write reads it from the secondary once the journal,
+// which it reads then, describes the copy; a copy no entry describes (a
+// write cut between its entry and its data) is not served.
+func TestInstanceReadsAnotherInstancesRedirectedWriteWhileThePrimaryIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 2, failoverblob.Options{})
+		a, b := fl.in[0], fl.in[1]
+		fl.down(0)
+		if err := a.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := fl.raw[1].WriteAll(fl.ctx, "orphan", []byte("cut"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := b.read(fl.ctx, "k"); got != "v1" {
+			t.Errorf("the other instance reads %q, want v1", got)
+		}
+		if got := b.read(fl.ctx, "orphan"); got != "<unavailable>" {
+			t.Errorf("the other instance reads a copy no entry describes as %q, want <unavailable>", got)
+		}
+	})
+}
+
 // A new instance with only the buckets (the writer died) knows the pending
 // work at once and reconciles it.
 func TestNewInstanceRecoversAnotherInstancesOutage(t *testing.T) {

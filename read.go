@@ -129,20 +129,50 @@ func (f *Failover) readSettled(ctx context.Context, key string, op sideRead) err
 		h.release()
 		return f.read(ctx, key, op)
 	}
+	if f.opts.Mode == Redirect {
+		h.release()
+		return f.readUnrecorded(f.failingOver(ctx, op.op, err), key, op, err)
+	}
 	err2 := h.on(f.failingOver(ctx, op.op, err), sec)
 	switch {
 	case err2 == nil:
 		f.opts.Logger.Debug("failoverblob: read served by the secondary", "key", key, "cause", err)
 		return nil
-	case isNotFound(err2) && f.opts.Mode == Mirror:
-		return err2
-	case isNotFound(err2):
-		return unavailable(err, "%q is not on the secondary and the primary is down", key)
 	case sec.outage(ctx, err2):
 		return unavailable(errors.Join(err, err2), "both sides are down reading %q", key)
 	default:
 		return err2
 	}
+}
+
+// readUnrecorded reads, in Redirect mode while the primary is down
+// (cause), a key this instance knows of no pending work for. The secondary
+// holds temporary copies only, each described by a journal entry until it
+// is removed, save the copy of a write that a crash cut between recording
+// it and storing it (the two go at once), which may be older than what the
+// primary holds. So a copy found there is served only once a reading of
+// the journal begun after it was found describes it: the key is then
+// pending (another instance's redirected write, learnt of now), and read
+// as such.
+func (f *Failover) readUnrecorded(ctx context.Context, key string, op sideRead, cause error) error {
+	sec := f.sides[journal.Secondary]
+	begun := f.readingsBegun.Load()
+	o, err := f.inspect(ctx, sec, key)
+	switch {
+	case err != nil && sec.outage(ctx, err):
+		return unavailable(errors.Join(cause, err), "both sides are down reading %q", key)
+	case err != nil:
+		return err
+	case !o.exists:
+		return unavailable(cause, "%q is not on the secondary and the primary is down", key)
+	}
+	if err := f.learn(ctx, begun); err != nil {
+		return unavailable(errors.Join(cause, err), "the journal, which says whether the secondary's copy of %q is the newest, cannot be read, and the primary is down", key)
+	}
+	if f.idx.pending(key) {
+		return f.read(ctx, key, op)
+	}
+	return unavailable(cause, "the secondary's copy of %q is in no journal entry (a write cut by a crash), and the primary, which may hold a newer version, is down", key)
 }
 
 // Attributes implements driver.Bucket. The version metadata is hidden.

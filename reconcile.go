@@ -148,12 +148,27 @@ func (f *Failover) Refresh(ctx context.Context) error {
 	return err
 }
 
-// refresh lists the journal and brings the index up to date with it. A
-// journal that could list only one side (journal.ErrPartial) is taken as far
-// as it goes, and the error returned; any other error leaves the index as
-// it was. Callers hold drainMu.
+// refresh reads the journal into the index (see readJournal) and forgets
+// the withdrawn entries the journal has dropped since. Callers hold
+// drainMu.
 func (f *Failover) refresh(ctx context.Context) ([]journal.Entry, error) {
 	listedAt := time.Now()
+	entries, err := f.readJournal(ctx)
+	if err != nil && !errors.Is(err, journal.ErrPartial) {
+		return nil, err
+	}
+	f.forgetRetracted(listedAt)
+	return entries, err
+}
+
+// readJournal lists the journal and brings the index up to date with it. A
+// journal that could list only one side (journal.ErrPartial) is taken as far
+// as it goes, and the error returned; any other error leaves the index as
+// it was. It may run alongside a pass (see learn): while a listing is under
+// way, the index keeps the entries this process appends and acknowledges,
+// so that a listing taken before them does not undo them.
+func (f *Failover) readJournal(ctx context.Context) ([]journal.Entry, error) {
+	n := f.readingsBegun.Add(1)
 	f.idx.listingStarts()
 	entries, err := f.opts.Journal.List(ctx)
 	if err != nil && !errors.Is(err, journal.ErrPartial) {
@@ -167,8 +182,29 @@ func (f *Failover) refresh(ctx context.Context) ([]journal.Entry, error) {
 		}
 	}
 	f.idx.sync(entries, err == nil)
-	f.forgetRetracted(listedAt)
-	return entries, err
+	for {
+		last := f.readingsTaken.Load()
+		if last >= n || f.readingsTaken.CompareAndSwap(last, n) {
+			return entries, err
+		}
+	}
+}
+
+// learn reads the journal into the index, unless a reading begun after
+// the first since readings has been taken in already: for a read that
+// found a copy on the secondary that no entry this instance knows of
+// describes, after since readings had begun. Reads that need it at once
+// share one reading.
+func (f *Failover) learn(ctx context.Context, since int64) error {
+	f.learnMu.Lock()
+	defer f.learnMu.Unlock()
+	if f.readingsTaken.Load() > since {
+		return nil
+	}
+	if _, err := f.readJournal(ctx); err != nil && !errors.Is(err, journal.ErrPartial) {
+		return err
+	}
+	return nil
 }
 
 // Drain makes one pass over the journal: for each key with pending entries

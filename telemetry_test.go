@@ -193,7 +193,7 @@ func TestTelemetryRedirectOutage(t *testing.T) {
 		r.faults[primary].Outage(nil)
 		require.NoError(t, r.write("k1", "12345")) // the primary fails, the write is redirected
 		require.NoError(t, r.write("k2", "678"))   // the breaker is open: redirected at once
-		_, err := r.b.ReadAll(r.ctx, "before")     // not on the secondary: unavailable
+		_, err := r.b.ReadAll(r.ctx, "before")     // not on the secondary (a look at its attributes): unavailable
 		require.ErrorIs(t, err, failoverblob.ErrUnavailable)
 
 		r.metrics().check("during the outage", []metricCase{
@@ -202,7 +202,7 @@ func TestTelemetryRedirectOutage(t *testing.T) {
 			{"failoverblob.side.calls", calls("primary", "write", "rejected-by-breaker"), 1},
 			{"failoverblob.side.calls", calls("secondary", "write", "ok"), 2},
 			{"failoverblob.side.calls", calls("primary", "read", "rejected-by-breaker"), 1},
-			{"failoverblob.side.calls", calls("secondary", "read", "answer"), 1},
+			{"failoverblob.side.calls", calls("secondary", "attributes", "answer"), 1},
 			{"failoverblob.side.duration", sideOp("primary", "write"), 2}, // a refused call has no duration
 			{"failoverblob.side.duration", sideOp("secondary", "write"), 2},
 			{"failoverblob.failovers", failover("write", "outage"), 1},
