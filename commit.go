@@ -169,17 +169,23 @@ func (w *writer) commitRedirect() error {
 
 // commitPrimary commits the write on the primary. While a key has pending
 // work, every change to it is recorded, so the reconciler sees the newest
-// one. If the primary fails with an outage, the write is redirected to the
-// secondary (committed is false, err nil) for commitRedirect to commit
-// there.
+// one, and recorded before it is committed: a crash in between then leaves
+// an entry for a write that did not happen, not an object newer than the
+// journal knows of, which an instance that works out the key's state while
+// the primary is down would not see (see decide). If the primary fails
+// with an outage, the write is redirected to the secondary (committed is
+// false, err nil) for commitRedirect to commit there.
 func (w *writer) commitPrimary(pw *sideWriter, rec *records) (committed bool, err error) {
 	_, pending := w.f.idx.get(w.key)
 	w.sw[journal.Primary] = nil
-	err, rerr := w.commitRecording(pw, rec, pending)
+	if pending {
+		if err := rec.record(journal.Primary); err != nil {
+			pw.abort(nil)
+			return false, err
+		}
+	}
+	err = pw.commit()
 	switch {
-	case rerr != nil:
-		w.reached[journal.Primary] = err == nil
-		return false, rerr
 	case err == nil:
 		w.f.idx.commit(w.key, w.version, false, only(journal.Primary), w.size)
 		return true, nil
@@ -190,13 +196,14 @@ func (w *writer) commitPrimary(pw *sideWriter, rec *records) (committed bool, er
 	return false, w.redirect(err)
 }
 
-// commitRecording commits sw and, if record is set, records at the same
-// time that the primary is missing the write: with a journal on the
-// buckets, the entry and the data are two requests, and a write waits for
-// the slower, not for both in turn. The write is acknowledged only once
-// both have succeeded, so an acknowledged write is always recorded; a crash
-// between the two can leave data no entry describes, which the verifier
-// finds. err is the commit's outcome, rerr the record's.
+// commitRecording commits sw, a redirected write, and, if record is set,
+// records at the same time that the primary is missing it: with a journal
+// on the buckets, the entry and the data are two requests, and a write
+// waits for the slower, not for both in turn. The write is acknowledged
+// only once both have succeeded, so an acknowledged write is always
+// recorded; a crash between the two can leave a copy no entry describes,
+// which reads do not serve (see readUnrecorded) and the verifier finds.
+// err is the commit's outcome, rerr the record's.
 func (w *writer) commitRecording(sw *sideWriter, rec *records, record bool) (err, rerr error) {
 	if !record {
 		return sw.commit(), nil

@@ -390,6 +390,48 @@ func TestKillFindings(t *testing.T) {
 		})
 	})
 
+	// A write of a key with pending work, committed on the primary, is
+	// recorded too. Were the entry and the data written at once, a crash
+	// could leave the object on the primary newer than anything the journal
+	// holds; a new instance would take the key's tombstone for its state
+	// while the primary is down, answer a delete of it NotFound, and the
+	// object would be there once the primary is back. The entry is written
+	// first: here its append fails, as a crash before it would leave things.
+	t.Run("write of a pending key cut before its entry", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fl := newFleet(t, 0, failoverblob.Options{})
+			j := &failingAppend{Journal: journal.NewBucket(fl.raw[0], fl.raw[1], nil), left: 1}
+			a := fl.start(failoverblob.Options{Journal: j})
+			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil); err != nil {
+				t.Fatal(err)
+			}
+			fl.down(0)
+			if err := a.f.Bucket().Delete(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+			fl.heal()
+			if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil); err == nil {
+				t.Fatal("the write whose entry could not be appended was acknowledged")
+			}
+			time.Sleep(time.Second)
+			c := fl.start(failoverblob.Options{})
+			fl.down(0)
+			if err := c.f.Bucket().Delete(ctx, "k"); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				t.Fatalf("delete while the primary is down: %v", err)
+			}
+			fl.heal()
+			if _, err := c.f.Drain(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := c.read(ctx, "k"); got != "<not found>" {
+				t.Errorf("after the delete, the drain and Verify, k reads %q; want <not found>", got)
+			}
+		})
+	})
+
 	// A redirected write's entry and data are written at once: a kill
 	// between the two can leave the copy on the secondary with no entry.
 	// The key is then not pending; a later write goes to the primary,
@@ -478,4 +520,18 @@ func (j *cutAck) Ack(ctx context.Context, ids ...string) error {
 		}
 	}
 	return nil
+}
+
+// failingAppend is a journal whose appends fail once left have succeeded.
+type failingAppend struct {
+	journal.Journal
+	left int
+}
+
+func (j *failingAppend) Append(ctx context.Context, e journal.Entry) (string, error) {
+	if j.left == 0 {
+		return "", errors.New("the process died before appending the entry")
+	}
+	j.left--
+	return j.Journal.Append(ctx, e)
 }
