@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"math"
 	"sort"
 	"strings"
 
@@ -77,6 +78,7 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 		l.committing = f.idx.committing(opts.Prefix)
 	}
 	l.keys, l.states = f.idx.snapshot(opts.Prefix)
+	l.lostSinceResolve()
 	objs, next, err := l.fetch()
 	if err != nil {
 		return nil, err
@@ -121,6 +123,23 @@ func (l *lister) resolve() error {
 		}
 	}
 	return nil
+}
+
+// lostSinceResolve counts as unresolved the keys whose state became
+// unknown after resolve and before the index was read (a change of one
+// that failed part-way, say): neither is there a state to list them by,
+// nor may the side's object stand for itself, since the other side may
+// hold a newer version.
+func (l *lister) lostSinceResolve() {
+	for _, k := range l.f.idx.unknown(l.opts.Prefix, l.tok.last, math.MaxInt) {
+		if _, ok := l.unresolved[k]; ok || l.stopAt != "" && k >= l.stopAt {
+			continue
+		}
+		if l.unresolved == nil {
+			l.unresolved = map[string]error{}
+		}
+		l.unresolved[k] = unavailable(nil, "a change of %q failed while it was listed, and which side holds its newest version is not known", k)
+	}
 }
 
 // canMove reports whether a listing may go on from the secondary when the
