@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +17,7 @@ import (
 //	B <op> <kind> <key> <value> <t>
 //	                              the operation starts (value: a put's id),
 //	                              t nanoseconds after the log was created
+//	                              (for reading a failed run's logs)
 //	A <op> <result>               the library returned nil (result: a
 //	                              read's value id, or "absent")
 //	F <op> <error>                the library returned an error
@@ -85,7 +85,6 @@ const (
 // loggedOp is one operation read back from a log.
 type loggedOp struct {
 	id, kind, key, value string
-	at                   time.Duration // since the child's start
 	outcome              outcome
 	result               string // A: the result; F: the error
 }
@@ -116,11 +115,7 @@ func readOpLog(path string) (*childLog, error) {
 		fields := strings.Split(strings.TrimSuffix(s, "\n"), "\t")
 		switch {
 		case fields[0] == "B" && len(fields) == 6:
-			ns, err := strconv.ParseInt(fields[5], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: malformed line %q", path, s)
-			}
-			op := &loggedOp{id: fields[1], kind: fields[2], key: fields[3], value: fields[4], at: time.Duration(ns)}
+			op := &loggedOp{id: fields[1], kind: fields[2], key: fields[3], value: fields[4]}
 			byID[fields[1]] = op
 			cl.ops = append(cl.ops, op)
 		case (fields[0] == "A" || fields[0] == "F") && len(fields) == 3 && byID[fields[1]] != nil:

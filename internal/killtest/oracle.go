@@ -73,10 +73,6 @@ func (k *keyOracle) change(value string, o outcome, where string) {
 	}
 }
 
-// cut reports whether value was put by an operation that failed or was
-// cut by a kill.
-func (k *keyOracle) cut(value string) bool { return k.written[value] != "" && !k.acked[value] }
-
 // observe takes in a state seen at where. It returns what is wrong with
 // it: a violation, or else a flip, or neither ("").
 func (k *keyOracle) observe(state, where string) (violation, flip string) {
@@ -113,46 +109,33 @@ func showAll(states []string) string {
 	return strings.Join(s, ", ")
 }
 
-// checker holds a run's oracles, two per key: a lenient one, whose
-// violations fail every run, and a strict one, which also holds the
-// library to what it is known not to keep yet (see Config.Strict).
+// checker holds a run's oracles, one per key, and takes what they find
+// into the Result.
 type checker struct {
-	lenient, strict map[string]*keyOracle
-	res             *Result
+	oracles map[string]*keyOracle
+	res     *Result
 }
 
 func newChecker(res *Result) *checker {
-	return &checker{lenient: map[string]*keyOracle{}, strict: map[string]*keyOracle{}, res: res}
+	return &checker{oracles: map[string]*keyOracle{}, res: res}
 }
 
-func (c *checker) oracles(key string) (lenient, strict *keyOracle) {
-	if c.lenient[key] == nil {
-		c.lenient[key], c.strict[key] = newKeyOracle(key), newKeyOracle(key)
+func (c *checker) oracle(key string) *keyOracle {
+	if c.oracles[key] == nil {
+		c.oracles[key] = newKeyOracle(key)
 	}
-	return c.lenient[key], c.strict[key]
+	return c.oracles[key]
 }
 
-// change takes in a put or a delete, in both oracles.
+// change takes in a put or a delete.
 func (c *checker) change(key, value string, o outcome, where string) {
-	l, s := c.oracles(key)
-	l.change(value, o, where)
-	s.change(value, o, where)
+	c.oracle(key).change(value, o, where)
 }
 
-// observe checks a state seen of key, in the strict oracle and, unless
-// strictOnly, in the lenient one.
-func (c *checker) observe(key, state, where string, strictOnly bool) {
-	l, s := c.oracles(key)
-	if v, _ := s.observe(state, where); v != "" {
-		c.res.Strict = append(c.res.Strict, v)
-	}
-	if strictOnly {
-		return
-	}
-	v, flip := l.observe(state, where)
-	if v != "" {
-		c.res.Violations = append(c.res.Violations, v)
-	}
+// observe checks a state seen of key.
+func (c *checker) observe(key, state, where string) {
+	v, flip := c.oracle(key).observe(state, where)
+	c.res.violation(v)
 	if flip != "" {
 		c.res.Flips = append(c.res.Flips, flip)
 	}

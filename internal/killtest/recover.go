@@ -40,9 +40,9 @@ const settleTimeout = 10 * time.Second
 func recoverAndCheck(ctx context.Context, c Config, ch *checker) error {
 	res := ch.res
 	for i := range c.Keys {
-		ch.oracles(keyName(i))
+		ch.oracle(keyName(i))
 	}
-	known := ch.lenient
+	known := ch.oracles
 	raw, err := openSides(c.Dir)
 	if err != nil {
 		return err
@@ -67,7 +67,7 @@ func recoverAndCheck(ctx context.Context, c Config, ch *checker) error {
 				continue
 			}
 			res.Keys++
-			ch.observe(key, state, "the recovery", false)
+			ch.observe(key, state, "the recovery")
 			settled[key] = state
 			checkSides(ctx, c.Mode, raw, key, state, "the recovery", res)
 		}
@@ -239,9 +239,8 @@ func checkSides(ctx context.Context, mode failoverblob.Mode, raw [2]*blob.Bucket
 }
 
 // checkLeftovers lists both sides whole: objects that are no key of the
-// run, and journal entries, are violations; other reserved objects are
-// counted, and leases are violations of the strict checks. A journal of
-// another kind must be empty.
+// run, journal entries and reconcile leases are violations; other reserved
+// objects are counted. A journal of another kind must be empty.
 func checkLeftovers(ctx context.Context, raw [2]*blob.Bucket, j journal.Journal, oracles map[string]*keyOracle, res *Result) {
 	for i, name := range []string{"primary", "secondary"} {
 		it := raw[i].List(nil)
@@ -262,9 +261,9 @@ func checkLeftovers(ctx context.Context, raw [2]*blob.Bucket, j journal.Journal,
 				kind, _, _ := strings.Cut(rest, "/")
 				res.Reserved[name+" "+failoverblob.ReservedPrefix+kind+"/"]++
 				if kind == "leases" {
-					// A converged bucket holds no lease, says the library;
-					// a killed instance's stays where no work is left.
-					res.Strict = append(res.Strict, fmt.Sprintf("a reconcile lease left on the %s after convergence: %s", name, o.Key))
+					// A converged bucket holds no lease: the children's
+					// have expired, and a drain removes them.
+					res.violation(fmt.Sprintf("a reconcile lease left on the %s after convergence: %s", name, o.Key))
 				}
 			case oracles[o.Key] == nil:
 				res.violation(fmt.Sprintf("an object no operation wrote, on the %s: %s", name, o.Key))

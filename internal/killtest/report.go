@@ -21,7 +21,6 @@ func (r *Result) Add(o Result) {
 	r.ChildTime += o.ChildTime
 	r.RecoveryTime += o.RecoveryTime
 	r.Violations = append(r.Violations, o.Violations...)
-	r.Strict = append(r.Strict, o.Strict...)
 	r.Flips = append(r.Flips, o.Flips...)
 	r.Verify.Scanned += o.Verify.Scanned
 	r.Verify.Differing += o.Verify.Differing
@@ -53,8 +52,8 @@ func (r Result) Summary(indent string) string {
 	}
 	line("%d runs, %d children, %d killed (by path: %s); %d keys checked after recovery",
 		r.Runs, r.Children, r.Kills, counts(paths), r.Keys)
-	line("violations: %d (strict checks: %d); flips of unacknowledged operations before recovery: %d",
-		len(r.Violations), len(r.Strict), len(r.Flips))
+	line("violations: %d; flips of unacknowledged operations before recovery: %d",
+		len(r.Violations), len(r.Flips))
 	line("puts: %d acknowledged, %d ambiguous (%d failed, %d cut by a kill)",
 		op("put acked"), op("put failed")+op("put in flight"), op("put failed"), op("put in flight"))
 	line("deletes: %d acknowledged, %d answered NotFound, %d ambiguous (%d failed, %d cut by a kill)",

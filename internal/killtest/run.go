@@ -51,41 +51,6 @@ type Config struct {
 	MaxKillPoint int
 	// ChildTimeout bounds each child; one that lives longer hung.
 	ChildTimeout time.Duration
-	// Strict holds the library to what it is known not to keep yet, which
-	// the lenient checks of every run let pass (the violations are in
-	// Result.Strict either way):
-	//   - A delete answered NotFound is a delete: the key must stay absent
-	//     until a later put. The lenient checks take it as a look at the
-	//     key that changed nothing, as the library describes it. In Mirror
-	//     mode such a key can come back, once the primary is back or once
-	//     Verify copies it to the side that lacks it, when a kill left the
-	//     sides apart with nothing recorded: a write cut between the two
-	//     sides' commits (the primary alone holds it, and while the
-	//     primary is down a delete is answered NotFound from the
-	//     secondary's miss), or a delete cut after recording the primary's
-	//     tombstone and before deleting on the secondary (the key reads as
-	//     deleted until the tombstone is applied to the primary; the
-	//     secondary's copy then stays, unrecorded).
-	//   - A key read as absent while the primary is down (or just healed,
-	//     its breaker still open), with the journal on the buckets, must be
-	//     absent. The lenient checks let it pass:
-	//     a repair whose acknowledgement of a key's entries is cut part-way
-	//     can leave an older tombstone without the newer put's entry, and
-	//     a new instance that cannot ask the primary, which holds the put,
-	//     takes the tombstone for the key's state.
-	//   - A key read while the primary is down (or just healed), in
-	//     Redirect mode, shows no
-	//     value older than its last acknowledged write. The lenient checks
-	//     let a read pass that shows the value of a write a kill cut: the
-	//     library records a redirected write's entry and commits its data
-	//     at once, so a kill can leave the copy on the secondary with no
-	//     entry; the key is then not pending, and a read while the primary
-	//     is down falls back to the secondary and serves the copy, though
-	//     the primary may hold newer acknowledged writes.
-	//   - A converged bucket holds no reconcile lease. The lenient checks
-	//     count the leases left: a killed instance's lease stays where it
-	//     left no work for another instance to take it over for.
-	Strict bool
 }
 
 // Result is what one run found.
@@ -96,14 +61,10 @@ type Result struct {
 	Points   map[string]int // kills by kill point
 	Ops      map[string]int // operations by kind and outcome ("put acked", ...)
 	Keys     int            // keys checked after recovery
-	// Violations are the oracle's findings: lost writes, undone deletes,
-	// values never written, states that went back, leftovers. A run with
-	// none passed.
+	// Violations are the oracle's findings: lost writes, undone deletes
+	// (a delete answered NotFound among them), values never written,
+	// states that went back, leftovers. A run with none passed.
 	Violations []string
-	// Strict are the violations the strict checks found (see
-	// Config.Strict): those of the lenient checks, and those of the
-	// known defects.
-	Strict []string
 	// Flips are states observed that a linearizable history of the
 	// acknowledged and unacknowledged operations would not show, though
 	// the acknowledged ones allow them (see keyOracle).
@@ -181,7 +142,7 @@ func Run(ctx context.Context, c Config) (Result, error) {
 	}
 	start := time.Now()
 	ch := newChecker(&res)
-	replay(logs, c, ch)
+	replay(logs, ch)
 	if err := recoverAndCheck(ctx, c, ch); err != nil {
 		return res, err
 	}
@@ -228,16 +189,12 @@ func runOne(ctx context.Context, c Config, cc childConfig) (*childLog, error) {
 // replay runs the children's logs through the checker, and counts
 // operations. What the observations made during the run got wrong goes to
 // the Result.
-func replay(logs []*childLog, c Config, ch *checker) {
+func replay(logs []*childLog, ch *checker) {
 	for i, cl := range logs {
-		var out outage
 		for _, op := range cl.ops {
 			ch.res.count(op)
-			switch op.kind {
-			case "down", "up":
-				out.toggle(op)
-			case "put", "delete", "read":
-				check(op, fmt.Sprintf("child %d op %s (%s)", i, op.id, op.kind), c, out.at(op.at), ch)
+			if op.kind == "put" || op.kind == "delete" || op.kind == "read" {
+				check(op, fmt.Sprintf("child %d op %s (%s)", i, op.id, op.kind), ch)
 			}
 		}
 	}
@@ -261,59 +218,31 @@ func (op *loggedOp) notFound() bool {
 	return op.kind == "delete" && op.outcome == acked && op.result == "absent"
 }
 
-// outage follows a child's primary through its log: down, or healed so
-// recently that its breaker may still be open.
-type outage struct {
-	down   bool
-	healed time.Duration // when it was last healed; 0: never
-}
-
-// primaryOut is how long after a child heals its primary the primary
-// may still be out of its reach: the breaker stays open for its Timeout
-// (5 ms), and a loaded machine is slow to run the probe.
-const primaryOut = 100 * time.Millisecond
-
-func (o *outage) toggle(op *loggedOp) {
-	o.down = op.kind == "down"
-	if !o.down {
-		o.healed = op.at
-	}
-}
-
-// at reports whether the primary may be out of reach at t.
-func (o *outage) at(t time.Duration) bool {
-	return o.down || o.healed > 0 && t-o.healed < primaryOut
-}
-
-// check takes op, a put, delete or read at where, into the checker. out
-// says whether the primary may have been out of reach.
-func check(op *loggedOp, where string, c Config, out bool, ch *checker) {
-	// See Config.Strict for what the lenient checks let pass.
-	lenient, strict := ch.oracles(op.key)
-	absentWhileOut := c.Journal == "bucket" && out
-	cutWhileOut := c.Mode == failoverblob.Redirect && out && lenient.cut(op.result)
+// check takes op, a put, delete or read at where, into the checker. A
+// delete answered NotFound is a delete: the key stays absent until a later
+// put.
+func check(op *loggedOp, where string, ch *checker) {
 	switch {
 	case op.kind == "put":
 		ch.change(op.key, op.value, op.outcome, where)
 	case op.notFound():
-		ch.observe(op.key, absent, where+", answered NotFound", absentWhileOut)
-		strict.change(absent, acked, where+", answered NotFound")
+		ch.observe(op.key, absent, where+", answered NotFound")
+		ch.change(op.key, absent, acked, where+", answered NotFound")
 	case op.kind == "delete":
 		ch.change(op.key, absent, op.outcome, where)
 	case op.kind == "read" && op.outcome == acked && op.result == "absent":
-		ch.observe(op.key, absent, where, absentWhileOut)
+		ch.observe(op.key, absent, where)
 	case op.kind == "read" && op.outcome == acked:
-		ch.observe(op.key, op.result, where, cutWhileOut)
+		ch.observe(op.key, op.result, where)
 	case op.kind == "read" && op.outcome == failed && !isUnavailable(op.result):
 		ch.res.violation(fmt.Sprintf("%s at %s: the read failed with an error other than ErrUnavailable: %s", op.key, where, op.result))
 	}
 }
 
-// violation records v, found outside the oracles, for both checks.
+// violation records v, found outside the oracles.
 func (r *Result) violation(v string) {
 	if v != "" {
 		r.Violations = append(r.Violations, v)
-		r.Strict = append(r.Strict, v)
 	}
 }
 
