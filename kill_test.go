@@ -49,7 +49,9 @@ var killConfigs = []killConfig{
 // seed, on the write, delete and repair paths; a fresh failover bucket with
 // only the buckets (and the journal file) then recovers, and every key is
 // checked against what the children were told: nothing acknowledged lost,
-// no delete undone, no temporary copy and no journal entry left.
+// no delete undone (one answered NotFound included), no read older than
+// the last acknowledged write, no temporary copy, journal entry or
+// reconcile lease left.
 //
 // Replay a failing run with go test -run '^TestKill$' -kill.seed=N -v .
 func TestKill(t *testing.T) {
