@@ -193,6 +193,9 @@ func (w *writer) redirect(cause error) error {
 	}
 	sec := w.f.sides[journal.Secondary]
 	if err := w.open(w.f.failingOver(w.ctx, opWrite, cause), sec); err != nil {
+		if !sec.outage(w.ctx, err) {
+			return err // the secondary's answer (it refuses the key, say)
+		}
 		return unavailable(errors.Join(cause, err), "both sides are down writing %q", w.key)
 	}
 	w.f.opts.Logger.Warn("failoverblob: write redirected to the secondary", "key", w.key, "cause", cause)
