@@ -83,6 +83,10 @@ func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok
 		return keyState{}, false
 	case p.deleteCovers(held, have, skew):
 		return keyState{latest: p.hintDel, deleted: true}, true
+	case !have && (!objs[0].asked || !objs[1].asked):
+		// A side that could not be asked may hold a version from before
+		// the key had pending work, which no entry describes.
+		return keyState{}, false
 	case !have:
 		// No side holds it and no delete is journaled: every write the
 		// journal knows of failed.
