@@ -170,7 +170,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 		}
 		listed[e.ID] = true
 		v, _ := ParseVersion(e.Version)
-		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: e.Recorded}, e.Recorded)
+		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: entryAt(e)}, e.Recorded)
 	}
 	for id, r := range x.recentAdd {
 		if !listed[id] {

@@ -212,7 +212,7 @@ func (f *Failover) changesOf(key string, entries []journal.Entry) ([]change, err
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{e.Op, stamp{v: v, at: e.Recorded}})
+		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e)}})
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() {
 		op := journal.Put

@@ -209,6 +209,17 @@ func (s stamp) order(skew time.Duration) Version {
 	return v
 }
 
+// entryAt is the time a journal entry places its change at (see
+// stamp.order): when the journal's storage stored it, where the journal can
+// tell, so that an entry from a clock that ran fast is placed by the
+// storage's clock; else when it was recorded.
+func entryAt(e journal.Entry) time.Time {
+	if !e.Stored.IsZero() {
+		return e.Stored
+	}
+	return e.Recorded
+}
+
 // compare returns -1, 0 or +1 as s is older than, the same as, or newer
 // than t. The same version is the same change wherever it is stored;
 // different versions are compared as order places them.

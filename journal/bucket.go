@@ -253,7 +253,7 @@ func (j *Bucket) listSide(ctx context.Context, s Side) ([]Entry, error) {
 			case err != nil:
 				return nil, err
 			}
-			e.ID = sideCode[s] + o.Key
+			e.ID, e.Stored = sideCode[s]+o.Key, o.ModTime
 			out = append(out, e)
 		}
 		if len(token) == 0 {

@@ -73,8 +73,14 @@ type Entry struct {
 	Missing Side
 	// Size is the object's size in bytes for a Put, when known; otherwise 0.
 	Size int64
-	// Recorded is when the entry was appended. Append sets it when zero.
+	// Recorded is when the entry was appended, by the appender's clock.
+	// Append sets it when zero.
 	Recorded time.Time
+	// Stored is when the journal's storage stored the entry, by the
+	// storage's own clock, where List can tell (a Bucket journal: the entry
+	// object's modification time); zero otherwise. It is ignored on input.
+	// A Recorded far ahead of Stored comes from a clock that ran fast.
+	Stored time.Time
 }
 
 // Journal is a record of pending repairs. Implementations are safe for
