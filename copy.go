@@ -1,6 +1,7 @@
 package failoverblob
 
 import (
+	"bytes"
 	"context"
 	"io"
 
@@ -34,17 +35,7 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 // streamCopy copies srcKey to dstKey through the failover bucket itself.
 func (f *Failover) streamCopy(ctx context.Context, dstKey, srcKey string) error {
 	b := f.bucket
-	// Writes to the source commit under its lock: holding it while the
-	// attributes are read and the reader is opened keeps the copy from
-	// pairing one version's metadata with another version's bytes.
-	lock := f.locks.lock(srcKey)
-	rctx := holding(ctx, srcKey)
-	attrs, err := b.Attributes(rctx, srcKey)
-	var r *blob.Reader
-	if err == nil {
-		r, err = b.NewReader(rctx, srcKey, nil)
-	}
-	lock.Unlock()
+	attrs, r, err := f.openCopySource(ctx, srcKey)
 	if err != nil {
 		return err
 	}
@@ -63,6 +54,45 @@ func (f *Failover) streamCopy(ctx context.Context, dstKey, srcKey string) error 
 		DisableContentTypeDetection: ct == "",
 		Metadata:                    attrs.Metadata,
 	})
+}
+
+// openCopySource reads the attributes of srcKey and opens a reader of the
+// same object. Writes to the source in this process commit under its lock,
+// which is held meanwhile; another process's write between the two calls
+// would pair one object's attributes with another's bytes, so the
+// attributes are read again once the reader is open, and the two must
+// agree (the reader's object is fixed when it opens). A source that keeps
+// changing is unavailable.
+func (f *Failover) openCopySource(ctx context.Context, srcKey string) (*blob.Attributes, *blob.Reader, error) {
+	b := f.bucket
+	lock := f.locks.lock(srcKey)
+	defer lock.Unlock()
+	rctx := holding(ctx, srcKey)
+	for try := 0; try < 3; try++ {
+		attrs, err := b.Attributes(rctx, srcKey)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := b.NewReader(rctx, srcKey, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		again, err := b.Attributes(rctx, srcKey)
+		if err == nil && sameObject(attrs, again) && r.Size() == attrs.Size {
+			return attrs, r, nil
+		}
+		_ = r.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, unavailable(nil, "the source %q of a copy kept changing while it was opened", srcKey)
+}
+
+// sameObject reports whether two readings of a key's attributes describe
+// the same object.
+func sameObject(a, b *blob.Attributes) bool {
+	return a.ETag == b.ETag && a.Size == b.Size && a.ModTime.Equal(b.ModTime) && bytes.Equal(a.MD5, b.MD5)
 }
 
 func orDefault(s, def string) string {
