@@ -1,0 +1,92 @@
+package failoverblob_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
+	"gocloud.dev/blob/memblob"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/circuit"
+	"github.com/failoverblob/failoverblob/failovertest"
+)
+
+// A write redirected while the primary is down that the secondary refuses
+// (a name it cannot store, as fileblob refuses some) gets the secondary's
+// answer, not ErrUnavailable, and does not count against the secondary.
+func TestRedirectedWriteTheSecondaryRefusesIsItsAnswer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		refusal := errors.New("the side refuses the key")
+		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{Err: refusal})
+		err := r.write("k", "v")
+		if err == nil || errors.Is(err, failoverblob.ErrUnavailable) || !errors.Is(err, refusal) {
+			t.Fatalf("write = %v; want the secondary's refusal, not ErrUnavailable", err)
+		}
+		if st := r.f.Status().Secondary; st.State != circuit.StateClosed || st.Failures != 0 {
+			t.Errorf("secondary after its refusal: %s with %d failures; want closed, none", st.State, st.Failures)
+		}
+	})
+}
+
+// A Copy whose source another process overwrites between reading its
+// attributes and opening its reader never pairs one object's metadata with
+// the other's bytes.
+func TestCopyNeverPairsOneObjectsMetadataWithAnothersBytes(t *testing.T) {
+	ctx := context.Background()
+	p, s := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	drv, _ := failovertest.NewDriver(p, nil)
+	racing := &overwriteOnRead{Bucket: drv, raw: p, key: "src"}
+	pw := blob.NewBucket(racing)
+	f, err := failoverblob.New(ctx, pw, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := f.Bucket()
+	if err := b.WriteAll(ctx, "src", []byte("old"), &blob.WriterOptions{Metadata: map[string]string{"which": "old"}}); err != nil {
+		t.Fatal(err)
+	}
+	racing.armed.Store(true)
+	if err := b.Copy(ctx, "dst", "src", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !racing.fired.Load() {
+		t.Fatal("the source was not overwritten while the copy opened it")
+	}
+	a, err := b.Attributes(ctx, "dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.ReadAll(ctx, "dst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Metadata["which"] != string(got) {
+		t.Errorf("dst holds %q with the metadata of %q", got, a.Metadata["which"])
+	}
+}
+
+// overwriteOnRead is a side on which another process overwrites key (with
+// "new", labelled so) just as the first reader of it is opened once armed.
+type overwriteOnRead struct {
+	driver.Bucket
+	raw          *blob.Bucket
+	key          string
+	armed, fired atomic.Bool
+}
+
+func (o *overwriteOnRead) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
+	if key == o.key && o.armed.Load() && o.fired.CompareAndSwap(false, true) {
+		if err := o.raw.WriteAll(ctx, key, []byte("new"), &blob.WriterOptions{Metadata: map[string]string{"which": "new"}}); err != nil {
+			return nil, err
+		}
+	}
+	return o.Bucket.NewRangeReader(ctx, key, offset, length, opts)
+}
