@@ -154,8 +154,12 @@ func (j *Bucket) objectName(e Entry, seq uint64, payload []byte) string {
 	return b.String()
 }
 
-// sideCode names the side an entry object is kept on, in its ID.
+// sideCode names the side an entry object is kept on, in its ID; bothCode
+// says it may be kept on both: its append on one side failed (and may
+// have stored it all the same) before it was stored on the other.
 var sideCode = [2]string{"p:", "s:"}
+
+const bothCode = "b:"
 
 // Append implements Journal. It writes the entry on the side that is not
 // e.Missing, or on the other side if that one fails. The entry is durable
@@ -178,6 +182,9 @@ func (j *Bucket) Append(ctx context.Context, e Entry) (string, error) {
 			})
 		})
 		if err == nil {
+			if len(errs) > 0 {
+				return bothCode + name, nil
+			}
 			return sideCode[s] + name, nil
 		}
 		if ctx.Err() != nil {
@@ -204,6 +211,7 @@ func (j *Bucket) List(ctx context.Context) ([]Entry, error) {
 	}
 	var all []Entry
 	var errs []error
+	at := map[string]int{} // entries by object name
 	for _, s := range []Side{Primary, Secondary} {
 		es, err := j.listSide(ctx, s)
 		if err != nil {
@@ -213,7 +221,17 @@ func (j *Bucket) List(ctx context.Context) ([]Entry, error) {
 			errs = append(errs, fmt.Errorf("listing the %s: %w", s, err))
 			continue
 		}
-		all = append(all, es...)
+		for _, e := range es {
+			// An entry whose append failed on one side and was retried on
+			// the other may be on both: it is one entry, kept on both.
+			name := e.ID[len(sideCode[s]):]
+			if i, ok := at[name]; ok {
+				all[i].ID = bothCode + name
+				continue
+			}
+			at[name] = len(all)
+			all = append(all, e)
+		}
 	}
 	if len(errs) > 0 {
 		return all, fmt.Errorf("%w: %w", ErrPartial, errors.Join(errs...))
@@ -301,21 +319,23 @@ func (j *Bucket) Ack(ctx context.Context, ids ...string) error {
 		sem  = make(chan struct{}, 8)
 	)
 	for _, id := range ids {
-		s, name, ok := parseID(id)
+		sides, name, ok := parseID(id)
 		if !ok {
 			continue
 		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			err := j.call(ctx, func(ctx context.Context) error { return j.sides[s].Delete(ctx, name) })
-			if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		}()
+		for _, s := range sides {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				err := j.call(ctx, func(ctx context.Context) error { return j.sides[s].Delete(ctx, name) })
+				if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	if len(errs) > 0 {
@@ -324,12 +344,15 @@ func (j *Bucket) Ack(ctx context.Context, ids ...string) error {
 	return nil
 }
 
-// parseID returns the side and object name an ID stands for.
-func parseID(id string) (Side, string, bool) {
+// parseID returns the sides and object name an ID stands for.
+func parseID(id string) ([]Side, string, bool) {
+	if name, ok := strings.CutPrefix(id, bothCode); ok && strings.HasPrefix(name, BucketPrefix) {
+		return []Side{Primary, Secondary}, name, true
+	}
 	for s, code := range sideCode {
 		if name, ok := strings.CutPrefix(id, code); ok && strings.HasPrefix(name, BucketPrefix) {
-			return Side(s), name, true
+			return []Side{Side(s)}, name, true
 		}
 	}
-	return 0, "", false
+	return nil, "", false
 }
