@@ -173,7 +173,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: entryAt(e)}, e.Recorded)
 	}
 	for id, r := range x.recentAdd {
-		if !listed[id] {
+		if !listed[id] && !x.recentAck[id] {
 			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
 		}
 	}
