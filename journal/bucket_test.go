@@ -108,3 +108,39 @@ func TestBucketKeepsEntriesWithTheData(t *testing.T) {
 		}
 	}
 }
+
+// An append whose write reaches its side but reports a failure is stored on
+// the other side too: the entry is listed once, and one acknowledgement
+// removes both copies, so no orphan entry outlives it.
+func TestBucketAppendStoredOnBothSides(t *testing.T) {
+	ctx := context.Background()
+	rawP, rawS := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer rawP.Close()
+	defer rawS.Close()
+	sec, in := failovertest.Wrap(rawS, nil)
+	defer sec.Close()
+	j := journal.NewBucket(rawP, sec, nil)
+	// An entry the primary misses is kept on the secondary, whose write
+	// applies and reports an outage, once.
+	in.Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
+	id, err := j.Append(ctx, journal.Entry{Key: "k", Op: journal.Put, Version: "v1", Missing: journal.Primary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*blob.Bucket{rawP, rawS} {
+		objs, _, err := b.ListPage(ctx, blob.FirstPageToken, 10, &blob.ListOptions{Prefix: journal.BucketPrefix})
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("entry objects on a side after the append: %d, %v; want 1 on each", len(objs), err)
+		}
+	}
+	es, err := j.List(ctx)
+	if err != nil || len(es) != 1 || es[0].ID != id {
+		t.Fatalf("List = %+v, %v; want the one entry, ID %q", es, err, id)
+	}
+	if err := j.Ack(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := j.List(ctx); err != nil || len(es) != 0 {
+		t.Fatalf("List after Ack = %+v, %v; want none", es, err)
+	}
+}
