@@ -107,7 +107,7 @@ func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, 
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.listings > 0 {
-		x.recentAdd[id] = recentEntry{key, missing, op, s, at}
+		x.recentAdd[entryName(id)] = recentEntry{key, missing, op, s, at}
 	}
 	return x.count(x.m, key, missing, op, s, at)
 }
@@ -127,6 +127,16 @@ func (x *index) count(m *packedMap, key string, missing journal.Side, op journal
 	}
 	x.store(m, key, p)
 	return prev
+}
+
+// entryName is the name of the journal entry id for recentAdd and
+// recentAck: a journal on the sides names the side or sides an entry is
+// on in its ID, and a listing may find it on fewer than its append said.
+func entryName(id string) string {
+	if len(id) > 2 && id[1] == ':' && strings.HasPrefix(id[2:], journal.BucketPrefix) {
+		return id[2:]
+	}
+	return id
 }
 
 // listingStarts is called before the journal is listed for sync.
@@ -165,10 +175,10 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 	fresh := newPackedMap(len(entries))
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		if x.recentAck[e.ID] {
+		if x.recentAck[entryName(e.ID)] {
 			continue
 		}
-		listed[e.ID] = true
+		listed[entryName(e.ID)] = true
 		v, _ := ParseVersion(e.Version)
 		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: entryAt(e)}, e.Recorded)
 	}
@@ -286,7 +296,7 @@ func (x *index) acked(key string, missing journal.Side, ids []string, listedAt t
 	defer x.mu.Unlock()
 	if x.listings > 0 {
 		for _, id := range ids {
-			x.recentAck[id] = true
+			x.recentAck[entryName(id)] = true
 		}
 	}
 	p, ok := x.load(x.m, key)
