@@ -181,7 +181,9 @@ func (f *Failover) readJournal(ctx context.Context) ([]journal.Entry, error) {
 			f.clock.Observe(v)
 		}
 	}
-	f.idx.sync(entries, err == nil)
+	// Entries this process withdrew (see retract) whose dropping failed are
+	// no hints: the index leaves them out, and Drain acknowledges them.
+	f.idx.sync(f.unretracted(entries), err == nil)
 	for {
 		last := f.readingsTaken.Load()
 		if last >= n || f.readingsTaken.CompareAndSwap(last, n) {

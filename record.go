@@ -88,6 +88,18 @@ func (f *Failover) isRetracted(id string) bool {
 	return ok
 }
 
+// dropped records that the journal dropped the entries ids, of which the
+// withdrawn ones can now be forgotten (see forgetRetracted).
+func (f *Failover) dropped(ids []string) {
+	f.retractedMu.Lock()
+	defer f.retractedMu.Unlock()
+	for _, id := range ids {
+		if _, ok := f.retracted[id]; ok {
+			f.retracted[id] = retraction{at: time.Now(), dropped: true}
+		}
+	}
+}
+
 // forgetRetracted forgets the entries the journal dropped before listedAt:
 // a listing made then no longer holds them.
 func (f *Failover) forgetRetracted(listedAt time.Time) {

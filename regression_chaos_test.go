@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
@@ -14,6 +15,7 @@ import (
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // A write redirected while the primary is down that the secondary refuses
@@ -89,4 +91,71 @@ func (o *overwriteOnRead) NewRangeReader(ctx context.Context, key string, offset
 		}
 	}
 	return o.Bucket.NewRangeReader(ctx, key, offset, length, opts)
+}
+
+// A refused delete's tombstone that its withdrawal could not drop from the
+// journal (the side keeping it failed the acknowledgement) is no hint: the
+// key still reads as written, and the next pass acknowledges the tombstone
+// with the write's entry instead of leaving it pending for good.
+func TestWithdrawnTombstoneTheJournalKeptIsAcknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var sides [2]*blob.Bucket
+		var faults [2]*failovertest.Injector
+		for i := range sides {
+			sides[i], faults[i] = failovertest.Wrap(memblob.OpenBucket(nil), nil)
+		}
+		j := journal.NewBucket(sides[primary], sides[secondary], nil)
+		f, err := failoverblob.New(ctx, sides[primary], sides[secondary], &failoverblob.Options{
+			Journal: j,
+			Breaker: &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := f.Bucket()
+		read := func() string {
+			got, err := b.ReadAll(ctx, "k")
+			if err != nil {
+				return err.Error()
+			}
+			return string(got)
+		}
+		faults[primary].Outage(nil)
+		if err := b.WriteAll(ctx, "k", []byte("v2"), nil); err != nil { // redirected: k is pending
+			t.Fatal(err)
+		}
+		// The delete's tombstone is recorded on the secondary first; the
+		// caller's hook refuses the delete, and dropping the tombstone
+		// fails once.
+		faults[secondary].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		refused := errors.New("refused")
+		err = b.DeleteWithOptions(ctx, "k", &blob.DeleteOptions{BeforeDelete: func(func(any) bool) error { return refused }})
+		if !errors.Is(err, refused) {
+			t.Fatalf("delete = %v, want the hook's refusal", err)
+		}
+		if got := read(); got != "v2" {
+			t.Fatalf("k after the refused delete: %s, want v2", got)
+		}
+		faults[primary].Heal()
+		faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the primary's breaker half-opens
+		if err := f.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(); got != "v2" {
+			t.Fatalf("k once the journal is read again: %s, want v2", got)
+		}
+		rep, err := f.Drain(ctx)
+		if err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v; want nothing remaining", rep, err)
+		}
+		if got := read(); got != "v2" {
+			t.Errorf("k after the drain: %s, want v2", got)
+		}
+		if es, err := j.List(ctx); err != nil || len(es) != 0 {
+			t.Errorf("journal after the drain: %+v, %v; want empty", es, err)
+		}
+	})
 }

@@ -16,7 +16,9 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	defer f.locks.lock(key).Unlock()
 	defer f.stale.changing(key)()
 	// Entries withdrawn since the journal was listed (a refused delete's
-	// tombstone, say) must not be applied.
+	// tombstone, say) must not be applied; they are acknowledged with the
+	// others, as their withdrawal may have failed to drop them.
+	all := entries
 	entries = f.unretracted(entries)
 	r := &repairKey{
 		f: f, ctx: ctx, key: key, skew: f.opts.MaxClockSkew,
@@ -26,7 +28,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		rep:       Repair{Key: key, Side: missing, Entries: len(entries)},
 	}
 	if len(entries) == 0 {
-		return r.rep, nil
+		return r.rep, f.ackEntries(ctx, key, missing, all, listedAt)
 	}
 	if err := r.inspect(); err != nil {
 		return r.rep, err
@@ -41,7 +43,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if err := r.cleanUp(); err != nil {
 		return r.rep, err
 	}
-	if err := f.ackEntries(ctx, key, missing, entries, listedAt); err != nil {
+	if err := f.ackEntries(ctx, key, missing, all, listedAt); err != nil {
 		return r.rep, err
 	}
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", r.rep.Action.String(), "bytes", r.rep.Bytes, "cleaned", r.rep.Cleaned)
@@ -85,6 +87,7 @@ func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.S
 		}
 	}
 	f.idx.acked(key, missing, ids, listedAt)
+	f.dropped(ids)
 	return nil
 }
 
