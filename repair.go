@@ -95,7 +95,7 @@ func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.S
 // its hints: an unparsable version is the zero one.
 func entryStamp(e journal.Entry) stamp {
 	v, _ := ParseVersion(e.Version)
-	return stamp{v: v, at: e.Recorded}
+	return stamp{v: v, at: entryAt(e)}
 }
 
 // repairKey is the repair of one key on one side: dst, the side missing
