@@ -179,8 +179,7 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 			continue
 		}
 		listed[entryName(e.ID)] = true
-		v, _ := ParseVersion(e.Version)
-		x.count(fresh, e.Key, e.Missing, e.Op, stamp{v: v, at: entryAt(e)}, e.Recorded)
+		x.count(fresh, e.Key, e.Missing, e.Op, entryStamp(e), e.Recorded)
 	}
 	for id, r := range x.recentAdd {
 		if !listed[id] && !x.recentAck[id] {
