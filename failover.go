@@ -32,6 +32,8 @@ type Failover struct {
 	readingsBegun, readingsTaken atomic.Int64
 	instance                     string       // this instance's name in reconcile leases and probe canaries
 	running                      atomic.Int32 // Runs running
+	passes                       atomic.Int64 // Drain passes completed
+	lastPass                     atomic.Int64 // when the last one completed, in Unix nanoseconds
 	force                        atomic.Int32 // the ForceMode (Force)
 	// warnedNoRun and lastNoRunCheck pace the warning that work is pending
 	// with no Run running (warnIfUnreconciled).

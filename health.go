@@ -43,11 +43,27 @@ type Status struct {
 	Stale StaleStatus `json:"stale"`
 	// Forced is the routing an operator forced (Failover.Force).
 	Forced ForceMode `json:"forced"`
+	// Reconcile says whether Run is running and when a reconcile pass
+	// (Run's or a Drain call's) last completed.
+	Reconcile ReconcileStatus `json:"reconcile"`
 	// Writable says the bucket can acknowledge a write under its policy
 	// now, as far as its breakers know; Reason says why not, or what it
 	// falls back on.
 	Writable bool   `json:"writable"`
 	Reason   string `json:"reason,omitempty"`
+}
+
+// ReconcileStatus is what the reconciler has done: a dashboard alerts when
+// Running is false, or when LastPass falls more than a few
+// ReconcileIntervals behind while work is pending.
+type ReconcileStatus struct {
+	// Running is true while a Run is running on the bucket.
+	Running bool `json:"running"`
+	// Passes counts the reconcile passes completed since the bucket
+	// opened, each Drain call's included, whether or not they repaired
+	// everything; LastPass is when the last one completed.
+	Passes   int64     `json:"passes"`
+	LastPass time.Time `json:"last_pass,omitzero"`
 }
 
 // ClockStatus reports the versions this bucket found stamped by a clock
@@ -76,6 +92,7 @@ func (f *Failover) Status() Status {
 	st.Hedges = f.hedges.status(f.opts.HedgeAfter)
 	st.Stale = f.stale.status()
 	st.Forced = f.Forced()
+	st.Reconcile = f.reconcileStatus()
 	st.Writable, st.Reason = f.writable(st)
 	return st
 }

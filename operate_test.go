@@ -180,3 +180,35 @@ func TestPendingWorkWithNoReconcilerIsLogged(t *testing.T) {
 		}
 	})
 }
+
+// Status.Reconcile says whether Run runs and counts the passes completed,
+// Run's and Drain calls', so a dashboard sees a reconciler that stopped.
+func TestStatusReportsReconcilePasses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{ReconcileInterval: 10 * time.Second})
+		if got := r.f.Status().Reconcile; got != (failoverblob.ReconcileStatus{}) {
+			t.Fatalf("before any pass: %+v, want the zero value", got)
+		}
+		opened := time.Now()
+		if _, err := r.f.Drain(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.f.Status().Reconcile; got.Running || got.Passes != 1 || !got.LastPass.Equal(opened) {
+			t.Fatalf("after a Drain: %+v, want 1 pass at %v and not running", got, opened)
+		}
+
+		ctx, cancel := context.WithCancel(r.ctx)
+		done := make(chan error, 1)
+		go func() { done <- r.f.Run(ctx) }()
+		time.Sleep(25 * time.Second) // the first pass at once, then at 10 s and 20 s
+		synctest.Wait()
+		if got := r.f.Status().Reconcile; !got.Running || got.Passes != 4 || !got.LastPass.Equal(opened.Add(20*time.Second)) {
+			t.Errorf("25 s into Run: %+v, want running, 4 passes, the last at %v", got, opened.Add(20*time.Second))
+		}
+		cancel()
+		<-done
+		if got := r.f.Status().Reconcile; got.Running {
+			t.Errorf("after Run returned: %+v, want not running", got)
+		}
+	})
+}

@@ -135,6 +135,24 @@ func (f *Failover) verifyPass(ctx context.Context) {
 	}
 }
 
+// passDone counts a completed Drain pass (Status.Reconcile).
+func (f *Failover) passDone() {
+	f.lastPass.Store(time.Now().UnixNano())
+	f.passes.Add(1)
+}
+
+// reconcileStatus is Status.Reconcile.
+func (f *Failover) reconcileStatus() ReconcileStatus {
+	st := ReconcileStatus{Running: f.running.Load() > 0}
+	// Read in the reverse order passDone writes, so LastPass is never older
+	// than the pass Passes counts.
+	st.Passes = f.passes.Load()
+	if ns := f.lastPass.Load(); ns != 0 {
+		st.LastPass = time.Unix(0, ns)
+	}
+	return st
+}
+
 // Refresh reads the journal, so that the bucket learns of the pending work
 // other instances sharing it recorded (and forgets what they settled):
 // their redirected writes and tombstones are then respected by this
@@ -222,6 +240,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	// acknowledge entries twice.
 	f.drainMu.Lock()
 	defer f.drainMu.Unlock()
+	defer f.passDone()
 	if f.opts.ProbeInterval > 0 {
 		f.probeDown(ctx, true) // a side healed since its breaker opened repairs now
 	}

@@ -347,6 +347,26 @@ func (d *demo) openFailover(cleanup *cleanups) error {
 		stopRun()
 		<-runDone
 	})
+	// Run's first pass, at once, finds nothing pending; the walkthrough
+	// waits for it, so that its outage does not begin before the pass ran
+	// (on a busy machine the pass could otherwise run late, in step 5, and
+	// do the repair step 6 shows).
+	return d.waitFor(func(st failoverblob.Status) bool { return st.Reconcile.Passes > 0 }, "Run's first reconcile pass")
+}
+
+// waitFor polls the bucket's Status, which does no I/O, until done holds,
+// for at most probeWait.
+func (d *demo) waitFor(done func(failoverblob.Status) bool, what string) error {
+	for start := time.Now(); !done(d.f.Status()); {
+		if time.Since(start) > probeWait {
+			return fmt.Errorf("%s did not happen within %v", what, probeWait)
+		}
+		select {
+		case <-d.ctx.Done():
+			return d.ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 	return nil
 }
 
