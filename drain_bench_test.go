@@ -42,7 +42,10 @@ const (
 // benchmark's time is Drain's. It reports
 //
 //   - drain-keys/s and copy-keys/s: the keys each moved per second;
-//   - drain/copy: Drain's throughput over the copy loop's.
+//   - drain/copy: Drain's throughput over the copy loop's;
+//   - drain-cpu-µs/key and copy-cpu-µs/key: the process's CPU time per key
+//     moved, which on a machine shared with other work is what its load
+//     takes away from both.
 //
 // with the journal on the buckets (journal=bucket, the default, whose LIST
 // and acknowledgements go through the same latency, and which takes reconcile
@@ -66,7 +69,7 @@ func benchDrainVsCopyLoop(b *testing.B, kind string, workers int) {
 	c := newCopyRig(b)
 	data := make([]byte, drainObjectSize)
 	benchPattern(data)
-	var drainTime, copyTime time.Duration
+	var drainTime, copyTime, drainCPU, copyCPU time.Duration
 	b.SetBytes(drainKeys * drainObjectSize)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -75,17 +78,19 @@ func benchDrainVsCopyLoop(b *testing.B, kind string, workers int) {
 		d.redirect(b, keys, data)
 		c.fill(b, keys, data)
 		c.slow()
-		start := time.Now()
+		start, cpu := time.Now(), processCPU()
 		if err := copyLoop(ctx, c.sides[secondary], c.sides[primary], keys, workers); err != nil {
 			b.Fatal(err)
 		}
 		copyTime += time.Since(start)
+		copyCPU += processCPU() - cpu
 		c.fast()
 		d.slow()
 		b.StartTimer()
-		start = time.Now()
+		start, cpu = time.Now(), processCPU()
 		rep, err := d.f.Drain(ctx)
 		drainTime += time.Since(start)
+		drainCPU += processCPU() - cpu
 		b.StopTimer()
 		d.fast()
 		if err != nil {
@@ -99,6 +104,8 @@ func benchDrainVsCopyLoop(b *testing.B, kind string, workers int) {
 	b.ReportMetric(n/drainTime.Seconds(), "drain-keys/s")
 	b.ReportMetric(n/copyTime.Seconds(), "copy-keys/s")
 	b.ReportMetric(copyTime.Seconds()/drainTime.Seconds(), "drain/copy")
+	b.ReportMetric(float64(drainCPU.Microseconds())/n, "drain-cpu-µs/key")
+	b.ReportMetric(float64(copyCPU.Microseconds())/n, "copy-cpu-µs/key")
 }
 
 // drainRoundKeys returns the keys of round i: fresh keys, as an outage's
