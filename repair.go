@@ -2,10 +2,15 @@ package failoverblob
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
 
+	"gocloud.dev/blob/driver"
+
+	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -30,11 +35,12 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if len(entries) == 0 {
 		return r.rep, f.ackEntries(ctx, key, missing, all, listedAt)
 	}
-	if err := r.inspect(); err != nil {
-		return r.rep, err
-	}
 	changes, err := f.changesOf(key, entries)
 	if err != nil {
+		return r.rep, err
+	}
+	defer r.dropSource()
+	if err := r.inspect(changes); err != nil {
 		return r.rep, err
 	}
 	if err := r.apply(changes); err != nil {
@@ -109,16 +115,64 @@ type repairKey struct {
 	temporary bool // src holds only a temporary copy (Redirect mode)
 
 	have, from sideObject // what dst and src hold
-	rep        Repair
+	// source is a reader of the key on src opened beside the look at
+	// src's attributes (nil: none), for a copy to use or dropSource to
+	// close.
+	source *reader
+	rep    Repair
 }
 
-// inspect reads what each side holds.
-func (r *repairKey) inspect() (err error) {
-	if r.have, err = r.f.inspect(r.ctx, r.dst, r.key); err != nil {
+// inspect reads what each side holds. With both sides' breakers closed it
+// asks both at once and, where the newest of changes is a put, which src
+// should hold for a copy, also opens src's object for reading at the same
+// time (see copyObject for how the bytes read are tied to the attributes
+// read); the reader is dropped if no copy is made. Otherwise it asks dst
+// first, and src only if dst answered: a side that is down fails the
+// repair at once, without calls to the other, and a breaker that is not
+// closed lets through one call at a time.
+func (r *repairKey) inspect(changes []change) (err error) {
+	if !flowing(r.dst) || !flowing(r.src) {
+		if r.have, err = r.f.inspect(r.ctx, r.dst, r.key); err != nil {
+			return err
+		}
+		r.from, err = r.f.inspect(r.ctx, r.src, r.key)
 		return err
 	}
-	r.from, err = r.f.inspect(r.ctx, r.src, r.key)
-	return err
+	var wg sync.WaitGroup
+	var dstErr error
+	wg.Go(func() { r.have, dstErr = r.f.inspect(r.ctx, r.dst, r.key) })
+	if len(changes) > 0 && changes[0].op == journal.Put {
+		wg.Go(func() {
+			// A failure is left for the copy, which opens the object
+			// again if it needs it.
+			r.source, _ = r.f.openReader(r.ctx, r.src, r.key, 0, -1, &driver.ReaderOptions{})
+		})
+	}
+	var srcErr error
+	r.from, srcErr = r.f.inspect(r.ctx, r.src, r.key)
+	wg.Wait()
+	return errors.Join(dstErr, srcErr)
+}
+
+// flowing reports whether s takes calls freely: its breaker is closed and
+// no traffic is forced off it.
+func flowing(s *side) bool {
+	return !s.forced.Load() && s.br.State() == circuit.StateClosed
+}
+
+// takeSource returns the reader inspect opened, if any, for a copy to use
+// and close.
+func (r *repairKey) takeSource() *reader {
+	rd := r.source
+	r.source = nil
+	return rd
+}
+
+// dropSource closes the reader inspect opened, if no copy took it.
+func (r *repairKey) dropSource() {
+	if rd := r.takeSource(); rd != nil {
+		_ = rd.Close()
+	}
 }
 
 // apply brings dst up to the newest of changes (newest first) that a side
@@ -172,7 +226,7 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 	case r.have.exists && r.have.s.compare(s, r.skew) >= 0:
 		return true, nil // dst already has this change or a newer one
 	case r.from.exists && r.from.s.compare(s, r.skew) >= 0:
-		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.s.v, r.have.attrs)
+		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.attrs, r.have.attrs, r.takeSource())
 		if err != nil {
 			return true, err
 		}

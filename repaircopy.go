@@ -13,22 +13,27 @@ import (
 )
 
 // copyObject streams key from src to dst, keeping its attributes and its
-// version. It verifies the bytes read against the MD5 src reports before
-// committing them (and hands that MD5 to dst, so a provider verifies what
-// arrives), or, where src reports none, compares the MD5 dst reports after.
-// want is the version src is expected to hold; if src changed since, the
-// copy is abandoned. prior is what dst held when the copy was decided (nil:
-// nothing); where dst's provider can, the write is conditional on it.
-func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, want Version, prior *driver.Attributes) (int64, error) {
-	attrs, r, err := f.openSource(ctx, src, key, want)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = r.Close() }()
+// version. attrs is what src reported for key when the copy was decided.
+// Where it carries an MD5, the bytes read are verified against it before
+// they are committed (and it is handed to dst, so a provider verifies what
+// arrives): the copy is then of the very object attrs describes, or
+// nothing, and source (a reader of key on src opened when attrs was read;
+// nil: none) can be used. Where it does not, src's attributes are read again
+// and must still show attrs' version before the object is opened, and the
+// MD5 dst reports after the copy is compared with the bytes sent. If src
+// changed since attrs was read, the copy is abandoned. prior is what dst
+// held when the copy was decided (nil: nothing); where dst's provider can,
+// the write is conditional on it. source is closed.
+func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, attrs, prior *driver.Attributes, source *reader) (int64, error) {
 	var srcMD5 []byte
 	if len(attrs.MD5) == md5.Size {
 		srcMD5 = attrs.MD5
 	}
+	r, err := f.openSource(ctx, src, key, attrs, srcMD5 != nil, source)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = r.Close() }()
 	w := &writer{f: f, ctx: ctx, key: key, contentType: attrs.ContentType, opts: &driver.WriterOptions{
 		CacheControl:       attrs.CacheControl,
 		ContentDisposition: attrs.ContentDisposition,
@@ -48,21 +53,27 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, w
 	return n, f.verifyStored(ctx, dst, key, sum)
 }
 
-// openSource opens key on src for a copy, once its attributes show the
-// version want.
-func (f *Failover) openSource(ctx context.Context, src *side, key string, want Version) (*driver.Attributes, *reader, error) {
-	attrs, err := src.attributes(ctx, f.opts.CallTimeout, key)
-	if err != nil {
-		return nil, nil, err
+// openSource returns a reader of key on src for a copy of the object attrs
+// describes. With verified set (the bytes will be checked against attrs'
+// MD5) source, if not nil, is that reader; otherwise source is closed, and
+// the object is opened once its attributes show attrs' version again.
+func (f *Failover) openSource(ctx context.Context, src *side, key string, attrs *driver.Attributes, verified bool, source *reader) (*reader, error) {
+	if verified && source != nil {
+		return source, nil
 	}
-	if got := versionOf(attrs.Metadata); got.Compare(want) != 0 {
-		return nil, nil, fmt.Errorf("the %s's copy changed during repair (version %s, expected %s)", src.id, got, want)
+	if source != nil {
+		_ = source.Close()
 	}
-	r, err := f.openReader(ctx, src, key, 0, -1, &driver.ReaderOptions{})
-	if err != nil {
-		return nil, nil, err
+	if !verified {
+		now, err := src.attributes(ctx, f.opts.CallTimeout, key)
+		if err != nil {
+			return nil, err
+		}
+		if got, want := versionOf(now.Metadata), versionOf(attrs.Metadata); got.Compare(want) != 0 {
+			return nil, fmt.Errorf("the %s's copy changed during repair (version %s, expected %s)", src.id, got, want)
+		}
 	}
-	return attrs, r, nil
+	return f.openReader(ctx, src, key, 0, -1, &driver.ReaderOptions{})
 }
 
 // transfer streams r, read from src, into sw, and commits it if what was

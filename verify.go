@@ -263,7 +263,7 @@ func (f *Failover) repairDifference(ctx context.Context, key string, got [2]side
 		rep.Repaired++
 		return nil
 	}
-	n, err := f.copyObject(ctx, f.sides[src], f.sides[dst], key, got[src].s.v, got[dst].attrs)
+	n, err := f.copyObject(ctx, f.sides[src], f.sides[dst], key, got[src].attrs, got[dst].attrs, nil)
 	if err != nil {
 		return err
 	}
