@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"gocloud.dev/blob/driver"
@@ -120,14 +121,37 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 	return err == nil
 }
 
+// claimAhead is how many shards past the one a pass has reached have their
+// leases claimed already, so that the pass does not wait for a claim each
+// time it reaches a shard, while instances that overlap still split the
+// shards between them.
+const claimAhead = 3
+
 // claims takes, for one pass, the leases of the shards it repairs, each as
-// the pass reaches it.
+// the pass comes near it, and releases those whose repairs all settled as
+// the pass ends, so that a converged bucket holds none.
 type claims struct {
-	f       *Failover
-	ctx     context.Context
-	asked   map[leaseShard]bool // shards asked for, and whether this instance holds them
-	held    []leaseShard
-	refused int // repairs left to the instance holding their lease
+	f     *Failover
+	ctx   context.Context
+	order []leaseShard       // the shards of the pass's groups, in the order it reaches them
+	at    map[leaseShard]int // the index of each shard in order
+	next  int                // the claims of order[:next] are started
+	wg    sync.WaitGroup     // the claims and releases under way
+
+	mu      sync.Mutex
+	taken   map[leaseShard]*claim
+	left    map[leaseShard]int  // each shard's groups not finished
+	failed  map[leaseShard]bool // shards with a repair that failed
+	refused int                 // repairs left to the instance holding their lease
+	// allStarted says the pass has started every repair it makes.
+	allStarted bool
+}
+
+// claim is the claim of one lease: ok, once done is closed, says this
+// instance holds it.
+type claim struct {
+	done chan struct{}
+	ok   bool
 }
 
 // newClaims orders a pass's groups by shard, from an offset of this
@@ -135,11 +159,26 @@ type claims struct {
 // different shards and split them, and returns the claims that take their
 // leases.
 func (f *Failover) newClaims(ctx context.Context, groups []*keyGroup) *claims {
+	c := &claims{f: f, ctx: ctx, at: map[leaseShard]int{}, taken: map[leaseShard]*claim{}, left: map[leaseShard]int{}, failed: map[leaseShard]bool{}}
+	if !f.usesLeases() {
+		return c
+	}
 	off := shardOf(f.instance)
 	rank := func(g *keyGroup) int { return (shardOf(g.key) - off + leaseShards) % leaseShards }
 	sort.SliceStable(groups, func(i, j int) bool { return rank(groups[i]) < rank(groups[j]) })
-	return &claims{f: f, ctx: ctx, asked: map[leaseShard]bool{}}
+	for _, g := range groups {
+		sh := g.shard()
+		if _, ok := c.at[sh]; !ok {
+			c.at[sh] = len(c.order)
+			c.order = append(c.order, sh)
+		}
+		c.left[sh]++
+	}
+	return c
 }
+
+// shard returns the lease shard of g.
+func (g *keyGroup) shard() leaseShard { return leaseShard{g.missing, shardOf(g.key)} }
 
 // allow reports whether the pass may repair g: always without leases (see
 // usesLeases), else when this instance holds (or now takes) its shard's
@@ -148,20 +187,79 @@ func (c *claims) allow(g *keyGroup) bool {
 	if !c.f.usesLeases() {
 		return true
 	}
-	sh := leaseShard{g.missing, shardOf(g.key)}
-	ok, done := c.asked[sh]
-	if !done {
-		ok = c.f.claim(c.ctx, sh.side, sh.shard)
-		c.asked[sh] = ok
-		if ok {
-			c.held = append(c.held, sh)
-		}
+	sh := g.shard()
+	for end := min(c.at[sh]+claimAhead+1, len(c.order)); c.next < end; c.next++ {
+		c.start(c.order[c.next])
 	}
-	if !ok {
+	c.mu.Lock()
+	cl := c.taken[sh]
+	c.mu.Unlock()
+	<-cl.done
+	if !cl.ok {
+		c.mu.Lock()
 		c.refused++
+		c.mu.Unlock()
 	}
-	return ok
+	return cl.ok
 }
+
+// start claims the lease of sh, beside the pass.
+func (c *claims) start(sh leaseShard) {
+	cl := &claim{done: make(chan struct{})}
+	c.mu.Lock()
+	c.taken[sh] = cl
+	c.mu.Unlock()
+	c.wg.Go(func() {
+		defer close(cl.done)
+		cl.ok = c.f.claim(c.ctx, sh.side, sh.shard)
+	})
+}
+
+// finished counts a group of the pass settled (ok) or not. Once the pass
+// has started every repair (see dispatched), a shard whose repairs have all
+// settled has its lease released at once, beside the repairs still under
+// way.
+func (c *claims) finished(g *keyGroup, ok bool) {
+	if !c.f.usesLeases() {
+		return
+	}
+	sh := g.shard()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.left[sh]--
+	c.failed[sh] = c.failed[sh] || !ok
+	if c.allStarted {
+		c.releaseIfSettled(sh)
+	}
+}
+
+// dispatched is called once the pass has started every repair it makes:
+// the leases of the shards settled already are released. A lease is kept
+// until then, so that an instance whose pass overlaps this one leaves the
+// shard alone rather than look again at keys this pass settled.
+func (c *claims) dispatched() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.allStarted = true
+	for sh := range c.taken {
+		c.releaseIfSettled(sh)
+	}
+}
+
+// releaseIfSettled releases the lease of sh, beside the pass, if this
+// instance holds it and every repair of the shard settled. c.mu is held.
+func (c *claims) releaseIfSettled(sh leaseShard) {
+	cl := c.taken[sh]
+	if c.left[sh] > 0 || c.failed[sh] || c.ctx.Err() != nil || !cl.ok {
+		return
+	}
+	c.left[sh] = -1 // released once
+	c.wg.Go(func() { c.f.release(c.ctx, sh) })
+}
+
+// wait waits for the claims and releases under way. Leases taken ahead of
+// a pass that stopped early are left to expire.
+func (c *claims) wait() { c.wg.Wait() }
 
 // leaseShard names one lease: a shard of keys, repaired on one side.
 type leaseShard struct {

@@ -233,8 +233,12 @@ func (f *Failover) learn(ctx context.Context, since int64) error {
 // MD5 of each copy, removes the temporary copy from the secondary in
 // Redirect mode, and acknowledges the entries. Keys whose sides are down are
 // left pending and reported in the error. At most ReconcileConcurrency keys
-// are repaired at once; the goroutines end before Drain returns. Passes do
-// not overlap: a Drain called during another waits for it.
+// are repaired at once; a key's entries are acknowledged beside the next
+// repairs, at most ReconcileConcurrency acknowledgements at once. With the
+// journal on the buckets, the leases of the shards repaired are claimed a
+// few shards ahead of the repairs, and released together as the pass ends.
+// The goroutines end before Drain returns. Passes do not overlap: a Drain
+// called during another waits for it.
 func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	// One pass at a time: two passes over the same listing would
 	// acknowledge entries twice.
@@ -256,15 +260,13 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	if err := f.checkDistinct(ctx); err != nil {
 		return Report{Remaining: f.pendingEntries()}, errors.Join(err, listErr)
 	}
-	p := &pass{f: f, ctx: ctx, listedAt: listedAt, unsettled: map[leaseShard]bool{}}
 	groups := groupEntries(entries)
-	c := f.newClaims(ctx, groups)
-	p.mayRepair = c.allow
+	p := &pass{f: f, ctx: ctx, listedAt: listedAt, claims: f.newClaims(ctx, groups)}
 	p.run(groups)
-	p.releaseSettled(c.held)
+	p.claims.wait()
 	f.tidyLeases(ctx, true, listErr == nil)
 	p.rep.Remaining, _ = f.idx.stats()
-	p.rep.Leased = c.refused
+	p.rep.Leased = p.claims.refused
 	if err := ctx.Err(); err != nil {
 		p.errs = append(p.errs, err)
 	}
@@ -308,26 +310,30 @@ type pass struct {
 	f        *Failover
 	ctx      context.Context
 	listedAt time.Time // when the journal was listed
+	claims   *claims   // the leases of the shards repaired
 
-	mu        sync.Mutex
-	rep       Report
-	errs      []error
-	unsettled map[leaseShard]bool // shards with a repair that failed
-	mayRepair func(*keyGroup) bool
-	cbMu      sync.Mutex // serializes OnRepair, apart from the report's lock
+	// acks bounds the acknowledgements in flight, which go on beside the
+	// next repairs.
+	acks chan struct{}
+	wg   sync.WaitGroup // the repairs and acknowledgements under way
+
+	mu   sync.Mutex
+	rep  Report
+	errs []error
+	cbMu sync.Mutex // serializes OnRepair, apart from the report's lock
 }
 
 // run settles the groups, at most ReconcileConcurrency at once, and returns
 // when all are settled or the context is done.
 func (p *pass) run(groups []*keyGroup) {
-	var wg sync.WaitGroup
 	sem := make(chan struct{}, p.f.opts.ReconcileConcurrency)
+	p.acks = make(chan struct{}, p.f.opts.ReconcileConcurrency)
 	first := true
 	for _, g := range groups {
 		if p.ctx.Err() != nil {
 			break
 		}
-		if !p.mayRepair(g) {
+		if !p.claims.allow(g) {
 			continue
 		}
 		if first {
@@ -338,18 +344,38 @@ func (p *pass) run(groups []*keyGroup) {
 			continue
 		}
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		p.wg.Go(func() {
+			defer func() { <-sem }()
 			p.settle(g)
-		}()
+		})
 	}
-	wg.Wait()
+	if p.ctx.Err() == nil {
+		p.claims.dispatched()
+	}
+	p.wg.Wait()
 }
 
-// settle repairs one group, tells OnRepair, and counts the outcome.
+// settle repairs one group and has its entries acknowledged beside the
+// next repairs: the repair holds the key's lock, the acknowledgement does
+// not need it.
 func (p *pass) settle(g *keyGroup) {
-	r, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, p.listedAt)
+	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries)
+	if err != nil || len(settled) == 0 {
+		p.done(g, r, err)
+		return
+	}
+	p.acks <- struct{}{}
+	p.wg.Go(func() {
+		defer func() { <-p.acks }()
+		p.done(g, r, p.f.ackEntries(p.ctx, g.key, g.missing, settled, p.listedAt))
+	})
+}
+
+// done takes in the outcome of a group's repair and acknowledgement: it
+// counts a settled group in the telemetry and tells OnRepair of it, counts
+// it in the report, and lets the claims release
+// a shard whose repairs are all settled.
+func (p *pass) done(g *keyGroup, r Repair, err error) {
 	if err == nil {
 		p.f.tel.repaired(p.ctx, r)
 	}
@@ -359,23 +385,13 @@ func (p *pass) settle(g *keyGroup) {
 		p.cbMu.Unlock()
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if err != nil {
 		p.errs = append(p.errs, fmt.Errorf("repairing %q on the %s: %w", g.key, g.missing, err))
-		p.unsettled[leaseShard{g.missing, shardOf(g.key)}] = true
-		return
+	} else {
+		p.rep.add(r)
 	}
-	p.rep.add(r)
-}
-
-// releaseSettled releases the leases of the shards held whose repairs all
-// settled, so that a converged bucket holds none.
-func (p *pass) releaseSettled(held []leaseShard) {
-	for _, sh := range held {
-		if !p.unsettled[sh] && p.ctx.Err() == nil {
-			p.f.release(p.ctx, sh)
-		}
-	}
+	p.mu.Unlock()
+	p.claims.finished(g, err == nil)
 }
 
 // pendingEntries returns the number of pending journal entries.

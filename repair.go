@@ -16,8 +16,12 @@ import (
 
 // repair settles one key on the side missing, given the journal entries that
 // say it is missing changes. It holds the key's lock, so the key's writes in
-// this process wait for it.
-func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, listedAt time.Time) (Repair, error) {
+// this process wait for it. It does not acknowledge the entries: it returns
+// those it settled (withdrawn ones included), for the caller to acknowledge
+// (see ackEntries) once the key's lock is released. An entry acknowledged later than the repair is
+// harmless: meanwhile the key reads as pending, from the side the repair
+// left it on.
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry) (Repair, []journal.Entry, error) {
 	defer f.locks.lock(key).Unlock()
 	defer f.stale.changing(key)()
 	// Entries withdrawn since the journal was listed (a refused delete's
@@ -33,27 +37,24 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		rep:       Repair{Key: key, Side: missing, Entries: len(entries)},
 	}
 	if len(entries) == 0 {
-		return r.rep, f.ackEntries(ctx, key, missing, all, listedAt)
+		return r.rep, all, nil
 	}
 	changes, err := f.changesOf(key, entries)
 	if err != nil {
-		return r.rep, err
+		return r.rep, nil, err
 	}
 	defer r.dropSource()
 	if err := r.inspect(changes); err != nil {
-		return r.rep, err
+		return r.rep, nil, err
 	}
 	if err := r.apply(changes); err != nil {
-		return r.rep, err
+		return r.rep, nil, err
 	}
 	if err := r.cleanUp(); err != nil {
-		return r.rep, err
-	}
-	if err := f.ackEntries(ctx, key, missing, all, listedAt); err != nil {
-		return r.rep, err
+		return r.rep, nil, err
 	}
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", r.rep.Action.String(), "bytes", r.rep.Bytes, "cleaned", r.rep.Cleaned)
-	return r.rep, nil
+	return r.rep, all, nil
 }
 
 // unretracted returns the entries that were not withdrawn (see retract).
