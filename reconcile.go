@@ -328,7 +328,10 @@ type pass struct {
 func (p *pass) run(groups []*keyGroup) {
 	sem := make(chan struct{}, p.f.opts.ReconcileConcurrency)
 	p.acks = make(chan struct{}, p.f.opts.ReconcileConcurrency)
-	first := true
+	// The first repair alone while a side does not take calls freely:
+	// while a breaker is half-open it is the probe, and the others would
+	// only be refused.
+	first := !flowing(p.f.sides[journal.Primary]) || !flowing(p.f.sides[journal.Secondary])
 	for _, g := range groups {
 		if p.ctx.Err() != nil {
 			break
@@ -338,8 +341,6 @@ func (p *pass) run(groups []*keyGroup) {
 		}
 		if first {
 			first = false
-			// The first repair alone: while a breaker is half-open it is
-			// the probe, and the others would only be refused.
 			p.settle(g)
 			continue
 		}
