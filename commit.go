@@ -240,12 +240,27 @@ func (w *writer) commitMirror() error {
 	return w.acknowledgeMirror(applied)
 }
 
-// commitEach commits the write on each side it is open on, the primary
-// first, and records a repair for a side whose commit fails: before the
-// secondary commits, or, for the secondary, after the primary did, so a
-// crash in between is left to the verifier. A refusal (a failed
-// precondition, say) before anything was committed refuses the write.
+// commitEach commits the write on each side it is open on, and records a
+// repair for a side whose commit fails. A write that carries a condition
+// (IfNotExist, or the caller's BeforeWrite, which runs for the first side
+// only) commits on the primary first: its refusal refuses the write before
+// the secondary commits, and a repair for the primary is recorded before
+// the secondary commits, or, for the secondary, after the primary did, so
+// a crash in between is left to the verifier. Any other write commits on
+// both sides at once (see commitBoth), and a repair for a side whose commit
+// failed is recorded once both have answered. A refusal (a failed
+// precondition, say) while the other side did not commit refuses the write.
 func (w *writer) commitEach(rec *records) (applied [2]bool, err error) {
+	if w.sw[journal.Primary] != nil && w.sw[journal.Secondary] != nil && !w.conditional() {
+		errs := w.commitBoth()
+		applied = [2]bool{errs[0] == nil, errs[1] == nil}
+		for _, s := range sideIDs {
+			if done, err := w.commitFailed(rec, s, errs[s], applied); done {
+				return applied, err
+			}
+		}
+		return applied, nil
+	}
 	for _, s := range sideIDs {
 		sw := w.sw[s]
 		if sw == nil {
@@ -253,20 +268,63 @@ func (w *writer) commitEach(rec *records) (applied [2]bool, err error) {
 		}
 		w.sw[s] = nil
 		err := sw.commit()
-		if err == nil {
-			applied[s] = true
-			continue
-		}
-		outage := sw.s.outage(w.ctx, err)
-		if !outage && !applied[journal.Primary] {
-			return applied, err
-		}
-		w.missed[s], w.reached[s] = err, outage
-		if err := rec.record(s); err != nil {
+		applied[s] = err == nil
+		if done, err := w.commitFailed(rec, s, err, applied); done {
 			return applied, err
 		}
 	}
 	return applied, nil
+}
+
+// conditional reports whether the write carries a condition a side may
+// refuse it for: IfNotExist, or the caller's BeforeWrite.
+func (w *writer) conditional() bool {
+	return w.opts.IfNotExist || w.opts.BeforeWrite != nil
+}
+
+// commitBoth commits the write on both sides at once, so that it takes
+// the slower side's round trip rather than the sum of both, and returns
+// each side's outcome.
+func (w *writer) commitBoth() (errs [2]error) {
+	pw, sw := w.sw[journal.Primary], w.sw[journal.Secondary]
+	w.sw = [2]*sideWriter{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errs[journal.Secondary] = sw.commit()
+	}()
+	errs[journal.Primary] = pw.commit()
+	<-done
+	return errs
+}
+
+// commitFailed takes in err, the outcome of side s's commit, given the
+// sides that applied the write. A failure is recorded as a repair for s,
+// unless it is a refusal while the other side did not apply the write,
+// which refuses it. done says the write is decided, with outcome err.
+//
+// A primary's refusal of a write the secondary committed at the same time
+// cannot undo that commit (putting back what the secondary held before
+// could bring back an older version over one another instance wrote
+// there): the write is recorded as missing on the primary, so that the
+// sides converge, and acknowledgeMirror reports it unavailable, its
+// outcome being left to the repair.
+func (w *writer) commitFailed(rec *records, s journal.Side, err error, applied [2]bool) (done bool, _ error) {
+	if err == nil {
+		return false, nil
+	}
+	outage := w.f.sides[s].outage(w.ctx, err)
+	if !outage && !applied[s.Other()] {
+		return true, err
+	}
+	w.missed[s], w.reached[s] = err, outage
+	if !outage && s == journal.Primary {
+		w.refused = err
+	}
+	if err := rec.record(s); err != nil {
+		return true, err
+	}
+	return false, nil
 }
 
 // acknowledgeMirror settles a Mirror-mode write committed on the sides in
@@ -280,6 +338,9 @@ func (w *writer) acknowledgeMirror(applied [2]bool) error {
 		holder = journal.Secondary
 	}
 	w.f.idx.commit(w.key, w.version, false, applied, w.size)
+	if w.refused != nil {
+		return unavailable(w.refused, "the primary refused the write of %q, which the secondary, written at the same time, committed; a repair for the primary is recorded", w.key)
+	}
 	if w.f.opts.Ack == AckBoth && !(applied[0] && applied[1]) {
 		return unavailable(w.missed[holder.Other()], "write of %q reached only the %s; a repair is recorded", w.key, holder)
 	}

@@ -47,7 +47,7 @@ type VerifyReport struct {
 // compares every key they hold, and reports (and, with Repair, repairs) the
 // keys the sides hold differently although no journal entry says they
 // should: a write a crash kept from being recorded for the side it missed
-// (in Mirror mode, between the primary's commit and the secondary's entry),
+// (in Mirror mode, between one side's commit and the other side's entry),
 // entries lost, objects written around the failover bucket. It reads the
 // journal first (see Refresh), so keys with pending work, which the
 // reconciler settles, are skipped.

@@ -75,6 +75,7 @@ type writer struct {
 	size    int64
 	err     error   // sticky failure
 	reached [2]bool // sides whose commit failed with an outage: they may hold the write
+	refused error   // Mirror: the primary's refusal of a write the secondary committed at the same time
 	closed  bool
 	flight  bool // counted by the index as in flight until Close
 }
