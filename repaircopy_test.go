@@ -150,20 +150,15 @@ func readRaw(t *testing.T, b *blob.Bucket, key string) string {
 	return string(got)
 }
 
-// A source that changes between the look at its attributes and the read
-// (which now go out together) is caught by the MD5 of the bytes read: the
-// copy is abandoned before it commits, the entry stays, and the next pass
-// copies the new object.
-func TestRepairAbandonsACopyWhoseSourceChangedBeforeTheRead(t *testing.T) {
+// abandonedThenCopied checks that a pass over src (whose key "k" changes
+// during the pass, as what says) abandons its copy, leaving the key pending
+// and the primary pr without it, and that the next pass copies the new
+// object.
+func abandonedThenCopied(t *testing.T, f *failoverblob.Failover, pr *blob.Bucket, what string) {
+	t.Helper()
 	ctx := context.Background()
-	s, src := newChangingSource(t)
-	f, pr := redirectOne(t, src, "k", "redirected")
-	s.mu.Lock()
-	s.armed = true
-	s.mu.Unlock()
-
 	_, err := f.Drain(ctx)
-	require.Error(t, err, "Drain over a source that changed before the read")
+	require.Error(t, err, "Drain over %s", what)
 	_, err = pr.Attributes(ctx, "k")
 	assert.Error(t, err, "the primary holds the key after the abandoned copy")
 	assert.Equal(t, 1, f.Status().Pending, "entries pending after the abandoned copy")
@@ -174,27 +169,31 @@ func TestRepairAbandonsACopyWhoseSourceChangedBeforeTheRead(t *testing.T) {
 	assert.Equal(t, "xxxxxxxxxx", readRaw(t, pr, "k"), "the primary after the next pass")
 }
 
+// A source that changes between the look at its attributes and the read
+// (which now go out together) is caught by the MD5 of the bytes read: the
+// copy is abandoned before it commits, the entry stays, and the next pass
+// copies the new object.
+func TestRepairAbandonsACopyWhoseSourceChangedBeforeTheRead(t *testing.T) {
+	s, src := newChangingSource(t)
+	f, pr := redirectOne(t, src, "k", "redirected")
+	s.mu.Lock()
+	s.armed = true
+	s.mu.Unlock()
+
+	abandonedThenCopied(t, f, pr, "a source that changed before the read")
+}
+
 // A source that reports no MD5 cannot have the bytes read tied to the
 // attributes seen: its version is read again before the object is opened,
 // and a change is caught there.
 func TestRepairReadsAgainTheVersionOfASourceWithoutMD5(t *testing.T) {
-	ctx := context.Background()
 	s, src := newChangingSource(t)
 	f, pr := redirectOne(t, src, "k", "redirected")
 	s.mu.Lock()
 	s.armed, s.noMD5, s.changeAt = true, true, 2
 	s.mu.Unlock()
 
-	_, err := f.Drain(ctx)
-	require.Error(t, err, "Drain over a source without MD5 that changed after the first look")
-	_, err = pr.Attributes(ctx, "k")
-	assert.Error(t, err, "the primary holds the key after the abandoned copy")
-	assert.Equal(t, 1, f.Status().Pending, "entries pending after the abandoned copy")
-
-	rep, err := f.Drain(ctx)
-	require.NoError(t, err, "the next pass")
-	assert.Equal(t, 1, rep.Copied, "copies of the next pass")
-	assert.Equal(t, "xxxxxxxxxx", readRaw(t, pr, "k"), "the primary after the next pass")
+	abandonedThenCopied(t, f, pr, "a source without MD5 that changed after the first look")
 }
 
 // With the side that misses a change down (here, traffic forced off it),
