@@ -71,9 +71,14 @@ func newInstanceID(writer string) string {
 func (f *Failover) claim(ctx context.Context, dst journal.Side, shard int) bool {
 	s := f.sides[dst]
 	name := fmt.Sprintf("%s%s/%02d", leasePrefix, dst, shard)
+	// A converged bucket holds no lease (passes release theirs): create it
+	// in one round trip, and look at the lease there only if that fails.
+	if f.writeLease(ctx, s, name, nil) {
+		return true
+	}
 	attrs, err := s.attributes(ctx, f.opts.CallTimeout, name)
 	switch {
-	case isNotFound(err):
+	case isNotFound(err): // released since
 		return f.writeLease(ctx, s, name, nil)
 	case err != nil:
 		return false
