@@ -312,10 +312,9 @@ type pass struct {
 	listedAt time.Time // when the journal was listed
 	claims   *claims   // the leases of the shards repaired
 
-	// acks bounds the acknowledgements in flight, which go on beside the
-	// next repairs.
-	acks chan struct{}
-	wg   sync.WaitGroup // the repairs and acknowledgements under way
+	// acks takes the repairs whose entries are to be acknowledged, which
+	// goes on beside the next repairs.
+	acks chan settledGroup
 
 	mu   sync.Mutex
 	rep  Report
@@ -323,11 +322,33 @@ type pass struct {
 	cbMu sync.Mutex // serializes OnRepair, apart from the report's lock
 }
 
-// run settles the groups, at most ReconcileConcurrency at once, and returns
-// when all are settled or the context is done.
+// settledGroup is a group repaired, with the entries the repair settled.
+type settledGroup struct {
+	g       *keyGroup
+	r       Repair
+	entries []journal.Entry
+}
+
+// run settles the groups and returns when all are settled or the context
+// is done. ReconcileConcurrency workers repair them, and as many others
+// acknowledge their entries; all have ended when run returns.
 func (p *pass) run(groups []*keyGroup) {
-	sem := make(chan struct{}, p.f.opts.ReconcileConcurrency)
-	p.acks = make(chan struct{}, p.f.opts.ReconcileConcurrency)
+	n := p.f.opts.ReconcileConcurrency
+	work := make(chan *keyGroup)
+	p.acks = make(chan settledGroup, n)
+	var repairers, ackers sync.WaitGroup
+	for range n {
+		repairers.Go(func() {
+			for g := range work {
+				p.settle(g)
+			}
+		})
+		ackers.Go(func() {
+			for sg := range p.acks {
+				p.done(sg.g, sg.r, p.f.ackEntries(p.ctx, sg.g.key, sg.g.missing, sg.entries, p.listedAt))
+			}
+		})
+	}
 	// The first repair alone while a side does not take calls freely:
 	// while a breaker is half-open it is the probe, and the others would
 	// only be refused.
@@ -344,32 +365,27 @@ func (p *pass) run(groups []*keyGroup) {
 			p.settle(g)
 			continue
 		}
-		sem <- struct{}{}
-		p.wg.Go(func() {
-			defer func() { <-sem }()
-			p.settle(g)
-		})
+		work <- g
 	}
+	close(work)
 	if p.ctx.Err() == nil {
 		p.claims.dispatched()
 	}
-	p.wg.Wait()
+	repairers.Wait()
+	close(p.acks)
+	ackers.Wait()
 }
 
-// settle repairs one group and has its entries acknowledged beside the
-// next repairs: the repair holds the key's lock, the acknowledgement does
-// not need it.
+// settle repairs one group and hands its entries to be acknowledged beside
+// the next repairs: the repair holds the key's lock, the acknowledgement
+// does not need it.
 func (p *pass) settle(g *keyGroup) {
 	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries)
 	if err != nil || len(settled) == 0 {
 		p.done(g, r, err)
 		return
 	}
-	p.acks <- struct{}{}
-	p.wg.Go(func() {
-		defer func() { <-p.acks }()
-		p.done(g, r, p.f.ackEntries(p.ctx, g.key, g.missing, settled, p.listedAt))
-	})
+	p.acks <- settledGroup{g, r, settled}
 }
 
 // done takes in the outcome of a group's repair and acknowledgement: it
