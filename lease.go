@@ -133,7 +133,7 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 const claimAhead = 3
 
 // claims takes, for one pass, the leases of the shards it repairs, each as
-// the pass comes near it, and releases those whose repairs all settled as
+// the pass comes near it, and releases those whose keys were all repaired as
 // the pass ends, so that a converged bucket holds none.
 type claims struct {
 	f     *Failover
@@ -220,10 +220,11 @@ func (c *claims) start(sh leaseShard) {
 	})
 }
 
-// finished counts a group of the pass settled (ok) or not. Once the pass
-// has started every repair (see dispatched), a shard whose repairs have all
-// settled has its lease released at once, beside the repairs still under
-// way.
+// finished counts a group of the pass repaired (ok) or not. Once the pass
+// has started every repair (see dispatched), a shard whose keys have all
+// been repaired has its lease released at once, beside the repairs and
+// acknowledgements still under way; a shard with a repair that failed
+// keeps its lease until it expires.
 func (c *claims) finished(g *keyGroup, ok bool) {
 	if !c.f.usesLeases() {
 		return
@@ -252,7 +253,7 @@ func (c *claims) dispatched() {
 }
 
 // releaseIfSettled releases the lease of sh, beside the pass, if this
-// instance holds it and every repair of the shard settled. c.mu is held.
+// instance holds it and every key of the shard was repaired. c.mu is held.
 func (c *claims) releaseIfSettled(sh leaseShard) {
 	cl := c.taken[sh]
 	if c.left[sh] > 0 || c.failed[sh] || c.ctx.Err() != nil || !cl.ok {

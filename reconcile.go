@@ -381,6 +381,10 @@ func (p *pass) run(groups []*keyGroup) {
 // does not need it.
 func (p *pass) settle(g *keyGroup) {
 	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries)
+	// The shard's lease may go once its keys are repaired: an entry whose
+	// acknowledgement fails is settled again by a later pass, whoever
+	// holds the lease then.
+	p.claims.finished(g, err == nil)
 	if err != nil || len(settled) == 0 {
 		p.done(g, r, err)
 		return
@@ -389,9 +393,8 @@ func (p *pass) settle(g *keyGroup) {
 }
 
 // done takes in the outcome of a group's repair and acknowledgement: it
-// counts a settled group in the telemetry and tells OnRepair of it, counts
-// it in the report, and lets the claims release
-// a shard whose repairs are all settled.
+// counts a settled group in the telemetry and tells OnRepair of it, and
+// counts it in the report.
 func (p *pass) done(g *keyGroup, r Repair, err error) {
 	if err == nil {
 		p.f.tel.repaired(p.ctx, r)
@@ -408,7 +411,6 @@ func (p *pass) done(g *keyGroup, r Repair, err error) {
 		p.rep.add(r)
 	}
 	p.mu.Unlock()
-	p.claims.finished(g, err == nil)
 }
 
 // pendingEntries returns the number of pending journal entries.
