@@ -10,13 +10,13 @@ import (
 // or waited for, so two keys never wait for each other (a pass repairs many
 // keys side by side: with locks shared by hash, a key whose lock another
 // key's repair held waited for that whole repair); the locks are recycled,
-// so locking a key allocates nothing in the steady state. The
-// locks are channels rather than mutexes because a commit holds its key's
-// lock while it waits on a side: a goroutine waiting for a channel is
-// durably blocked for testing/synctest, so tests in virtual time see the
-// wait and move the clock on to the side's timeout, where a mutex wait
-// would freeze the bubble. mu is only held for a map operation, never while
-// a lock is waited for.
+// so locking a key allocates nothing in the steady state. The locks are
+// channels rather than mutexes because a commit holds its key's lock while
+// it waits on a side: a goroutine waiting for a channel is durably blocked
+// for testing/synctest, so tests in virtual time see the wait and move the
+// clock on to the side's timeout, where a mutex wait would freeze the
+// bubble. mu is only held for a map operation, never while a lock is
+// waited for.
 type keyLocks struct {
 	mu   sync.Mutex
 	keys map[string]*keyLock

@@ -240,7 +240,8 @@ func (c *claims) finished(g *keyGroup, ok bool) {
 }
 
 // dispatched is called once the pass has started every repair it makes:
-// the leases of the shards settled already are released. A lease is kept
+// the leases of the shards whose keys are all repaired already are
+// released. A lease is kept
 // until then, so that an instance whose pass overlaps this one leaves the
 // shard alone rather than look again at keys this pass settled.
 func (c *claims) dispatched() {
