@@ -70,8 +70,13 @@ func (b *bucket) ErrorAs(err error, i any) bool { return b.base.ErrorAs(err, i) 
 // the caller.
 func (b *bucket) Close() error { return nil }
 
-// begin counts a call for op, decides its effect and waits out its latency.
-func (b *bucket) begin(ctx context.Context, op Op) (effect, error) {
+// begin refuses a call for op about keys that the Injector's Refuse rule
+// refuses; otherwise it counts the call, decides its effect and waits out
+// its latency.
+func (b *bucket) begin(ctx context.Context, op Op, keys ...string) (effect, error) {
+	if err := b.in.refusal(op, keys...); err != nil {
+		return effect{}, err
+	}
 	e := b.in.call(op)
 	if err := e.delay(ctx); err != nil {
 		return effect{}, err
@@ -81,7 +86,7 @@ func (b *bucket) begin(ctx context.Context, op Op) (effect, error) {
 
 // Attributes implements driver.Bucket.
 func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
-	e, err := b.begin(ctx, OpAttributes)
+	e, err := b.begin(ctx, OpAttributes, key)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +115,7 @@ func (b *bucket) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driv
 // NewRangeReader implements driver.Bucket. With a part-way Fault for OpRead,
 // the reader returns the fault's error once AfterBytes bytes have been read.
 func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
-	e, err := b.begin(ctx, OpRead)
+	e, err := b.begin(ctx, OpRead, key)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +140,7 @@ func (b *bucket) NewRangeReader(ctx context.Context, key string, offset, length 
 // Fault, when Close reports the injected error), and not before; a writer
 // failed by a Fault, an Outage or a Hang is aborted and commits nothing.
 func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
-	e, err := b.begin(ctx, OpWrite)
+	e, err := b.begin(ctx, OpWrite, key)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +160,7 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 
 // Copy implements driver.Bucket.
 func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
-	e, err := b.begin(ctx, OpCopy)
+	e, err := b.begin(ctx, OpCopy, dstKey, srcKey)
 	if err != nil {
 		return err
 	}
@@ -170,7 +175,7 @@ func (b *bucket) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.C
 
 // Delete implements driver.Bucket.
 func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
-	e, err := b.begin(ctx, OpDelete)
+	e, err := b.begin(ctx, OpDelete, key)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -563,5 +564,85 @@ func TestConcurrentUse(t *testing.T) {
 		if got := in.Calls(op); got != calls {
 			t.Errorf("Calls(%v) = %d, want %d", op, got, calls)
 		}
+	}
+}
+
+// errBadName is what a test's Refuse rule answers, as fileblob answers a key
+// it cannot store: an error with no gcerrors code.
+var errBadName = errors.New("bad name")
+
+func refuseAttrs(key string) error {
+	if strings.HasSuffix(key, ".attrs") {
+		return errBadName
+	}
+	return nil
+}
+
+// refusedCalls makes one call of each op that can name a key about a key the
+// rule refuses, with the code a driver's uncoded error gets.
+var refusedCalls = []struct {
+	op   failovertest.Op
+	call func(ctx context.Context, b *blob.Bucket) error
+}{
+	{failovertest.OpAttributes, func(ctx context.Context, b *blob.Bucket) error {
+		_, err := b.Attributes(ctx, "x.attrs")
+		return err
+	}},
+	{failovertest.OpRead, func(ctx context.Context, b *blob.Bucket) error {
+		_, err := b.ReadAll(ctx, "x.attrs")
+		return err
+	}},
+	{failovertest.OpWrite, func(ctx context.Context, b *blob.Bucket) error {
+		return b.WriteAll(ctx, "x.attrs", []byte("fresh"), &blob.WriterOptions{ContentType: "text/plain"})
+	}},
+	{failovertest.OpCopy, func(ctx context.Context, b *blob.Bucket) error {
+		return b.Copy(ctx, "x.attrs", "existing", nil)
+	}},
+	{failovertest.OpCopy, func(ctx context.Context, b *blob.Bucket) error {
+		return b.Copy(ctx, "copied", "x.attrs", nil)
+	}},
+	{failovertest.OpDelete, func(ctx context.Context, b *blob.Bucket) error {
+		return b.Delete(ctx, "x.attrs")
+	}},
+}
+
+// A refused key is refused before any fault, even during an outage, and the
+// call never reaches the base; other keys are served as usual.
+func TestRefuseComesFirstAndChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range refusedCalls {
+		t.Run(tc.op.String(), func(t *testing.T) {
+			base := newBase(t)
+			b, in := failovertest.Wrap(base, nil)
+			in.Refuse(refuseAttrs)
+			in.Outage(nil)
+			want := contents(t, base)
+
+			err := tc.call(ctx, b)
+			if !errors.Is(err, errBadName) || gcerrors.Code(err) != gcerrors.Unknown {
+				t.Errorf("refused call during an outage: err = %v (code %v), want the rule's error, code Unknown", err, gcerrors.Code(err))
+			}
+			if got := contents(t, base); !maps.Equal(got, want) {
+				t.Errorf("base after the refused call = %v, want it unchanged: %v", got, want)
+			}
+			if got := in.Refused(tc.op); got != 1 {
+				t.Errorf("Refused(%v) = %d, want 1", tc.op, got)
+			}
+			if got := in.Calls(tc.op); got != 1 {
+				t.Errorf("Calls(%v) = %d, want 1", tc.op, got)
+			}
+
+			in.Heal()
+			if err := tc.call(ctx, b); !errors.Is(err, errBadName) {
+				t.Errorf("after Heal: err = %v, want the rule's error still", err)
+			}
+			if _, err := b.Attributes(ctx, "existing"); err != nil {
+				t.Errorf("a key the rule lets through: %v", err)
+			}
+			in.Refuse(nil)
+			if err := tc.call(ctx, b); errors.Is(err, errBadName) {
+				t.Errorf("after Refuse(nil): err = %v, want the call let through", err)
+			}
+		})
 	}
 }

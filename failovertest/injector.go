@@ -14,6 +14,9 @@
 // A failed call never reaches the wrapped bucket, unless its Fault says
 // Applied, and a failed write is never committed there; so the wrapped bucket
 // is the ground truth a test checks its expectations against.
+//
+// The package needs nothing beyond gocloud. Package failovertest/chaos
+// builds a seeded chaos check of a whole failover configuration on it.
 package failovertest
 
 import (
@@ -148,8 +151,10 @@ type Injector struct {
 	faults    [numOps]*armed
 	window    window
 	windowErr error
+	refuse    func(key string) error
 	calls     [numOps]int64
 	fired     [numOps]int64
+	refused   [numOps]int64
 }
 
 func newInjector(opts *Options) *Injector {
@@ -202,8 +207,23 @@ func (in *Injector) Hang() {
 	in.window, in.windowErr = windowHang, nil
 }
 
-// Heal clears every fault and any Outage or Hang. The counts of Calls and
-// Fired are kept.
+// Refuse makes the wrapped bucket refuse every call about a key for which
+// rule returns an error: the call fails with that error at once, before any
+// other fault is consulted, and never reaches the wrapped bucket. That is
+// how a driver refuses a key it cannot store, before it does any I/O:
+// fileblob refuses keys ending in ".attrs", keys too long for a file name
+// and keys that escape its directory, with errors that carry no gcerrors
+// code. A Copy is refused if either of its keys is; listings and signed URLs
+// are not refused. A nil rule refuses nothing. Heal leaves the rule in
+// place; Refused counts the calls it refused.
+func (in *Injector) Refuse(rule func(key string) error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.refuse = rule
+}
+
+// Heal clears every fault and any Outage or Hang. The counts of Calls,
+// Fired and Refused are kept, and so is the rule set with Refuse.
 func (in *Injector) Heal() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -239,6 +259,39 @@ func (in *Injector) Fired(op Op) int64 {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.fired[op]
+}
+
+// Refused reports how many calls for op the rule set with Refuse refused.
+// They count in Calls too.
+func (in *Injector) Refused(op Op) int64 {
+	if op < 0 || op >= numOps {
+		return 0
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.refused[op]
+}
+
+// refusal counts a call for op about keys that the rule set with Refuse
+// refuses, and returns the rule's error; it returns nil, counting nothing,
+// for a call the rule lets through.
+func (in *Injector) refusal(op Op, keys ...string) error {
+	in.mu.Lock()
+	rule := in.refuse
+	in.mu.Unlock()
+	if rule == nil {
+		return nil
+	}
+	for _, k := range keys {
+		if err := rule(k); err != nil {
+			in.mu.Lock()
+			in.calls[op]++
+			in.refused[op]++
+			in.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }
 
 // call counts a call for op and decides its effect.
