@@ -186,6 +186,9 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
 		}
 	}
+	if !complete {
+		x.keepUnlisted(fresh)
+	}
 	for key := range fresh.at {
 		old, ok := x.load(x.m, key)
 		if !ok || !old.known {
@@ -199,6 +202,35 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 		}
 	}
 	x.m, x.complete = fresh, complete
+}
+
+// keepUnlisted carries into fresh, a listing that could not read every side
+// of the journal, what the index knew of the entries it may have missed:
+// the entries kept on a side that could not be listed are still pending.
+// Each key keeps the larger of its two counts, the older of its oldest
+// times, and the newer of its hints.
+func (x *index) keepUnlisted(fresh *packedMap) {
+	for key := range x.m.all() {
+		old, _ := x.load(x.m, key)
+		p, ok := x.load(fresh, key)
+		if !ok {
+			x.store(fresh, key, old)
+			continue
+		}
+		for s := range p.entries {
+			p.entries[s] = max(p.entries[s], old.entries[s])
+		}
+		if old.oldest.Before(p.oldest) {
+			p.oldest = old.oldest
+		}
+		if old.hintPut.compare(p.hintPut, x.skew) > 0 {
+			p.hintPut = old.hintPut
+		}
+		if old.hintDel.compare(p.hintDel, x.skew) > 0 {
+			p.hintDel = old.hintDel
+		}
+		x.store(fresh, key, p)
+	}
 }
 
 // unhint forgets a withdrawn entry for a change to key at s as the key's

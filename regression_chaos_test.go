@@ -11,6 +11,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/memblob"
+	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
@@ -156,6 +157,47 @@ func TestWithdrawnTombstoneTheJournalKeptIsAcknowledged(t *testing.T) {
 		}
 		if es, err := j.List(ctx); err != nil || len(es) != 0 {
 			t.Errorf("journal after the drain: %+v, %v; want empty", es, err)
+		}
+	})
+}
+
+// A reading of the journal on the sides that can list only one side keeps
+// what the index knew of the entries on the other: in Mirror mode, a
+// delete the secondary missed is recorded on the primary, and once the
+// primary is down a refresh must not forget it and serve the secondary's
+// copy of the deleted object.
+func TestPartialJournalListingKeepsTheUnlistedSidesEntries(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Outage(nil)
+		if err := r.b.Delete(r.ctx, "k"); err != nil {
+			t.Fatalf("delete with the secondary down: %v", err)
+		}
+		r.faults[secondary].Heal()
+		r.faults[primary].Outage(nil)
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		err := r.f.Refresh(r.ctx)
+		if !errors.Is(err, journal.ErrPartial) {
+			t.Fatalf("refresh with the primary down: %v, want a partial listing", err)
+		}
+		if got := r.content(secondary, "k"); got != "v" {
+			t.Fatalf("secondary holds %q, want the copy the delete missed", got)
+		}
+		if _, err := r.b.ReadAll(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("read of the deleted key after the partial refresh: %v, want NotFound", err)
+		}
+		it := r.b.List(nil)
+		for {
+			o, err := it.Next(r.ctx)
+			if err != nil {
+				break // done, or unavailable: either way k was not listed
+			}
+			if o.Key == "k" {
+				t.Errorf("the deleted key is listed after the partial refresh")
+			}
 		}
 	})
 }

@@ -34,12 +34,27 @@ type rig struct {
 
 func newRig(t *testing.T, opts failoverblob.Options) *rig {
 	t.Helper()
+	return newRigJournal(t, opts, false)
+}
+
+// newSidesRig is newRig with the journal on the fault-injected sides
+// (journal.NewBucket, the default), so the sides' faults reach it.
+func newSidesRig(t *testing.T, opts failoverblob.Options) *rig {
+	t.Helper()
+	return newRigJournal(t, opts, true)
+}
+
+func newRigJournal(t *testing.T, opts failoverblob.Options, onSides bool) *rig {
+	t.Helper()
 	r := &rig{t: t, ctx: context.Background(), journal: journal.NewMemory()}
 	for i := range r.sides {
 		r.raw[i] = memblob.OpenBucket(nil)
 		r.sides[i], r.faults[i] = failovertest.Wrap(r.raw[i], nil)
 	}
-	if opts.Journal == nil {
+	switch {
+	case onSides:
+		opts.Journal = journal.NewBucket(r.sides[primary], r.sides[secondary], nil)
+	case opts.Journal == nil:
 		opts.Journal = r.journal
 	}
 	if opts.Breaker == nil {
