@@ -83,6 +83,9 @@ func (w *writer) ready() error {
 // change.
 func (w *writer) giveWay() (done bool, err error) {
 	if w.opts.IfNotExist {
+		if err := w.f.journalKnown(w.ctx); err != nil {
+			return true, err // whether the key exists may be on the side not read
+		}
 		p, pending, err := w.f.state(holding(w.ctx, w.key), w.key)
 		switch {
 		case err != nil:

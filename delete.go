@@ -30,6 +30,9 @@ func (b *bucket) Delete(ctx context.Context, key string, opts *driver.DeleteOpti
 	if err := f.readOnly(key); err != nil {
 		return err
 	}
+	if err := f.journalKnown(ctx); err != nil {
+		return err // whether the key is deleted may be on the side not read
+	}
 	defer f.locks.lock(key).Unlock()
 	defer f.stale.changing(key)()
 	ctx = holding(ctx, key)

@@ -68,6 +68,10 @@ type index struct {
 	// complete says the last listing of the journal read every entry; a
 	// journal kept on the sides cannot list a side that is down.
 	complete bool
+	// read says some listing since the index was made read every entry:
+	// until then, the index may not know of pending work kept on a side
+	// that could not be listed (see Failover.journalKnown).
+	read bool
 }
 
 // recentEntry is an entry this process appended while a listing of the
@@ -202,6 +206,15 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 		}
 	}
 	x.m, x.complete = fresh, complete
+	x.read = x.read || complete
+}
+
+// journalRead reports whether a listing of the journal has read every
+// entry since the index was made.
+func (x *index) journalRead() bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.read
 }
 
 // keepUnlisted carries into fresh, a listing that could not read every side

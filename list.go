@@ -55,6 +55,9 @@ func decodeListToken(b []byte) (listToken, error) {
 // every key (Mirror mode) or a partial list is allowed (BestEffortList),
 // starting after the last key returned.
 func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
+	if err := f.journalKnown(ctx); err != nil {
+		return nil, err
+	}
 	l := &lister{f: f, ctx: ctx, opts: opts, pageSize: opts.PageSize}
 	if len(opts.PageToken) > 0 {
 		var err error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"gocloud.dev/blob/driver"
 
@@ -25,6 +26,9 @@ func (f *Failover) read(ctx context.Context, key string, op sideRead) error {
 	if err := f.idx.awaitCommit(ctx, key); err != nil {
 		return err
 	}
+	if err := f.journalKnown(ctx); err != nil {
+		return err
+	}
 	p, pending, err := f.state(ctx, key)
 	switch {
 	case err != nil:
@@ -36,6 +40,34 @@ func (f *Failover) read(ctx context.Context, key string, op sideRead) error {
 	}
 	return f.readSettled(ctx, key, op)
 }
+
+// journalKnown returns nil unless strict reads (Options.StrictReads) need
+// the whole journal and this instance has not read it in full since it
+// opened (for a read, a listing, a delete, whose answer says whether the
+// key existed, or an IfNotExist write): a side that could not be listed
+// may hold entries for any key (a tombstone, or the record of a newer
+// version on the other side), which the sides' versions alone do not
+// show. It then reads the journal again, at most once every journalRetry,
+// and is unavailable until it can.
+func (f *Failover) journalKnown(ctx context.Context) error {
+	if !f.opts.StrictReads || f.idx.journalRead() {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	last := f.lastJournalTry.Load()
+	if now-last < int64(journalRetry) || !f.lastJournalTry.CompareAndSwap(last, now) {
+		return unavailable(nil, "strict reads need the whole journal, and a side's part of it could not be read since the bucket opened")
+	}
+	err := f.learn(ctx, f.readingsBegun.Load())
+	if f.idx.journalRead() {
+		return nil
+	}
+	return unavailable(err, "strict reads need the whole journal, and a side's part of it cannot be read")
+}
+
+// journalRetry is how often journalKnown tries again to read a journal it
+// could not read in full.
+const journalRetry = time.Second
 
 // readStrict reads a key this instance knows of no pending work for
 // (Options.StrictReads): another instance may have redirected a newer

@@ -201,3 +201,68 @@ func TestPartialJournalListingKeepsTheUnlistedSidesEntries(t *testing.T) {
 		}
 	})
 }
+
+// With StrictReads, an instance that has not read the whole journal since
+// it opened (a side's part could not be listed) does not answer from the
+// sides alone: a tombstone recorded on that side by the instance before a
+// restart would be missed, and the deleted object served, listed, deleted
+// again or refused to an IfNotExist write. It is unavailable until it can
+// read the journal, which it tries again at most once a second.
+func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var raw, sides [2]*blob.Bucket
+		var faults [2]*failovertest.Injector
+		for i := range sides {
+			raw[i] = memblob.OpenBucket(nil)
+			sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
+		}
+		open := func() *failoverblob.Failover {
+			// Each instance has buckets of its own over the same storage,
+			// as each process has.
+			p, _ := failovertest.Wrap(sides[primary], nil)
+			s, _ := failovertest.Wrap(sides[secondary], nil)
+			f, err := failoverblob.New(ctx, p, s, &failoverblob.Options{
+				StrictReads: true,
+				Breaker:     &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		before := open()
+		b := before.Bucket()
+		if err := b.WriteAll(ctx, "k", []byte("v"), nil); err != nil {
+			t.Fatal(err)
+		}
+		faults[primary].Outage(nil)
+		if err := b.Delete(ctx, "k"); err != nil { // its tombstone is on the secondary
+			t.Fatalf("delete with the primary down: %v", err)
+		}
+		if err := before.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		faults[primary].Heal()
+		faults[secondary].Outage(nil)
+		after := open()
+		defer after.Close()
+		b = after.Bucket()
+		if _, err := b.ReadAll(ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("read after a restart that could not list the secondary's journal: %v, want ErrUnavailable", err)
+		}
+		if _, err := b.List(nil).Next(ctx); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("listing after that restart: %v, want ErrUnavailable", err)
+		}
+		if err := b.Delete(ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("delete after that restart: %v, want ErrUnavailable", err)
+		}
+
+		faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the breakers close again; journalKnown retries
+		if _, err := b.ReadAll(ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("read once the journal can be read: %v, want NotFound", err)
+		}
+	})
+}
