@@ -26,7 +26,10 @@ type Failover struct {
 	tel    *telemetry
 
 	drainMu sync.Mutex // one Drain at a time
-	learnMu sync.Mutex // one learn at a time
+	// learning lets one learn at a time read the journal; a channel, so
+	// that a read waiting for another's reading gives up with its context
+	// (and waits durably under testing/synctest).
+	learning chan struct{}
 	// readingsBegun counts the readings of the journal begun; readingsTaken
 	// is the number of the last one begun whose listing the index took in.
 	readingsBegun, readingsTaken atomic.Int64
@@ -91,6 +94,8 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 		clock:  newClock(o.WriterID, o.Now),
 		idx:    index{m: newPackedMap(0), skew: o.MaxClockSkew},
 		closed: make(chan struct{}),
+
+		learning: make(chan struct{}, 1),
 
 		retracted: map[string]retraction{},
 	}

@@ -216,8 +216,12 @@ func (f *Failover) readJournal(ctx context.Context) ([]journal.Entry, error) {
 // describes, after since readings had begun. Reads that need it at once
 // share one reading.
 func (f *Failover) learn(ctx context.Context, since int64) error {
-	f.learnMu.Lock()
-	defer f.learnMu.Unlock()
+	select {
+	case f.learning <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-f.learning }()
 	if f.readingsTaken.Load() > since {
 		return nil
 	}
