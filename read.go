@@ -74,6 +74,13 @@ const journalRetry = time.Second
 // version this one has not learnt of yet, so both sides' versions are
 // compared and the newer one served.
 func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) error {
+	return f.readNewest(ctx, key, op, nil)
+}
+
+// readNewest compares both sides' versions of key and reads the newer, or
+// the side that holds known, the newest version this instance knows of,
+// if one does.
+func (f *Failover) readNewest(ctx context.Context, key string, op sideRead, known *Version) error {
 	var got [2]sideObject
 	for _, s := range f.sides {
 		o, err := f.inspect(ctx, s, key)
@@ -86,13 +93,19 @@ func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) erro
 		got[s.id] = o
 	}
 	p, sec := got[journal.Primary], got[journal.Secondary]
+	newest := journal.Primary
 	switch {
 	case !p.exists && !sec.exists:
 		return fmt.Errorf("%w: %q", errNotFound, key)
 	case !p.exists || sec.exists && sec.s.compare(p.s, f.opts.MaxClockSkew) > 0:
-		return op.on(ctx, f.sides[journal.Secondary])
+		newest = journal.Secondary
 	}
-	return op.on(ctx, f.sides[journal.Primary])
+	for id, o := range got {
+		if known != nil && o.exists && o.s.v == *known {
+			newest = journal.Side(id)
+		}
+	}
+	return op.on(ctx, f.sides[newest])
 }
 
 // readPending reads a key with pending work from a side holding its newest
@@ -125,6 +138,12 @@ func (f *Failover) readPending(ctx context.Context, key string, p keyState, op s
 			// this copy since the index was read: read again.
 			h.release()
 			return f.read(ctx, key, op)
+		case isNotFound(err):
+			// Another instance's reconciler may have moved the newest
+			// version to the other side, or its delete removed it: the
+			// sides' versions tell.
+			h.release()
+			return f.readNewest(ctx, key, op, &p.latest.v)
 		default:
 			return err
 		}

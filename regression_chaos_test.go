@@ -266,3 +266,44 @@ func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T
 		}
 	})
 }
+// A read of a key this instance redirected, whose copy another instance's
+// reconciler has since moved to the primary, serves the moved copy: the
+// side the index names no longer holds it, and NotFound would lose an
+// acknowledged write.
+func TestReadOfAPendingKeyAnotherInstanceMovedServesIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var sides [2]*blob.Bucket
+		var faults [2]*failovertest.Injector
+		for i := range sides {
+			sides[i], faults[i] = failovertest.Wrap(memblob.OpenBucket(nil), nil)
+		}
+		open := func(writer string) *failoverblob.Failover {
+			p, _ := failovertest.Wrap(sides[primary], nil)
+			s, _ := failovertest.Wrap(sides[secondary], nil)
+			f, err := failoverblob.New(ctx, p, s, &failoverblob.Options{
+				WriterID: writer,
+				Breaker:  &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = f.Close() })
+			return f
+		}
+		a, b := open("a"), open("b")
+		faults[primary].Outage(nil)
+		if err := a.Bucket().WriteAll(ctx, "k", []byte("v"), nil); err != nil { // redirected
+			t.Fatal(err)
+		}
+		faults[primary].Heal()
+		if rep, err := b.Drain(ctx); err != nil || rep.Copied != 1 {
+			t.Fatalf("the other instance's Drain = %+v, %v; want the copy moved", rep, err)
+		}
+		time.Sleep(2 * time.Minute) // a's breaker on the primary closes again
+		got, err := a.Bucket().ReadAll(ctx, "k")
+		if err != nil || string(got) != "v" {
+			t.Errorf("read by the instance that redirected the write = %q, %v; want %q", got, err, "v")
+		}
+	})
+}
