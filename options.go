@@ -125,8 +125,13 @@ type Options struct {
 	// read-your-writes across instances, which otherwise hold once an
 	// instance has learnt of the other's work (see Refresh), at the cost of
 	// a look at each side per read (an Attributes call each), and of the
-	// read while either side is down. False means reads go as described in
-	// the package doc.
+	// read while either side is down. An instance with StrictReads that has
+	// not read the whole journal since it opened (a side's part of it could
+	// not be listed) answers reads, listings, deletes and IfNotExist writes
+	// with ErrUnavailable, reading the journal again at most once a second,
+	// until it can: a tombstone or the record of a newer version may be on
+	// the side it could not list. False means reads go as described in the
+	// package doc.
 	StrictReads bool
 
 	// HedgeAfter, if positive, hedges reads: a read (opening a reader, until
