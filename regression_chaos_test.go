@@ -266,6 +266,7 @@ func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T
 		}
 	})
 }
+
 // A read of a key this instance redirected, whose copy another instance's
 // reconciler has since moved to the primary, serves the moved copy: the
 // side the index names no longer holds it, and NotFound would lose an
