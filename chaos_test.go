@@ -5,15 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
-	"gocloud.dev/blob"
-
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
-	"github.com/failoverblob/failoverblob/failovertest"
-	"github.com/failoverblob/failoverblob/journal"
+	"github.com/failoverblob/failoverblob/failovertest/chaos"
 )
 
 var (
@@ -23,13 +21,31 @@ var (
 	chaosMaxSize = flag.Int64("chaos.maxsize", 6<<20, "TestChaos: largest object written, in bytes")
 )
 
-// chaosConfig is one failover configuration the chaos test runs. A seed
-// picks its configuration (seed modulo the number of configurations), so a
-// seed alone names everything a run does.
+// chaosConfig is one failover configuration the chaos test runs, and the
+// fleet it runs as: writers, restarts, refused keys. A seed picks its
+// configuration (seed modulo the number of configurations), so a seed alone
+// names everything a run does.
 type chaosConfig struct {
-	name string
-	opts func() failoverblob.Options
+	name    string
+	opts    func() failoverblob.Options
+	journal journalKind
+	fleet   func(o *chaos.Options)
 }
+
+// journalKind is where a configuration keeps its journal.
+type journalKind int
+
+const (
+	// onSides is the failover bucket's default: on the sides themselves
+	// (journal.NewBucket), shared by every writer and instance.
+	onSides journalKind = iota
+	// inMemory is each writer's journal.NewMemory, which the check keeps
+	// across the writer's restarts, as a durable journal would be.
+	inMemory
+	// inFile is each writer's journal.OpenFile, closed and opened again at
+	// each restart.
+	inFile
+)
 
 // tripFast trips a breaker on the first outage and keeps it open briefly:
 // the breaker flaps, which is the hard case for the journal and the
@@ -38,93 +54,174 @@ func tripFast() *circuit.Settings {
 	return &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: 5 * time.Second}
 }
 
+// flapping sets short breakers and timeouts.
+func flapping(o failoverblob.Options) failoverblob.Options {
+	o.Breaker = tripFast()
+	o.CallTimeout, o.FirstByteTimeout, o.IdleTimeout = 2*time.Second, 2*time.Second, 3*time.Second
+	return o
+}
+
+// refusedKeys are keys the chaos test's sides refuse, as fileblob does: a
+// name ending in ".attrs", one too long for a file name, one that climbs
+// out of its directory.
+var refusedKeys = []string{"k90.attrs", "k91-" + strings.Repeat("long", 275), "../k92"}
+
+// refuse mixes refused keys into the workload.
+func refuse(o *chaos.Options) { o.Refused = refusedKeys }
+
+// restarts restarts a writer about every minute (virtual), crashing it one
+// time in two.
+func restarts(o *chaos.Options) { o.RestartEvery, o.Crashes = time.Minute, 0.5 }
+
+// chaosSkew bounds the skew between the chaos test's writers' clocks
+// (failoverblob.Options.MaxClockSkew).
+const chaosSkew = 2 * time.Second
+
+// writers runs n writers whose clocks are up to chaosSkew apart, the last
+// fast by an hour if fast is set.
+func writers(n int, fast bool) func(o *chaos.Options) {
+	return func(o *chaos.Options) {
+		o.Writers, o.MaxClockSkew = n, chaosSkew
+		if fast {
+			o.FastClock = time.Hour
+		}
+	}
+}
+
+// none runs one writer that is never restarted, on sides that refuse no
+// key.
+func none(*chaos.Options) {}
+
 var chaosConfigs = []chaosConfig{
-	{"redirect", func() failoverblob.Options { return failoverblob.Options{} }},
-	{"mirror-either", func() failoverblob.Options { return failoverblob.Options{Mode: failoverblob.Mirror} }},
+	{"redirect", func() failoverblob.Options { return failoverblob.Options{} }, onSides, restarts},
+	{"mirror-either", func() failoverblob.Options { return failoverblob.Options{Mode: failoverblob.Mirror} }, inMemory, restarts},
 	{"mirror-both", func() failoverblob.Options {
 		return failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth}
-	}},
+	}, onSides, none},
 	{"redirect-flapping", func() failoverblob.Options {
-		return failoverblob.Options{
-			Breaker: tripFast(), CallTimeout: 2 * time.Second, FirstByteTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second,
-			SpoolMemory: 64 << 10, BestEffortList: true, ReconcileConcurrency: 2,
-		}
-	}},
+		return flapping(failoverblob.Options{SpoolMemory: 64 << 10, BestEffortList: true, ReconcileConcurrency: 2})
+	}, inFile, restarts},
 	{"mirror-either-flapping", func() failoverblob.Options {
-		return failoverblob.Options{
-			Mode: failoverblob.Mirror, Breaker: tripFast(),
-			CallTimeout: 2 * time.Second, FirstByteTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second, ReconcileConcurrency: 1,
-		}
-	}},
+		return flapping(failoverblob.Options{Mode: failoverblob.Mirror, ReconcileConcurrency: 1})
+	}, onSides, restarts},
 	{"mirror-both-flapping", func() failoverblob.Options {
-		return failoverblob.Options{
-			Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Breaker: tripFast(),
-			CallTimeout: 2 * time.Second, FirstByteTimeout: 2 * time.Second, IdleTimeout: 3 * time.Second,
-		}
-	}},
+		return flapping(failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
+	}, onSides, refuse},
+	{"redirect-refused-keys", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, refuse},
+	{"redirect-writers", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(3, false)},
+	{"redirect-writers-fast-clock", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(2, true)},
+	{"mirror-either-memory", func() failoverblob.Options { return failoverblob.Options{Mode: failoverblob.Mirror} }, inMemory, none},
+	{"mirror-both-memory-flapping", func() failoverblob.Options {
+		return flapping(failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
+	}, inMemory, none},
 }
 
 func configOf(seed int64) int { return int(seed % int64(len(chaosConfigs))) }
 
-// openChaos returns CheckFailover's open function for a configuration: a
-// failover bucket over the two sides with a fresh in-memory journal.
-func openChaos(cfg chaosConfig) func(ctx context.Context, primary, secondary *blob.Bucket) (failovertest.Target, error) {
-	return func(ctx context.Context, primary, secondary *blob.Bucket) (failovertest.Target, error) {
+// recoverWithin is how long after a side's last fault a failover bucket
+// with opts may still take it for down: its breaker's timeout, plus the
+// longest call to a side, plus a second.
+func recoverWithin(opts failoverblob.Options) time.Duration {
+	o := opts.Breaker
+	if o == nil {
+		o = &circuit.Settings{}
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = circuit.DefaultTimeout
+	}
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = 30 * time.Second
+	}
+	return timeout + max(idle, opts.CallTimeout, opts.FirstByteTimeout) + time.Second
+}
+
+// openChaos returns chaos.Check's open function for a configuration: a
+// failover bucket over the instance's sides, with its writer's id and
+// clock, and the journal the configuration names.
+func openChaos(cfg chaosConfig) func(ctx context.Context, env chaos.Env) (chaos.Target, error) {
+	return func(ctx context.Context, env chaos.Env) (chaos.Target, error) {
 		opts := cfg.opts()
-		opts.Journal = journal.NewMemory()
-		f, err := failoverblob.New(ctx, primary, secondary, &opts)
-		if err != nil {
-			return failovertest.Target{}, err
+		opts.WriterID, opts.Now, opts.MaxClockSkew = env.WriterID, env.Now, chaosSkew
+		if cfg.journal != onSides {
+			opts.Journal = env.Journal
 		}
-		return failovertest.Target{
+		// Reads compare both sides' versions of keys this instance knows
+		// of no pending work for: read-your-writes across instances, and
+		// while a side's journal entries cannot be read, as the oracle
+		// holds every instance to.
+		opts.StrictReads = true
+		f, err := failoverblob.New(ctx, env.Primary, env.Secondary, &opts)
+		if err != nil {
+			return chaos.Target{}, err
+		}
+		return chaos.Target{
 			Bucket: f.Bucket(),
 			Reconcile: func(ctx context.Context) (int, error) {
+				// A pass of Run with VerifyInterval set: the journal's
+				// repairs, then the verifier's, which settle what a crash
+				// kept from being recorded (the Mirror-mode crash window).
 				r, err := f.Drain(ctx)
-				return r.Remaining, err
+				v, verr := f.Verify(ctx, &failoverblob.VerifyOptions{Prefix: "chaos/", Repair: true})
+				return r.Remaining + v.Differing - v.Repaired, errors.Join(err, verr)
 			},
-			Mirror: opts.Mode == failoverblob.Mirror,
+			Mirror:      opts.Mode == failoverblob.Mirror,
+			AckBoth:     opts.Mode == failoverblob.Mirror && opts.Ack == failoverblob.AckBoth,
+			StrictReads: opts.StrictReads,
 		}, nil
 	}
 }
 
 // TestChaos runs concurrent clients against failover buckets while a seeded
-// schedule takes the sides down and heals them, and checks the history
-// against an oracle: nothing acknowledged lost, no delete undone, no newer
-// object replaced by an older one, sides converged, per-key histories
-// linearizable. By default it runs seeds 1 to 200 of 2,000 operations each
-// (-short: 12 seeds of 500); -chaos.seeds runs more, -chaos.seed replays
-// one.
+// schedule takes the sides down and heals them, restarts and crashes the
+// buckets, and runs several writers with skewed clocks, and checks the
+// history against an oracle: nothing acknowledged lost, no delete undone,
+// no newer object replaced by an older one, no read going back in time, no
+// repeated delete acknowledged, no refused key acknowledged or taken for an
+// outage, sides converged, per-key histories linearizable. By default it
+// runs seeds 1 to 200 of 2,000 operations each (-short: 16 seeds of 500);
+// -chaos.seeds runs more, -chaos.seed replays one.
 func TestChaos(t *testing.T) {
 	seeds, ops := *chaosSeeds, *chaosOps
 	if testing.Short() && *chaosSeed == 0 {
-		seeds, ops = min(seeds, 12), min(ops, 500)
+		seeds, ops = min(seeds, 2*len(chaosConfigs)), min(ops, 500)
 	}
-	bySide := make([][]int64, len(chaosConfigs))
+	byConfig := make([][]int64, len(chaosConfigs))
 	if *chaosSeed != 0 {
-		bySide[configOf(*chaosSeed)] = []int64{*chaosSeed}
+		byConfig[configOf(*chaosSeed)] = []int64{*chaosSeed}
 	} else {
 		for s := int64(1); s <= int64(seeds); s++ {
-			bySide[configOf(s)] = append(bySide[configOf(s)], s)
+			byConfig[configOf(s)] = append(byConfig[configOf(s)], s)
 		}
 	}
-	var total failovertest.CheckReport
+	var total chaos.Report
 	for i, cfg := range chaosConfigs {
-		if len(bySide[i]) == 0 {
+		if len(byConfig[i]) == 0 {
 			continue
 		}
 		t.Run(cfg.name, func(t *testing.T) {
-			rep := failovertest.CheckFailover(t, openChaos(cfg), &failovertest.CheckOptions{
-				Seeds:        bySide[i],
-				Ops:          ops,
-				Clients:      6,
-				Keys:         10,
-				MaxSize:      *chaosMaxSize,
-				PartialLists: cfg.opts().BestEffortList,
-				Unavailable:  func(err error) bool { return errors.Is(err, failoverblob.ErrUnavailable) },
+			o := &chaos.Options{
+				Seeds:         byConfig[i],
+				Ops:           ops,
+				Clients:       6,
+				Keys:          10,
+				MaxSize:       *chaosMaxSize,
+				PartialLists:  cfg.opts().BestEffortList,
+				RecoverWithin: recoverWithin(cfg.opts()),
+				Unavailable:   func(err error) bool { return errors.Is(err, failoverblob.ErrUnavailable) },
 				Replay: func(seed int64) string {
 					return fmt.Sprintf("go test -race -run '^TestChaos$' -chaos.seed=%d -chaos.ops=%d -chaos.maxsize=%d .", seed, ops, *chaosMaxSize)
 				},
-			})
+				// A history that is not linearizable can take the search
+				// long to refute; ten seconds a key bounds a failing run (a
+				// key it gives up on is reported, and the oracle's own
+				// checks still judge its reads).
+				LinearizabilityTimeout: 10 * time.Second,
+			}
+			o.JournalFile = cfg.journal == inFile
+			cfg.fleet(o)
+			rep := chaos.Check(t, openChaos(cfg), o)
 			t.Logf("%s:\n%s", cfg.name, rep)
 			total.Add(rep)
 		})

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,14 +15,14 @@ import (
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/circuit"
-	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/failovertest/chaos"
 	"github.com/failoverblob/failoverblob/internal/emulators"
 	"github.com/failoverblob/failoverblob/journal"
 	"github.com/failoverblob/failoverblob/providers"
 )
 
 var (
-	wireChaosSeeds   = flag.Int("chaos.wire.seeds", 8, "TestChaosOverTheWire: how many seeds to run (seeds 1 to N)")
+	wireChaosSeeds   = flag.Int("chaos.wire.seeds", 10, "TestChaosOverTheWire: how many seeds to run (seeds 1 to N)")
 	wireChaosOps     = flag.Int("chaos.wire.ops", 400, "TestChaosOverTheWire: operations per seed")
 	wireChaosSeed    = flag.Int64("chaos.wire.seed", 0, "TestChaosOverTheWire: run only this seed (a replay)")
 	wireChaosMaxSize = flag.Int64("chaos.wire.maxsize", 1<<20, "TestChaosOverTheWire: largest object written, in bytes")
@@ -41,12 +42,46 @@ const wireChaosTransport = "&attempt_timeout=300ms&max_attempts=1"
 // up on it (see wireFaults).
 const wireMaxLatency = 200 * time.Millisecond
 
-// wireChaosConfig is one failover configuration the wire chaos test runs; a
-// seed picks its configuration (seed modulo the number of configurations).
+// wireChaosConfig is one failover configuration the wire chaos test runs,
+// and the fleet it runs as; a seed picks its configuration (seed modulo the
+// number of configurations).
 type wireChaosConfig struct {
-	name string
-	opts func() failoverblob.Options
+	name  string
+	opts  func() failoverblob.Options
+	fleet func(o *chaos.Options)
+	// ownJournal gives each writer a journal of its own (a file, with
+	// chaos.Options.JournalFile, or memory); otherwise the journal is the
+	// failover bucket's default, on the sides, shared by every writer.
+	ownJournal bool
 }
+
+// wireRefused is a key both emulators refuse to create, as S3 and GCS refuse
+// names over 1,024 bytes (with an HTTP 400, the caller's bad input).
+var wireRefused = []string{"k91-" + strings.Repeat("long", 275)}
+
+// wireRestarts restarts a writer about every second, crashing it one time in
+// two, with its journal in a file if file is set.
+func wireRestarts(file bool) func(o *chaos.Options) {
+	return func(o *chaos.Options) { o.RestartEvery, o.Crashes, o.JournalFile = time.Second, 0.5, file }
+}
+
+// wireWriters runs n writers whose clocks are up to wireSkew apart, the last
+// fast by an hour if fast is set.
+func wireWriters(n int, fast bool) func(o *chaos.Options) {
+	return func(o *chaos.Options) {
+		o.Writers, o.MaxClockSkew = n, wireSkew
+		if fast {
+			o.FastClock = time.Hour
+		}
+	}
+}
+
+// wireSkew is the writers' clock skew bound over the wire
+// (failoverblob.Options.MaxClockSkew). It is also how far a version may be
+// ahead of its object's modification time, which the S3 emulator, like S3,
+// keeps to the second: with writers' clocks up to a second apart, two
+// seconds.
+const wireSkew = 2 * time.Second
 
 // wireBreaker trips on the first outage and stays open for 100 ms, so that
 // breakers flap within the test's fault windows.
@@ -62,14 +97,15 @@ func wireTimeouts(o failoverblob.Options) failoverblob.Options {
 }
 
 var wireChaosConfigs = []wireChaosConfig{
-	{"redirect", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }},
-	{"mirror-either", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror}) }},
+	{"redirect", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireRestarts(false), false},
+	{"mirror-either", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror}) }, wireRestarts(true), true},
 	{"redirect-best-effort-list", func() failoverblob.Options {
 		return wireTimeouts(failoverblob.Options{BestEffortList: true, SpoolMemory: 64 << 10, ReconcileConcurrency: 2})
-	}},
+	}, wireWriters(2, false), false},
 	{"mirror-both", func() failoverblob.Options {
 		return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
-	}},
+	}, func(*chaos.Options) {}, true},
+	{"redirect-writers-fast-clock", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireWriters(2, true), false},
 }
 
 // wireFaults switches the faults of one seed's two sides: the TCP fault
@@ -86,29 +122,29 @@ type wireFaults struct {
 // past its deadline and delivered afterwards, when its caller has been told
 // it failed, can replace a newer write of the same key on that side; the
 // README's Limitations describe that case, which this check leaves out.
-func (f *wireFaults) Fault(side int, w failovertest.WireFault) {
+func (f *wireFaults) Fault(side journal.Side, w chaos.WireFault) {
 	p := f.proxy[side]
 	switch w.Kind {
-	case failovertest.WireReset:
+	case chaos.WireReset:
 		p.Set(emulators.ProxyReset)
-	case failovertest.WireHang:
+	case chaos.WireHang:
 		p.Set(emulators.ProxyHang)
-	case failovertest.WireCut:
+	case chaos.WireCut:
 		p.CutAfter(w.CutAfter)
 		p.Set(emulators.ProxyCut)
-	case failovertest.WireSlow:
+	case chaos.WireSlow:
 		p.Latency(min(w.Latency, wireMaxLatency))
 		p.Set(emulators.ProxySlow)
-	case failovertest.WireRefuse:
+	case chaos.WireRefuse:
 		p.Set(emulators.ProxyRefuse)
-	case failovertest.WireUnavailable:
+	case chaos.WireUnavailable:
 		f.srv[side].Set(emulators.Unavailable)
 	default:
 		panic(fmt.Sprintf("wire fault %v", w))
 	}
 }
 
-func (f *wireFaults) Heal(side int) {
+func (f *wireFaults) Heal(side journal.Side) {
 	if f.proxy[side].Fault() == emulators.ProxyHang {
 		// Drop what the hang held instead of delivering it late.
 		f.proxy[side].Set(emulators.ProxyReset)
@@ -120,7 +156,7 @@ func (f *wireFaults) Heal(side int) {
 // wireSides starts a seed's emulators, S3 for the primary and GCS for the
 // secondary, each behind a fault proxy, and opens each side through its
 // proxy with providers.OpenBucket.
-func wireSides(t *testing.T) (primary, secondary *blob.Bucket, faults failovertest.WireFaults) {
+func wireSides(t *testing.T) (primary, secondary *blob.Bucket, faults chaos.WireFaults) {
 	ctx := context.Background()
 	f := &wireFaults{}
 	f.srv[0] = emulators.StartS3(t, wireChaosBucket)
@@ -140,23 +176,34 @@ func wireSides(t *testing.T) (primary, secondary *blob.Bucket, faults failoverte
 	return primary, secondary, f
 }
 
-// openWireChaos returns CheckFailover's open function for a configuration:
-// a failover bucket over the two sides with a fresh in-memory journal.
-func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, primary, secondary *blob.Bucket) (failovertest.Target, error) {
-	return func(ctx context.Context, primary, secondary *blob.Bucket) (failovertest.Target, error) {
+// openWireChaos returns chaos.Check's open function for a configuration:
+// a failover bucket over the instance's sides, with its writer's id and
+// clock, and the journal the configuration names.
+func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, env chaos.Env) (chaos.Target, error) {
+	return func(ctx context.Context, env chaos.Env) (chaos.Target, error) {
 		opts := cfg.opts()
-		opts.Journal = journal.NewMemory()
-		f, err := failoverblob.New(ctx, primary, secondary, &opts)
-		if err != nil {
-			return failovertest.Target{}, err
+		opts.WriterID, opts.Now, opts.MaxClockSkew = env.WriterID, env.Now, wireSkew
+		if cfg.ownJournal {
+			opts.Journal = env.Journal
 		}
-		return failovertest.Target{
+		opts.StrictReads = true // as in TestChaos
+		f, err := failoverblob.New(ctx, env.Primary, env.Secondary, &opts)
+		if err != nil {
+			return chaos.Target{}, err
+		}
+		return chaos.Target{
 			Bucket: f.Bucket(),
 			Reconcile: func(ctx context.Context) (int, error) {
+				// A pass of Run with VerifyInterval set: the journal's
+				// repairs, then the verifier's, which settle what a crash
+				// kept from being recorded (the Mirror-mode crash window).
 				r, err := f.Drain(ctx)
-				return r.Remaining, err
+				v, verr := f.Verify(ctx, &failoverblob.VerifyOptions{Prefix: "chaos/", Repair: true})
+				return r.Remaining + v.Differing - v.Repaired, errors.Join(err, verr)
 			},
-			Mirror: opts.Mode == failoverblob.Mirror,
+			Mirror:      opts.Mode == failoverblob.Mirror,
+			AckBoth:     opts.Mode == failoverblob.Mirror && opts.Ack == failoverblob.AckBoth,
+			StrictReads: opts.StrictReads,
 		}, nil
 	}
 }
@@ -165,9 +212,11 @@ func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, primary, secon
 // bucket's primary is an S3 emulator and its secondary a GCS emulator, each
 // reached through a TCP fault proxy that a seeded schedule resets, hangs,
 // cuts, slows and closes (and each emulator answers 503 now and then), in
-// real time. The history is checked by the same oracle. By default it runs
-// seeds 1 to 8 of 400 operations each, two per configuration;
-// -chaos.wire.seeds runs more, -chaos.wire.seed replays one.
+// real time, while writers' buckets are restarted and crashed, several
+// writers with skewed clocks share the sides, and clients use a key too
+// long for either service. The history is checked by the same oracle. By
+// default it runs seeds 1 to 10 of 400 operations each, two per
+// configuration; -chaos.wire.seeds runs more, -chaos.wire.seed replays one.
 func TestChaosOverTheWire(t *testing.T) {
 	start := time.Now()
 	byConfig := make([][]int64, len(wireChaosConfigs))
@@ -181,7 +230,7 @@ func TestChaosOverTheWire(t *testing.T) {
 	}
 	var (
 		mu    sync.Mutex
-		total failovertest.CheckReport
+		total chaos.Report
 	)
 	t.Run("configs", func(t *testing.T) {
 		for i, cfg := range wireChaosConfigs {
@@ -190,7 +239,7 @@ func TestChaosOverTheWire(t *testing.T) {
 			}
 			t.Run(cfg.name, func(t *testing.T) {
 				t.Parallel()
-				rep := failovertest.CheckFailover(t, openWireChaos(cfg), &failovertest.CheckOptions{
+				o := &chaos.Options{
 					Seeds:        byConfig[i],
 					Ops:          *wireChaosOps,
 					Clients:      4,
@@ -208,7 +257,10 @@ func TestChaosOverTheWire(t *testing.T) {
 					LinearizabilityTimeout: 10 * time.Second,
 					Sides:                  wireSides,
 					Window:                 300 * time.Millisecond,
-				})
+					Refused:                wireRefused,
+				}
+				cfg.fleet(o)
+				rep := chaos.Check(t, openWireChaos(cfg), o)
 				t.Logf("%s:\n%s", cfg.name, rep)
 				mu.Lock()
 				total.Add(rep)

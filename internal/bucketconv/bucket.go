@@ -94,7 +94,13 @@ func (p portable) DownloadAt(ctx context.Context, key string, w io.WriterAt, opt
 func (p portable) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	o := WriterOptions(contentType, opts)
 	o.ContentMD5 = opts.ContentMD5
-	return p.b.NewWriter(ctx, key, o)
+	w, err := p.b.NewWriter(ctx, key, o)
+	if err != nil {
+		// Not w: a nil *blob.Writer in a driver.Writer is not a nil
+		// writer, and the portable layer in front would close it.
+		return nil, err
+	}
+	return w, nil
 }
 
 func (p portable) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {

@@ -290,6 +290,40 @@ func TestHealthyRoundTrip(t *testing.T) {
 	})
 }
 
+// TestLongNamesRefused checks that both emulators refuse to create an
+// object whose name is over 1,024 bytes, as S3 and GCS do, with an HTTP 400
+// answer (the caller's bad input, not an outage), and store nothing.
+func TestLongNamesRefused(t *testing.T) {
+	forEachProvider(t, func(t *testing.T, p provider) {
+		srv := p.start(t)
+		b := p.open(t, srv.URL())
+		ctx := context.Background()
+		long, longest := "dir/"+strings.Repeat("n", 1100), "dir/"+strings.Repeat("n", 1020)
+
+		// A small write, and one large enough for a resumable upload.
+		for _, size := range []int{1, 17 << 20} {
+			err := b.WriteAll(ctx, long, make([]byte, size), nil)
+			var withStatus interface{ HTTPStatusCode() int }
+			var gErr *googleapi.Error
+			switch {
+			case err == nil:
+				t.Fatalf("writing %d bytes under a 1,104-byte name: no error", size)
+			case errors.As(err, &withStatus) && withStatus.HTTPStatusCode() == http.StatusBadRequest:
+			case errors.As(err, &gErr) && gErr.Code == http.StatusBadRequest:
+			default:
+				t.Errorf("writing %d bytes under a 1,104-byte name: %v, want an HTTP 400 answer", size, err)
+			}
+		}
+		mustWrite(t, b, longest, []byte("x"))
+		if err := b.Copy(ctx, long, longest, nil); err == nil {
+			t.Error("copying to a 1,104-byte name: no error")
+		}
+		if got, want := listKeys(t, b, "dir/"), []string{longest}; len(got) != 1 || got[0] != want[0] {
+			t.Errorf("listed %d keys, want only the 1,024-byte one", len(got))
+		}
+	})
+}
+
 // TestLargeUploads checks the upload paths used for large objects: S3
 // multipart uploads and GCS resumable uploads, whose session URL the
 // emulator hands out for its own address.

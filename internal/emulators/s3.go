@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/johannesboyne/gofakes3"
@@ -36,8 +37,34 @@ func NewS3(buckets ...string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	faker := gofakes3.New(backend)
-	return newServer(logError, ln, s3DeletePreconditions(faker.Server()), s3Unavailable, nil), nil
+	h := s3DeletePreconditions(gofakes3.New(backend).Server())
+	keysChecked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := s3ObjectKey(r); len(key) > s3MaxKey && (r.Method == http.MethodPut || r.Method == http.MethodPost) {
+			s3KeyTooLong(w)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	return newServer(logError, ln, keysChecked, s3Unavailable, nil), nil
+}
+
+// s3MaxKey is the longest key S3 accepts, in bytes of UTF-8. gofakes3
+// refuses longer keys in PutObject but not when a multipart upload starts;
+// S3 refuses them in every request that creates an object.
+const s3MaxKey = 1024
+
+// s3ObjectKey returns the key a path-style request names ("/bucket/key").
+func s3ObjectKey(r *http.Request) string {
+	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return key
+}
+
+// s3KeyTooLong answers like S3 to a key over s3MaxKey: 400 KeyTooLongError.
+func s3KeyTooLong(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>
+<Error><Code>KeyTooLongError</Code><Message>Your key is too long</Message><RequestId>EMULATOR400</RequestId><HostId>emulator</HostId></Error>`)
 }
 
 // s3Unavailable answers like S3 under load: 503 with a SlowDown error.

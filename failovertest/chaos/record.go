@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // The context keys by which the recorder tells who made a call to a side:
@@ -28,7 +29,7 @@ type (
 // always known, a value may be valueUnknown, and a change whose call failed
 // is logged as uncertain: it may have reached the side, or may yet.
 type commit struct {
-	side       int
+	side       journal.Side
 	key        string
 	value      valueID // what the side holds afterwards; 0: nothing
 	prev       valueID // what it held before; 0: nothing
@@ -63,7 +64,7 @@ func newCommitLog(prefix string) *commitLog {
 
 // apply runs change, which mutates key on side, and logs its effect if it
 // succeeds. value reports what the side holds afterwards.
-func (l *commitLog) apply(ctx context.Context, side int, key string, change func() error, value func() valueID) error {
+func (l *commitLog) apply(ctx context.Context, side journal.Side, key string, change func() error, value func() valueID) error {
 	if !strings.HasPrefix(key, l.prefix) {
 		return change()
 	}
@@ -143,7 +144,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // Injector stops never reaches it, and an Applied one does.
 type recorder struct {
 	base *blob.Bucket
-	side int
+	side journal.Side
 	log  *commitLog
 	lat  *latency
 }

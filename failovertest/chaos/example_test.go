@@ -1,29 +1,28 @@
-package failovertest_test
+package chaos_test
 
 import (
 	"context"
 	"errors"
 	"testing"
 
-	"gocloud.dev/blob"
-
 	"github.com/failoverblob/failoverblob"
-	"github.com/failoverblob/failoverblob/failovertest"
-	"github.com/failoverblob/failoverblob/journal"
+	"github.com/failoverblob/failoverblob/failovertest/chaos"
 )
 
 // How a user proves their own failover configuration: their options, their
 // journal, a short check in their own CI.
-func TestCheckFailoverOnAUserConfiguration(t *testing.T) {
-	report := failovertest.CheckFailover(t, func(ctx context.Context, primary, secondary *blob.Bucket) (failovertest.Target, error) {
-		f, err := failoverblob.New(ctx, primary, secondary, &failoverblob.Options{
-			Mode:    failoverblob.Mirror,
-			Journal: journal.NewMemory(), // a durable journal in production
+func TestCheckOnAUserConfiguration(t *testing.T) {
+	report := chaos.Check(t, func(ctx context.Context, env chaos.Env) (chaos.Target, error) {
+		f, err := failoverblob.New(ctx, env.Primary, env.Secondary, &failoverblob.Options{
+			Mode:     failoverblob.Mirror,
+			Journal:  env.Journal, // the check's stand-in for a durable journal
+			WriterID: env.WriterID,
+			Now:      env.Now,
 		})
 		if err != nil {
-			return failovertest.Target{}, err
+			return chaos.Target{}, err
 		}
-		return failovertest.Target{
+		return chaos.Target{
 			Bucket: f.Bucket(),
 			Reconcile: func(ctx context.Context) (int, error) {
 				r, err := f.Drain(ctx)
@@ -31,7 +30,7 @@ func TestCheckFailoverOnAUserConfiguration(t *testing.T) {
 			},
 			Mirror: true,
 		}, nil
-	}, &failovertest.CheckOptions{
+	}, &chaos.Options{
 		Unavailable: func(err error) bool { return errors.Is(err, failoverblob.ErrUnavailable) },
 	})
 	t.Logf("\n%s", report)

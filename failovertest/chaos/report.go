@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"fmt"
@@ -8,13 +8,20 @@ import (
 	"time"
 )
 
-// CheckReport is what CheckFailover did and found, summed over its seeds.
+// Report is what Check did and found, summed over its seeds.
 // Times are virtual (testing/synctest), or real for a run over the wire.
-type CheckReport struct {
+type Report struct {
 	Seeds       int     // seeds run
 	FailedSeeds []int64 // seeds that found a violation or could not run
-	// OverTheWire says the seeds ran over CheckOptions.Sides, in real time.
+	// OverTheWire says the seeds ran over Options.Sides, in real time.
 	OverTheWire bool
+
+	// Writers is the number of writers (failover buckets at once) per
+	// seed; Restarts and Crashes count the clean restarts and the crashes
+	// of their instances, and OpsCutByCrash the operations a crash cut off
+	// (taken as failed, whatever they returned).
+	Writers                          int
+	Restarts, Crashes, OpsCutByCrash int
 
 	Ops        int            // client operations, final reads excluded
 	OpsByKind  map[string]int // client operations by kind (Put, Get, ...)
@@ -44,6 +51,10 @@ type CheckReport struct {
 	// Reads are Gets, Attributes and Lists, by outcome.
 	ReadsOK, ReadsNotFound, ReadsUnavailable, ReadsFailed int
 
+	// RepeatedDeletes counts second deletes of a key in a row by one
+	// client; RefusedKeyOps the operations on keys the sides refuse.
+	RepeatedDeletes, RefusedKeyOps int
+
 	ReconcilePasses     int // reconcile passes made while the faults went on
 	RepairsByReconciler int // changes the reconciler made to a side
 
@@ -51,10 +62,17 @@ type CheckReport struct {
 	LostWrites         int // acknowledged writes unreadable (or hidden by older values) though nothing replaced them
 	ResurrectedDeletes int // values read again after an acknowledged delete
 	StaleOverwrites    int // reconciler changes that replaced a newer object with an older one
-	Violations         int // every violation, those above included
+	// NonMonotonicReads are reads that showed a client an older state than
+	// it had seen; RepeatedDeletesAcked second deletes acknowledged with
+	// nothing to delete; RefusedAcked operations on refused keys that
+	// succeeded; UnavailableWhenQuiet operations answered unavailable with
+	// the sides free of faults (see Options.RecoverWithin).
+	NonMonotonicReads, RepeatedDeletesAcked, RefusedAcked, UnavailableWhenQuiet int
+	Violations                                                                  int // every violation, those above included
 
 	// Linearizability verdicts of the per-key histories (porcupine). Unknown
-	// means the check ran out of time; it does not fail the seed.
+	// means the check ran out of time, or was not run because the seed had
+	// failed already; it does not fail the seed.
 	KeysLinearizable, KeysNotLinearizable, KeysUnknown int
 	// LinearizabilityTime is the real time the linearizability checks took.
 	LinearizabilityTime time.Duration
@@ -65,7 +83,7 @@ type CheckReport struct {
 	Settle, SettleMax time.Duration
 }
 
-func (r *CheckReport) add(o CheckReport) {
+func (r *Report) add(o Report) {
 	addMap := func(dst *map[string]int, src map[string]int) {
 		if *dst == nil {
 			*dst = map[string]int{}
@@ -75,6 +93,16 @@ func (r *CheckReport) add(o CheckReport) {
 		}
 	}
 	r.Seeds += o.Seeds
+	r.Writers = max(r.Writers, o.Writers)
+	r.Restarts += o.Restarts
+	r.Crashes += o.Crashes
+	r.OpsCutByCrash += o.OpsCutByCrash
+	r.RepeatedDeletes += o.RepeatedDeletes
+	r.RefusedKeyOps += o.RefusedKeyOps
+	r.NonMonotonicReads += o.NonMonotonicReads
+	r.RepeatedDeletesAcked += o.RepeatedDeletesAcked
+	r.RefusedAcked += o.RefusedAcked
+	r.UnavailableWhenQuiet += o.UnavailableWhenQuiet
 	r.FailedSeeds = append(r.FailedSeeds, o.FailedSeeds...)
 	r.OverTheWire = r.OverTheWire || o.OverTheWire
 	r.Ops += o.Ops
@@ -112,11 +140,11 @@ func (r *CheckReport) add(o CheckReport) {
 }
 
 // Add adds the figures of o to r, for callers that sum several
-// CheckFailover runs (one per configuration, say).
-func (r *CheckReport) Add(o CheckReport) { r.add(o) }
+// Check runs (one per configuration, say).
+func (r *Report) Add(o Report) { r.add(o) }
 
 // String returns the figures as a few lines of text.
-func (r CheckReport) String() string {
+func (r Report) String() string {
 	var b strings.Builder
 	kv := func(m map[string]int) string {
 		var parts []string
@@ -130,7 +158,10 @@ func (r CheckReport) String() string {
 		total += n
 	}
 	fmt.Fprintf(&b, "seeds: %d (failed: %d)\n", r.Seeds, len(r.FailedSeeds))
-	fmt.Fprintf(&b, "operations: %d (%s), plus %d final reads\n", r.Ops, kv(r.OpsByKind), r.FinalReads)
+	fmt.Fprintf(&b, "operations: %d (%s), plus %d final reads; %d repeated deletes, %d on refused keys\n", r.Ops, kv(r.OpsByKind), r.FinalReads, r.RepeatedDeletes, r.RefusedKeyOps)
+	if r.Writers > 1 || r.Restarts+r.Crashes > 0 {
+		fmt.Fprintf(&b, "writers per seed: %d; restarts: %d clean, %d crashes (%d operations cut off)\n", r.Writers, r.Restarts, r.Crashes, r.OpsCutByCrash)
+	}
 	faulted, clock, ambiguous := "calls faulted", "virtual", "failed but stored"
 	if r.OverTheWire {
 		faulted, clock, ambiguous = "calls to a side failed", "real", "failed, may be stored"
@@ -140,8 +171,9 @@ func (r CheckReport) String() string {
 	fmt.Fprintf(&b, "deletes: %d acknowledged, %d not found, %d failed; copies: %d acknowledged, %d source not found, %d failed, %d ambiguous\n", r.DeletesAcked, r.DeletesNotFound, r.DeletesFailed, r.CopiesAcked, r.CopiesNotFound, r.CopiesFailed, r.CopiesAmbiguous)
 	fmt.Fprintf(&b, "reads: %d ok, %d not found, %d unavailable, %d other errors\n", r.ReadsOK, r.ReadsNotFound, r.ReadsUnavailable, r.ReadsFailed)
 	fmt.Fprintf(&b, "reconcile passes during faults: %d; changes made by the reconciler: %d\n", r.ReconcilePasses, r.RepairsByReconciler)
-	fmt.Fprintf(&b, "lost writes: %d; resurrected deletes: %d; stale overwrites: %d; violations in all: %d\n", r.LostWrites, r.ResurrectedDeletes, r.StaleOverwrites, r.Violations)
-	fmt.Fprintf(&b, "per-key histories: %d linearizable, %d not, %d unknown (timed out); checked in %v\n", r.KeysLinearizable, r.KeysNotLinearizable, r.KeysUnknown, r.LinearizabilityTime.Round(time.Millisecond))
+	fmt.Fprintf(&b, "lost writes: %d; resurrected deletes: %d; stale overwrites: %d; reads gone back: %d; repeated deletes acknowledged: %d; refused keys acknowledged: %d; unavailable while quiet: %d; violations in all: %d\n",
+		r.LostWrites, r.ResurrectedDeletes, r.StaleOverwrites, r.NonMonotonicReads, r.RepeatedDeletesAcked, r.RefusedAcked, r.UnavailableWhenQuiet, r.Violations)
+	fmt.Fprintf(&b, "per-key histories: %d linearizable, %d not, %d unknown (timed out, or the seed failed already); checked in %v\n", r.KeysLinearizable, r.KeysNotLinearizable, r.KeysUnknown, r.LinearizabilityTime.Round(time.Millisecond))
 	mean := time.Duration(0)
 	if r.Seeds > 0 {
 		mean = r.Settle / time.Duration(r.Seeds)

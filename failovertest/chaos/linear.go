@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"fmt"
@@ -169,6 +169,9 @@ func (a *analysis) history(h *keyHistory) []porcupine.Operation {
 		ops = append(ops, porcupine.Operation{ClientId: m.op.client, Input: in, Call: m.call, Return: m.ret})
 	}
 	for _, s := range h.seen {
+		if !s.strict {
+			continue
+		}
 		in := linInput{kind: linSee, seen: s.sighting, label: fmt.Sprintf("%s: %s", s.op, s.sighting)}
 		if s.op.kind == opList {
 			// A listing's sizes of keys with pending work come from what the
@@ -184,48 +187,65 @@ func (a *analysis) history(h *keyHistory) []porcupine.Operation {
 
 // checkLinearizable checks each key's history with porcupine. A history
 // that is not linearizable is drawn to an HTML file named in the failure.
+// Each key's search is bounded by LinearizabilityTimeout, and the seed's by
+// three times that: keys left when it runs out are reported unknown, as are
+// all of a seed's keys when the other checks have failed it already.
 func (a *analysis) checkLinearizable() {
 	start := time.Now()
 	defer func() { a.report.LinearizabilityTime += time.Since(start) }()
 	model := a.registerModel()
+	failed := len(a.violations) > 0
 	keys := make([]string, 0, len(a.keys))
 	for k := range a.keys {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
+		if info := a.keys[k].info; info.refused || (len(a.r.writers) > 1 && info.owner < 0) {
+			continue // never stored (see checkRefused), or changed by every writer (see Check)
+		}
+		if failed || time.Since(start) > 3*a.r.o.LinearizabilityTimeout {
+			// The seed has failed already, or its histories take this long
+			// (a history that is not linearizable can take the search long
+			// to refute): the keys left are not searched.
+			a.report.KeysUnknown++
+			a.unknown = append(a.unknown, k)
+			continue
+		}
 		ops := a.history(a.keys[k])
 		if a.linearizableWithout(model, ops) {
 			a.report.KeysLinearizable++
 			continue
 		}
-		switch porcupine.CheckOperationsTimeout(model, ops, a.r.o.LinearizabilityTimeout) {
+		// One search, verbose so that a history that is not linearizable can
+		// be drawn without searching again.
+		result, info := porcupine.CheckOperationsVerbose(model, ops, a.r.o.LinearizabilityTimeout)
+		switch result {
 		case porcupine.Ok:
 			a.report.KeysLinearizable++
 		case porcupine.Unknown:
 			a.report.KeysUnknown++
 			a.unknown = append(a.unknown, k)
-
 		default:
 			a.report.KeysNotLinearizable++
 			where := ""
-			_, info := porcupine.CheckOperationsVerbose(model, ops, a.r.o.LinearizabilityTimeout)
-			name := fmt.Sprintf("failovertest-seed%d-%s.html", a.r.seed, strings.ReplaceAll(k, "/", "_"))
+			name := fmt.Sprintf("chaos-seed%d-%s.html", a.r.seed, strings.ReplaceAll(k, "/", "_"))
 			path := filepath.Join(os.TempDir(), name)
 			if err := porcupine.VisualizePath(model, info, path); err == nil {
 				where = "; drawn in " + path
 			}
-			a.violation("the history of %s (%d operations) is not linearizable%s", k, len(ops), where)
+			a.violation("the history of %s (%d operations) is not linearizable%s%s", k, len(ops), where, a.firstFailure(model, ops))
 		}
 	}
 }
 
-// linearizableWithout tries cheaper sub-histories first. An operation that
-// failed returns at infinity, so it can always be placed after everything
-// else: if a history is linearizable without some of them, it is with them.
-// The search is exponential in the failed deletes that may take effect at
-// any time, so the sub-histories keep few of them: none, then for each
-// sighting of an absent key the failed delete that began last before it.
+// linearizableWithout tries cheaper sub-histories first, briefly. An
+// operation that failed returns at infinity, so it can always be placed
+// after everything else: if a history is linearizable without some of them,
+// it is with them. The search is exponential in the failed deletes that may
+// take effect at any time, so the sub-histories keep few of them: none, then
+// for each sighting of an absent key the failed delete that began last
+// before it.
 func (a *analysis) linearizableWithout(model porcupine.Model, ops []porcupine.Operation) bool {
 	var settled, failedDeletes []porcupine.Operation
 	for _, op := range ops {
@@ -239,7 +259,10 @@ func (a *analysis) linearizableWithout(model porcupine.Model, ops []porcupine.Op
 	if len(settled) == len(ops) {
 		return false // nothing to leave out: the caller checks the history
 	}
-	if porcupine.CheckOperationsTimeout(model, settled, a.r.o.LinearizabilityTimeout) == porcupine.Ok {
+	// A sub-history that is not linearizable can take porcupine long to
+	// refute; these are shortcuts only, so they get a thirtieth of the time.
+	timeout := a.r.o.LinearizabilityTimeout / 30
+	if porcupine.CheckOperationsTimeout(model, settled, timeout) == porcupine.Ok {
 		return true
 	}
 	if len(failedDeletes) == 0 {
@@ -264,5 +287,67 @@ func (a *analysis) linearizableWithout(model porcupine.Model, ops []porcupine.Op
 	for i := range chosen {
 		sub = append(sub, failedDeletes[i])
 	}
-	return porcupine.CheckOperationsTimeout(model, sub, a.r.o.LinearizabilityTimeout) == porcupine.Ok
+	return porcupine.CheckOperationsTimeout(model, sub, timeout) == porcupine.Ok
+}
+
+// firstFailure describes where a history that is not linearizable first
+// fails: the shortest prefix of it (its operations by call time) that is
+// not linearizable ends with an operation that no order of the others
+// explains. It names that operation and the ones that overlap it or came
+// just before. A prefix of a linearizable history is linearizable, so the
+// shortest failing prefix is found by bisection; the search is bounded by
+// the linearizability timeout, and gives up quietly when that runs out.
+func (a *analysis) firstFailure(model porcupine.Model, ops []porcupine.Operation) string {
+	sorted := append([]porcupine.Operation(nil), ops...)
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+	deadline := time.Now().Add(a.r.o.LinearizabilityTimeout)
+	lo, hi := 1, len(sorted) // sorted[:hi] fails; sorted[:lo-1] passes
+	for lo < hi {
+		if time.Now().After(deadline) {
+			return ""
+		}
+		mid := (lo + hi) / 2
+		switch porcupine.CheckOperationsTimeout(model, sorted[:mid], time.Until(deadline)) {
+		case porcupine.Illegal:
+			hi = mid
+		case porcupine.Ok:
+			lo = mid + 1
+		default:
+			return ""
+		}
+	}
+	last := sorted[hi-1]
+	var b strings.Builder
+	show := func(op porcupine.Operation) {
+		ret := "fails"
+		if op.Return != math.MaxInt64 {
+			ret = fmt.Sprint(op.Return)
+		}
+		fmt.Fprintf(&b, "\n\t\t[%d, %s] %s", op.Call, ret, op.Input.(linInput).label)
+	}
+	from := max(0, hi-12)
+	// The changes just before the window, which the sightings in it may
+	// be about.
+	var changes []porcupine.Operation
+	for i := from - 1; i >= 0 && len(changes) < 6; i-- {
+		if sorted[i].Input.(linInput).kind != linSee {
+			changes = append(changes, sorted[i])
+		}
+	}
+	fmt.Fprintf(&b, "; it first fails at %s, with these before or overlapping it:", last.Input.(linInput).label)
+	for i := len(changes) - 1; i >= 0; i-- {
+		show(changes[i])
+	}
+	if len(changes) > 0 {
+		b.WriteString("\n\t\t...")
+	}
+	for i := from; i < hi; i++ {
+		show(sorted[i])
+	}
+	for _, op := range sorted[hi:] {
+		if op.Call < last.Return && op.Return > last.Call {
+			fmt.Fprintf(&b, "\n\t\t[%d, ...] (overlapping, later) %s", op.Call, op.Input.(linInput).label)
+		}
+	}
+	return b.String()
 }

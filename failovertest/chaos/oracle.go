@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"sort"
 
 	"gocloud.dev/gcerrors"
+
+	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // rawObject is what a side holds for a key at the end, read directly from
@@ -29,11 +32,11 @@ func (r *run) snapshotSides(ctx context.Context) (map[string]rawObject, map[stri
 				continue
 			}
 			if err != nil {
-				return nil, nil, fmt.Errorf("reading %q from the %s: %w", k, sideName(i), err)
+				return nil, nil, fmt.Errorf("reading %q from the %s: %w", k, journal.Side(i), err)
 			}
 			a, err := b.Attributes(ctx, k)
 			if err != nil {
-				return nil, nil, fmt.Errorf("reading the attributes of %q from the %s: %w", k, sideName(i), err)
+				return nil, nil, fmt.Errorf("reading the attributes of %q from the %s: %w", k, journal.Side(i), err)
 			}
 			o := rawObject{metadata: valueOf(a.Metadata), size: int64(len(data))}
 			o.content, o.err = decodeValue(data)
@@ -41,13 +44,6 @@ func (r *run) snapshotSides(ctx context.Context) (map[string]rawObject, map[stri
 		}
 	}
 	return out[0], out[1], nil
-}
-
-func sideName(i int) string {
-	if i == 0 {
-		return "primary"
-	}
-	return "secondary"
 }
 
 type mutKind int
@@ -73,16 +69,42 @@ type mutation struct {
 // keyHistory is everything that happened to one key.
 type keyHistory struct {
 	key       string
+	info      keyInfo
 	muts      []*mutation
 	byCall    []*mutation // acknowledged mutations by call
 	suffixMin []int64     // suffixMin[i]: the earliest return among byCall[i:]
 	seen      []seenAt
 }
 
-// seenAt is a sighting and the operation that made it.
+// seenAt is a sighting and the operation that made it. A strict sighting
+// is held to every check; with several writers, a sighting of a key through
+// a writer other than its owner only to those that hold across writers
+// (see Check).
 type seenAt struct {
 	sighting
-	op *op
+	op     *op
+	strict bool
+}
+
+// strict reports whether what o showed of key is held to every check: with
+// one writer always, with several only for a key o's writer alone changes.
+func (a *analysis) strict(o *op, key string) bool {
+	return len(a.r.writers) == 1 || a.r.keyInfo[key].owner == o.writer
+}
+
+// cutOffByCrashes marks the operations that were in flight on an instance
+// when it crashed: their answers reached no one, so each is an operation
+// that failed, which may or may not have taken effect, and what it read is
+// forgotten.
+func (a *analysis) cutOffByCrashes() {
+	for _, o := range a.ops {
+		if o.inst == nil {
+			continue
+		}
+		if k := o.inst.killedAt.Load(); k != 0 && o.ret > k {
+			o.crashed, o.out, o.seen, o.faults = true, outFailed, nil, nil
+		}
+	}
 }
 
 // analysis holds the history of a seed, indexed for the checks.
@@ -95,7 +117,7 @@ type analysis struct {
 	mayStore   map[int64]bool // over the wire: client operations whose data may have reached a side
 	keys       map[string]*keyHistory
 	cand       map[int64]map[valueID]bool // per Copy: the values its source may have held
-	report     CheckReport
+	report     Report
 	violations []string
 	unknown    []string // keys whose linearizability check timed out
 }
@@ -121,8 +143,9 @@ func (r *run) check() seedResult {
 		}
 	}
 	for _, k := range r.keys {
-		a.keys[k] = &keyHistory{key: k}
+		a.keys[k] = &keyHistory{key: k, info: r.keyInfo[k]}
 	}
+	a.cutOffByCrashes()
 	commits := r.log.snapshot()
 	for _, c := range commits {
 		switch {
@@ -139,7 +162,7 @@ func (r *run) check() seedResult {
 		}
 	}
 	a.report.Seeds = 1
-	a.report.ReconcilePasses = r.drains
+	a.report.ReconcilePasses = int(r.drains.Load())
 	a.report.Settle = r.settled
 	a.report.SettleMax = r.settled
 	a.report.FaultWindows = map[string]int{}
@@ -151,7 +174,7 @@ func (r *run) check() seedResult {
 		if in == nil {
 			continue
 		}
-		for _, op := range AllOps {
+		for _, op := range failovertest.AllOps {
 			a.report.CallsFaulted += in.Fired(op)
 		}
 	}
@@ -159,6 +182,10 @@ func (r *run) check() seedResult {
 		a.report.OverTheWire = true
 		a.report.CallsFaulted += r.failed.Load()
 	}
+
+	a.report.Writers = len(r.writers)
+	a.report.Restarts = int(r.restarts.Load())
+	a.report.Crashes = int(r.crashes.Load())
 
 	a.collect()
 	a.checkStored()
@@ -169,6 +196,10 @@ func (r *run) check() seedResult {
 			a.explain(h, s)
 		}
 	}
+	a.checkMonotonic()
+	a.checkRepeatedDeletes()
+	a.checkRefused()
+	a.checkAnswers()
 	a.checkReconciler(commits)
 	a.checkConvergence()
 	a.checkLinearizable()
@@ -185,6 +216,12 @@ func (a *analysis) collect() {
 	for _, o := range a.ops {
 		for _, f := range o.faults {
 			a.violation("%s: %s", o, f)
+		}
+		if o.stuck {
+			a.violation("%s: did not return within %v (%s): a call to a side was not bounded by a timeout", o, a.r.pace.stuckAfter, a.r.pace.clock)
+		}
+		if o.crashed {
+			rep.OpsCutByCrash++
 		}
 		if o.final {
 			rep.FinalReads++
@@ -249,7 +286,7 @@ func (a *analysis) collect() {
 			}
 		}
 		for _, s := range o.seen {
-			a.keys[s.key].seen = append(a.keys[s.key].seen, seenAt{s, o})
+			a.keys[s.key].seen = append(a.keys[s.key].seen, seenAt{s, o, a.strict(o, s.key)})
 		}
 	}
 }
@@ -400,12 +437,37 @@ func (a *analysis) produces(m *mutation, s sighting) bool {
 
 // explain checks that a sighting is explained by a mutation (or, for an
 // absent key, the empty start) that began before the sighting ended and was
-// not replaced by an acknowledged mutation before it began.
+// not replaced by an acknowledged mutation before it began. A sighting that
+// is not strict (another writer's read of a key every writer changes) need
+// only show a value written to the key by an operation that began before it
+// ended; a final read of such a key is explained in the order across
+// writers (see after).
 func (a *analysis) explain(h *keyHistory, s seenAt) {
 	if s.kind == seenValue && a.size(s.value) >= 0 && s.size != a.size(s.value) {
 		a.violation("%s: %s shows %s with %d bytes, but it was written with %d", s.op, h.key, s.sighting, s.size, a.size(s.value))
 	}
-	if s.kind == seenAbsent && !h.superseded(0, s.op.call) {
+	if !s.strict && !s.op.final {
+		if s.kind != seenValue {
+			return
+		}
+		for _, m := range h.muts {
+			if m.call < s.op.ret && a.produces(m, s.sighting) {
+				return
+			}
+		}
+		a.violation("%s: %s shows value #%d, which no operation wrote there before the read ended", s.op, h.key, s.value)
+		return
+	}
+	replaced := func(m *mutation) *mutation {
+		if s.strict {
+			if h.superseded(m.ret, s.op.call) {
+				return h.latestBefore(s.op.call)
+			}
+			return nil
+		}
+		return a.replacedAcrossWriters(h, m, s.op)
+	}
+	if s.kind == seenAbsent && replaced(&mutation{}) == nil {
 		return // nothing was surely there yet
 	}
 	anyProducer := false
@@ -414,25 +476,62 @@ func (a *analysis) explain(h *keyHistory, s seenAt) {
 			continue
 		}
 		anyProducer = true
-		if m.call < s.op.ret && !h.superseded(m.ret, s.op.call) {
+		if m.call < s.op.ret && replaced(m) == nil {
 			return
 		}
 	}
 	q := h.latestBefore(s.op.call)
+	if !s.strict {
+		q = a.replacedAcrossWriters(h, &mutation{}, s.op)
+	}
 	what := "nothing"
 	if q != nil {
 		what = q.op.String()
+	}
+	order := ""
+	if !s.strict {
+		order = fmt.Sprintf(" (in the order across writers: later by more than MaxClockSkew = %v)", a.r.o.MaxClockSkew)
 	}
 	switch {
 	case s.kind == seenValue && !anyProducer:
 		a.violation("%s: %s shows value #%d, which no operation wrote there", s.op, h.key, s.value)
 	case s.kind == seenAbsent || (q != nil && q.kind != mutDelete):
 		a.report.LostWrites++
-		a.violation("%s: %s is %s, but the newest acknowledged change before it, %s, says otherwise (a lost write)", s.op, h.key, s.sighting, what)
+		a.violation("%s: %s is %s, but the newest acknowledged change before it%s, %s, says otherwise (a lost write)", s.op, h.key, s.sighting, order, what)
 	default:
 		a.report.ResurrectedDeletes++
-		a.violation("%s: %s shows %s after %s deleted it (a resurrected delete)", s.op, h.key, s.sighting, what)
+		a.violation("%s: %s shows %s after %s deleted it%s (a resurrected delete)", s.op, h.key, s.sighting, what, order)
 	}
+}
+
+// after reports whether mutation n comes after mutation m in the order the
+// failover bucket promises: n began after m returned, and if the two are
+// by different writers, more than MaxClockSkew after (in the time of the
+// run, which the writers' clocks are skewed from). A mutation that has not
+// returned (it failed, and may take effect at any time) precedes nothing.
+func (a *analysis) after(n, m *mutation) bool {
+	if m.op == nil {
+		return true // the empty start precedes everything
+	}
+	if !m.acked {
+		return false
+	}
+	if len(a.r.writers) == 1 || n.op.writer == m.op.writer {
+		return n.call > m.ret
+	}
+	return n.op.start.After(m.op.end.Add(a.r.o.MaxClockSkew))
+}
+
+// replacedAcrossWriters returns an acknowledged mutation of h that comes
+// after m (see after) and returned before s began, the newest such, or nil.
+func (a *analysis) replacedAcrossWriters(h *keyHistory, m *mutation, s *op) *mutation {
+	var newest *mutation
+	for _, n := range h.byCall {
+		if n != m && n.ret < s.call && n.op.end.Before(s.start) && a.after(n, m) && (newest == nil || n.ret > newest.ret) {
+			newest = n
+		}
+	}
+	return newest
 }
 
 // checkReconciler checks every change the reconciler made to a side: it may
@@ -458,11 +557,11 @@ func (a *analysis) checkReconciler(commits []commit) {
 			if c.value == 0 || d == nil || d.kind != opDelete {
 				continue
 			}
-			if written := a.producers(h, c.value); len(written) > 0 && allBefore(written, []*mutation{{op: d}}) {
+			if written := a.producers(h, c.value); len(written) > 0 && a.allBefore(written, []*mutation{{op: d}}) {
 				a.report.StaleOverwrites++
 				a.report.ResurrectedDeletes++
 				a.violation("the reconciler wrote value #%d to %s on the %s after %s had deleted it there, though %s returned before the delete began (a stale overwrite resurrecting a delete)",
-					c.value, c.key, sideName(c.side), d, written[0].op)
+					c.value, c.key, c.side, d, written[0].op)
 			}
 			continue
 		}
@@ -474,15 +573,15 @@ func (a *analysis) checkReconciler(commits []commit) {
 			written := a.producers(h, c.value)
 			switch {
 			case len(written) == 0:
-				a.violation("the reconciler wrote value #%d to %s on the %s, which no operation wrote there", c.value, c.key, sideName(c.side))
-			case allBefore(written, replaced):
+				a.violation("the reconciler wrote value #%d to %s on the %s, which no operation wrote there", c.value, c.key, c.side)
+			case a.allBefore(written, replaced):
 				a.report.StaleOverwrites++
 				a.violation("the reconciler replaced value #%d of %s on the %s with value #%d, written by %s, which returned before %s began (a stale overwrite)",
-					c.prev, c.key, sideName(c.side), c.value, written[0].op, replaced[0].op)
+					c.prev, c.key, c.side, c.value, written[0].op, replaced[0].op)
 			}
 			continue
 		}
-		if c.side == 1 && !a.r.target.Mirror {
+		if c.side == journal.Secondary && !a.r.mirror {
 			continue
 		}
 		var deletes []*mutation
@@ -491,19 +590,19 @@ func (a *analysis) checkReconciler(commits []commit) {
 				deletes = append(deletes, m)
 			}
 		}
-		if allBefore(deletes, replaced) {
+		if a.allBefore(deletes, replaced) {
 			a.report.StaleOverwrites++
-			a.violation("the reconciler deleted value #%d of %s on the %s, but every delete of the key returned before %s began (a stale overwrite)", c.prev, c.key, sideName(c.side), replaced[0].op)
+			a.violation("the reconciler deleted value #%d of %s on the %s, but every delete of the key returned before %s began (a stale overwrite)", c.prev, c.key, c.side, replaced[0].op)
 		}
 	}
 }
 
-// allBefore reports whether every operation of older returned before every
-// operation of newer began.
-func allBefore(older, newer []*mutation) bool {
+// allBefore reports whether every mutation of newer comes after every
+// mutation of older, in the order of after.
+func (a *analysis) allBefore(older, newer []*mutation) bool {
 	for _, o := range older {
 		for _, n := range newer {
-			if o.op.ret >= n.op.call {
+			if !a.after(n, &mutation{op: o.op, acked: true, call: o.op.call, ret: o.op.ret}) {
 				return false
 			}
 		}
@@ -542,23 +641,23 @@ func (a *analysis) checkConvergence() {
 		for i, side := range sides {
 			obj, held := side[k]
 			if held && obj.err != nil {
-				a.violation("the %s holds bytes under %s that are not a value: %v", sideName(i), k, obj.err)
+				a.violation("the %s holds bytes under %s that are not a value: %v", journal.Side(i), k, obj.err)
 				continue
 			}
 			if held && obj.size > 0 && obj.content != obj.metadata {
-				a.violation("the %s holds under %s the bytes of value #%d with the metadata of value #%d", sideName(i), k, obj.content, obj.metadata)
+				a.violation("the %s holds under %s the bytes of value #%d with the metadata of value #%d", journal.Side(i), k, obj.content, obj.metadata)
 			}
 			switch {
-			case i == 1 && !a.r.target.Mirror:
+			case i == 1 && !a.r.mirror:
 				if held {
 					a.violation("after reconcile, a temporary copy of %s (value #%d) is left on the secondary", k, obj.metadata)
 				}
 			case f.kind == seenAbsent && held:
-				a.violation("after reconcile, the bucket reads %s as absent but the %s holds value #%d", k, sideName(i), obj.metadata)
+				a.violation("after reconcile, the bucket reads %s as absent but the %s holds value #%d", k, journal.Side(i), obj.metadata)
 			case f.kind == seenValue && !held:
-				a.violation("after reconcile, the bucket reads %s as value #%d but the %s does not hold it", k, f.value, sideName(i))
+				a.violation("after reconcile, the bucket reads %s as value #%d but the %s does not hold it", k, f.value, journal.Side(i))
 			case f.kind == seenValue && obj.metadata != f.value:
-				a.violation("after reconcile, the bucket reads %s as value #%d but the %s holds value #%d", k, f.value, sideName(i), obj.metadata)
+				a.violation("after reconcile, the bucket reads %s as value #%d but the %s holds value #%d", k, f.value, journal.Side(i), obj.metadata)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 // WireFaultKind is a kind of trouble on a side's network path.
@@ -47,7 +48,7 @@ var wireFaultNames = map[WireFaultKind]string{
 }
 
 // String returns the kind's name, as fault windows are counted in a
-// CheckReport.
+// Report.
 func (k WireFaultKind) String() string {
 	if s, ok := wireFaultNames[k]; ok {
 		return s
@@ -75,19 +76,19 @@ func (f WireFault) String() string {
 	return f.Kind.String()
 }
 
-// WireFaults switches faults on the network paths of a run's two sides (0:
-// the primary, 1: the secondary), for CheckOptions.Sides: a fault proxy in
-// front of each side's service, say. The check calls it from one goroutine
+// WireFaults switches faults on the network paths of a run's two sides
+// (journal.Primary and journal.Secondary), for Options.Sides: a fault proxy
+// in front of each side's service, say. The check calls it from one goroutine
 // at a time, and heals both sides before it reconciles for the last time.
 type WireFaults interface {
 	// Fault puts side's path in trouble f until the side's next Heal.
-	Fault(side int, f WireFault)
+	Fault(side journal.Side, f WireFault)
 	// Heal makes side's path healthy again.
-	Heal(side int)
+	Heal(side journal.Side)
 }
 
 // wirePace is the pace of a run over the wire whose longest fault window is
-// window (see CheckOptions.Window).
+// window (see Options.Window).
 func wirePace(window time.Duration) pace {
 	return pace{
 		clock:         "real",
@@ -98,6 +99,8 @@ func wirePace(window time.Duration) pace {
 		settleWithin:  30 * time.Second,
 		retry:         max(window/6, 10*time.Millisecond),
 		grace:         4 * window, // past the longest WireSlow delay
+		startupMin:    window / 30,
+		startupSpan:   window / 6,
 	}
 }
 
@@ -125,7 +128,7 @@ func newWireSchedule(seed int64, faults WireFaults, window time.Duration) *sched
 	s := &schedule{
 		rng:  rand.New(rand.NewPCG(uint64(seed), 0x5eed)),
 		heal: faults.Heal,
-		takeDown: func(side int, rng *rand.Rand) {
+		takeDown: func(side journal.Side, rng *rand.Rand) {
 			faults.Fault(side, WireFault{Kind: bothDownWire[rng.IntN(len(bothDownWire))]})
 		},
 		slotMin: window / 6, slotSpan: max(window-window/6, 1),
@@ -133,7 +136,7 @@ func newWireSchedule(seed int64, faults WireFaults, window time.Duration) *sched
 	}
 	for _, k := range wireKinds {
 		kind := k.kind
-		s.kinds = append(s.kinds, windowKind{name: kind.String(), weight: k.weight, down: k.down, apply: func(side int, rng *rand.Rand) {
+		s.kinds = append(s.kinds, windowKind{name: kind.String(), weight: k.weight, down: k.down, apply: func(side journal.Side, rng *rand.Rand) {
 			f := WireFault{Kind: kind}
 			switch kind {
 			case WireCut:
@@ -159,12 +162,12 @@ func newWireSchedule(seed int64, faults WireFaults, window time.Duration) *sched
 // wireRuns tells apart the runs of one seed in a process.
 var wireRuns atomic.Int64
 
-// newWireRun returns a seed's run over the sides CheckOptions.Sides
+// newWireRun returns a seed's run over the sides Options.Sides
 // provides. Its keys are under a prefix of its own, so that seeds and runs
 // sharing a bucket do not meet.
-func newWireRun(t *testing.T, o CheckOptions, seed int64) (*run, error) {
+func newWireRun(t *testing.T, o Options, seed int64, open openFunc) (*run, error) {
 	prefix := fmt.Sprintf("%sseed%d-%d-%08x/", keyPrefix, seed, wireRuns.Add(1), rand.Uint32())
-	r := newRunAt(o, seed, prefix, wirePace(o.Window))
+	r := newRunAt(o, seed, prefix, wirePace(o.Window), open)
 	primary, secondary, faults := o.Sides(t)
 	if primary == nil || secondary == nil || faults == nil {
 		for _, b := range []*blob.Bucket{primary, secondary} {
@@ -172,11 +175,11 @@ func newWireRun(t *testing.T, o CheckOptions, seed int64) (*run, error) {
 				_ = b.Close()
 			}
 		}
-		return nil, errors.New("CheckOptions.Sides returned no primary, no secondary or no WireFaults")
+		return nil, errors.New("Options.Sides returned no primary, no secondary or no WireFaults")
 	}
 	r.raw = [2]*blob.Bucket{primary, secondary}
 	for i, b := range r.raw {
-		r.sides[i] = blob.NewBucket(&wireSide{Bucket: bucketconv.Bucket(b), side: i, log: r.log, failed: &r.failed})
+		r.sides[i] = &wireSide{Bucket: bucketconv.Bucket(b), side: journal.Side(i), log: r.log, failed: &r.failed}
 	}
 	r.sched = newWireSchedule(seed, faults, o.Window)
 	return r, nil
@@ -192,7 +195,7 @@ func newWireRun(t *testing.T, o CheckOptions, seed int64) (*run, error) {
 // up), and from then on the log cannot know what the side holds.
 type wireSide struct {
 	driver.Bucket
-	side   int
+	side   journal.Side
 	log    *commitLog
 	failed *atomic.Int64
 }
@@ -326,7 +329,7 @@ type keyFlights struct {
 
 // flight is one change to a side over the wire, from its call to its answer.
 type flight struct {
-	side       int
+	side       journal.Side
 	key        string
 	epoch      int64
 	overlapped bool // another change to the key was in flight when it started
@@ -334,7 +337,7 @@ type flight struct {
 
 // begin notes a change to key on side about to be sent. It returns nil for
 // a key the check does not own.
-func (l *commitLog) begin(side int, key string) *flight {
+func (l *commitLog) begin(side journal.Side, key string) *flight {
 	if !strings.HasPrefix(key, l.prefix) {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"context"
@@ -9,13 +9,16 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/memblob"
+
+	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
-// memWire is CheckOptions.Sides without a network: in-memory sides whose
+// memWire is Options.Sides without a network: in-memory sides whose
 // paths are Injectors, switched as WireFaults would switch a proxy.
-type memWire struct{ in [2]*Injector }
+type memWire struct{ in [2]*failovertest.Injector }
 
-func (m *memWire) Fault(side int, f WireFault) {
+func (m *memWire) Fault(side journal.Side, f WireFault) {
 	in := m.in[side]
 	switch f.Kind {
 	case WireReset, WireRefuse:
@@ -25,26 +28,26 @@ func (m *memWire) Fault(side int, f WireFault) {
 	case WireHang:
 		in.Hang()
 	case WireCut:
-		in.Set(OpRead, Fault{AfterBytes: f.CutAfter})
-		in.Set(OpWrite, Fault{AfterBytes: f.CutAfter})
+		in.Set(failovertest.OpRead, failovertest.Fault{AfterBytes: f.CutAfter})
+		in.Set(failovertest.OpWrite, failovertest.Fault{AfterBytes: f.CutAfter})
 	case WireSlow:
-		allOps(in, Fault{Latency: f.Latency})
+		allOps(in, failovertest.Fault{Latency: f.Latency})
 	}
 }
 
-func (m *memWire) Heal(side int) { m.in[side].Heal() }
+func (m *memWire) Heal(side journal.Side) { m.in[side].Heal() }
 
 func memWireSides(t *testing.T) (primary, secondary *blob.Bucket, faults WireFaults) {
 	m := &memWire{}
-	primary, m.in[0] = Wrap(memblob.OpenBucket(nil), nil)
-	secondary, m.in[1] = Wrap(memblob.OpenBucket(nil), nil)
+	primary, m.in[0] = failovertest.Wrap(memblob.OpenBucket(nil), nil)
+	secondary, m.in[1] = failovertest.Wrap(memblob.OpenBucket(nil), nil)
 	return primary, secondary, m
 }
 
 // runWireSeed runs one short seed over memWire sides against open.
-func runWireSeed(t *testing.T, open func(ctx context.Context, primary, secondary *blob.Bucket) (Target, error)) seedResult {
+func runWireSeed(t *testing.T, open openFunc) seedResult {
 	t.Helper()
-	o := (&CheckOptions{Ops: 300, Sides: memWireSides, Window: 100 * time.Millisecond}).withDefaults()
+	o := (&Options{Ops: 300, Sides: memWireSides, Window: 100 * time.Millisecond}).withDefaults()
 	res := checkSeed(t, open, o, 1)
 	if res.err != nil {
 		t.Fatal(res.err)
@@ -68,7 +71,8 @@ func keysOf(ctx context.Context, b *blob.Bucket) []string {
 // Over the wire too, a single bucket loses nothing, though every failed
 // call may have taken effect.
 func TestCheckOverTheWirePassesASingleBucket(t *testing.T) {
-	res := runWireSeed(t, func(_ context.Context, primary, _ *blob.Bucket) (Target, error) {
+	res := runWireSeed(t, func(_ context.Context, env Env) (Target, error) {
+		primary := env.Primary
 		return Target{Bucket: primary, Reconcile: func(context.Context) (int, error) { return 0, nil }}, nil
 	})
 	if len(res.violations) > 0 {
@@ -82,7 +86,8 @@ func TestCheckOverTheWirePassesASingleBucket(t *testing.T) {
 // Over the wire, a reconciler that puts back the first value it saw of each
 // key is still caught, by the reads if not by its own changes.
 func TestCheckOverTheWireCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
-	res := runWireSeed(t, func(_ context.Context, primary, _ *blob.Bucket) (Target, error) {
+	res := runWireSeed(t, func(_ context.Context, env Env) (Target, error) {
+		primary := env.Primary
 		var mu sync.Mutex
 		first := map[string][]byte{}
 		attrs := map[string]*blob.Attributes{}
@@ -110,10 +115,10 @@ func TestCheckOverTheWireCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 
 // Sides that are not there fail the seed rather than the process.
 func TestCheckOverTheWireNeedsSides(t *testing.T) {
-	o := (&CheckOptions{Ops: 10, Sides: func(*testing.T) (*blob.Bucket, *blob.Bucket, WireFaults) {
+	o := (&Options{Ops: 10, Sides: func(*testing.T) (*blob.Bucket, *blob.Bucket, WireFaults) {
 		return memblob.OpenBucket(nil), nil, nil
 	}}).withDefaults()
-	res := checkSeed(t, func(context.Context, *blob.Bucket, *blob.Bucket) (Target, error) {
+	res := checkSeed(t, func(context.Context, Env) (Target, error) {
 		return Target{}, errors.New("not reached")
 	}, o, 1)
 	if res.err == nil || len(res.report.FailedSeeds) != 1 {

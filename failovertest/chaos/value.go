@@ -1,4 +1,4 @@
-package failovertest
+package chaos
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// Every value CheckFailover writes is traceable to the operation that wrote
+// Every value Check writes is traceable to the operation that wrote
 // it. A non-empty value starts with a header naming the value's id and
 // length, and the rest is a pattern derived from the id, so a read decodes to
 // exactly one write and a value torn between two writes, truncated or padded
