@@ -26,6 +26,7 @@ var (
 	wireChaosOps     = flag.Int("chaos.wire.ops", 400, "TestChaosOverTheWire: operations per seed")
 	wireChaosSeed    = flag.Int64("chaos.wire.seed", 0, "TestChaosOverTheWire: run only this seed (a replay)")
 	wireChaosMaxSize = flag.Int64("chaos.wire.maxsize", 1<<20, "TestChaosOverTheWire: largest object written, in bytes")
+	wireChaosExt     = flag.Bool("chaos.wire.extended", false, "TestChaosOverTheWire: run the extended configurations (restarts and crashes, several writers, a fast clock, a refused key, repeated deletes, the journal on the sides, strict reads) instead of the basic ones")
 )
 
 // wireChaosBucket is the bucket each seed's emulators hold.
@@ -53,6 +54,10 @@ type wireChaosConfig struct {
 	// chaos.Options.JournalFile, or memory); otherwise the journal is the
 	// failover bucket's default, on the sides, shared by every writer.
 	ownJournal bool
+	// extended configurations run the failover bucket with StrictReads and
+	// a Verify after each Drain, and the check with a refused key and
+	// repeated deletes; basic ones run neither.
+	extended bool
 }
 
 // wireRefused is a key both emulators refuse to create, as S3 and GCS refuse
@@ -96,16 +101,33 @@ func wireTimeouts(o failoverblob.Options) failoverblob.Options {
 	return o
 }
 
-var wireChaosConfigs = []wireChaosConfig{
-	{"redirect", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireRestarts(false), false},
-	{"mirror-either", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror}) }, wireRestarts(true), true},
+// wireSingle runs one instance, never restarted.
+func wireSingle(*chaos.Options) {}
+
+// wireBasicConfigs are the configurations TestChaosOverTheWire runs by
+// default: one instance with a journal in memory.
+var wireBasicConfigs = []wireChaosConfig{
+	{"redirect", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireSingle, true, false},
+	{"mirror-either", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror}) }, wireSingle, true, false},
 	{"redirect-best-effort-list", func() failoverblob.Options {
 		return wireTimeouts(failoverblob.Options{BestEffortList: true, SpoolMemory: 64 << 10, ReconcileConcurrency: 2})
-	}, wireWriters(2, false), false},
+	}, wireSingle, true, false},
 	{"mirror-both", func() failoverblob.Options {
 		return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
-	}, func(*chaos.Options) {}, true},
-	{"redirect-writers-fast-clock", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireWriters(2, true), false},
+	}, wireSingle, true, false},
+}
+
+// wireExtendedConfigs are the configurations -chaos.wire.extended runs.
+var wireExtendedConfigs = []wireChaosConfig{
+	{"redirect", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireRestarts(false), false, true},
+	{"mirror-either", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror}) }, wireRestarts(true), true, true},
+	{"redirect-best-effort-list", func() failoverblob.Options {
+		return wireTimeouts(failoverblob.Options{BestEffortList: true, SpoolMemory: 64 << 10, ReconcileConcurrency: 2})
+	}, wireWriters(2, false), false, true},
+	{"mirror-both", func() failoverblob.Options {
+		return wireTimeouts(failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
+	}, wireSingle, true, true},
+	{"redirect-writers-fast-clock", func() failoverblob.Options { return wireTimeouts(failoverblob.Options{}) }, wireWriters(2, true), false, true},
 }
 
 // wireFaults switches the faults of one seed's two sides: the TCP fault
@@ -186,7 +208,7 @@ func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, env chaos.Env)
 		if cfg.ownJournal {
 			opts.Journal = env.Journal
 		}
-		opts.StrictReads = true // as in TestChaos
+		opts.StrictReads = cfg.extended // as in TestChaos
 		f, err := failoverblob.New(ctx, env.Primary, env.Secondary, &opts)
 		if err != nil {
 			return chaos.Target{}, err
@@ -198,6 +220,9 @@ func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, env chaos.Env)
 				// repairs, then the verifier's, which settle what a crash
 				// kept from being recorded (the Mirror-mode crash window).
 				r, err := f.Drain(ctx)
+				if !cfg.extended {
+					return r.Remaining, err
+				}
 				v, verr := f.Verify(ctx, &failoverblob.VerifyOptions{Prefix: "chaos/", Repair: true})
 				return r.Remaining + v.Differing - v.Repaired, errors.Join(err, verr)
 			},
@@ -219,6 +244,10 @@ func openWireChaos(cfg wireChaosConfig) func(ctx context.Context, env chaos.Env)
 // configuration; -chaos.wire.seeds runs more, -chaos.wire.seed replays one.
 func TestChaosOverTheWire(t *testing.T) {
 	start := time.Now()
+	wireChaosConfigs := wireBasicConfigs
+	if *wireChaosExt {
+		wireChaosConfigs = wireExtendedConfigs
+	}
 	byConfig := make([][]int64, len(wireChaosConfigs))
 	configOf := func(seed int64) int { return int(seed % int64(len(wireChaosConfigs))) }
 	if *wireChaosSeed != 0 {
@@ -248,7 +277,7 @@ func TestChaosOverTheWire(t *testing.T) {
 					PartialLists: cfg.opts().BestEffortList,
 					Unavailable:  func(err error) bool { return errors.Is(err, failoverblob.ErrUnavailable) },
 					Replay: func(seed int64) string {
-						return fmt.Sprintf("go test -race -run '^TestChaosOverTheWire$' ./providers -chaos.wire.seed=%d -chaos.wire.ops=%d -chaos.wire.maxsize=%d", seed, *wireChaosOps, *wireChaosMaxSize)
+						return fmt.Sprintf("go test -race -run '^TestChaosOverTheWire$' ./providers -chaos.wire.extended=%t -chaos.wire.seed=%d -chaos.wire.ops=%d -chaos.wire.maxsize=%d", *wireChaosExt, seed, *wireChaosOps, *wireChaosMaxSize)
 					},
 					// Failed calls over the wire make many operations ambiguous,
 					// which the linearizability search pays for on a few keys:
@@ -257,7 +286,9 @@ func TestChaosOverTheWire(t *testing.T) {
 					LinearizabilityTimeout: 10 * time.Second,
 					Sides:                  wireSides,
 					Window:                 300 * time.Millisecond,
-					Refused:                wireRefused,
+				}
+				if cfg.extended {
+					o.Refused, o.RepeatDeletes = wireRefused, true
 				}
 				cfg.fleet(o)
 				rep := chaos.Check(t, openWireChaos(cfg), o)

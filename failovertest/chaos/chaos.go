@@ -191,6 +191,11 @@ type Options struct {
 	// Redirect mode count as one the primary might not have answered (see
 	// Check).
 	RecoverWithin time.Duration
+	// RepeatDeletes follows five deletes in sixteen with a second delete of
+	// the key, up to fifteen think times later, and checks that a second
+	// delete answers NotFound when the first was acknowledged and nothing
+	// may have written the key in between.
+	RepeatDeletes bool
 
 	// Sides, if not nil, runs the check over the wire, in real time: the
 	// sides are the two buckets Sides returns, and the faults are switched

@@ -149,13 +149,14 @@ var everything = Options{
 	Ops: 600, RestartEvery: 30 * time.Second, Crashes: 0.5,
 	Refused:       []string{"bad.attrs", strings.Repeat("long", 275)},
 	RecoverWithin: time.Second, Unavailable: outageOfSingleBucket,
+	RepeatDeletes: true,
 }
 
 // A single bucket, with no failover at all, loses nothing: it is only
 // unavailable while it is down. The check must pass it, and the checks must
 // have had something to check.
 func TestCheckPassesASingleBucket(t *testing.T) {
-	res := runSeed(t, singleBucket)
+	res := runSeedWith(t, Options{RepeatDeletes: true}, singleBucket)
 	if len(res.violations) > 0 {
 		t.Errorf("a single bucket: %d violations, want none; first: %s", len(res.violations), res.violations[0])
 	}

@@ -192,7 +192,7 @@ func (r *run) client(ctx context.Context, c, n int) {
 			r.attributes(ctx, o)
 		case opDelete:
 			r.delete(ctx, o)
-			if rng.IntN(16) < deleteTwice {
+			if r.o.RepeatDeletes && rng.IntN(16) < deleteTwice {
 				time.Sleep(time.Duration(rng.Int64N(15 * int64(r.pace.think))))
 				r.delete(ctx, &op{client: c, writer: w, kind: opDelete, key: o.key, again: o})
 			}
