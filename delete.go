@@ -109,8 +109,17 @@ func (f *Failover) tombstoneFirst(ctx context.Context, key string, pending bool)
 
 // tombstone settles a Redirect-mode delete while the primary is down
 // (cause): it takes effect by its tombstone, which the caller's hook, not
-// run by the primary, must allow first.
+// run by the primary, must allow first. A key the secondary answers about
+// with an error that is no outage (it refuses the key: a name it cannot
+// store) gets that answer instead, and the tombstone is withdrawn: the
+// caller's input may be at fault, and the primary, which cannot be asked,
+// would refuse the tombstone too.
 func (f *Failover) tombstone(rec *records, h *hook, cause error) error {
+	sec := f.sides[journal.Secondary]
+	if _, err := f.inspect(f.failingOver(rec.ctx, opDelete, cause), sec, rec.key); err != nil && !sec.outage(rec.ctx, err) {
+		rec.withdraw()
+		return err
+	}
 	if herr := h.runUnreached(); herr != nil {
 		rec.withdraw()
 		return herr

@@ -308,3 +308,66 @@ func TestReadOfAPendingKeyAnotherInstanceMovedServesIt(t *testing.T) {
 		}
 	})
 }
+
+// A Redirect-mode delete, while the primary is down, of a key the secondary
+// refuses (a name fileblob cannot store, say) gets the secondary's answer:
+// it is not acknowledged, leaves no tombstone that could never be applied,
+// and does not count against the secondary.
+func TestDeleteOfAKeyTheSecondaryRefusesWhileThePrimaryIsDownIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		refused := errors.New("the side cannot store this name")
+		r.faults[secondary].Refuse(func(key string) error {
+			if key == "bad.attrs" {
+				return refused
+			}
+			return nil
+		})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v"); err != nil { // the primary's breaker opens
+			t.Fatal(err)
+		}
+		err := r.b.Delete(r.ctx, "bad.attrs")
+		if !errors.Is(err, refused) || errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete of a refused key with the primary down: %v, want the secondary's refusal", err)
+		}
+		st := r.f.Status()
+		if st.Pending != 1 {
+			t.Errorf("%d entries pending, want the redirected write's alone", st.Pending)
+		}
+		if st.Secondary.State != circuit.StateClosed || st.Secondary.Failures != 0 {
+			t.Errorf("secondary after the refusal: %s with %d failures, want closed with none", st.Secondary.State, st.Secondary.Failures)
+		}
+	})
+}
+
+// A delete of a key with a redirected write pending, refused by an answer
+// from the secondary while the primary is down, withdraws its tombstone and
+// leaves the write as it was: read now, and copied to the primary later.
+func TestRefusedDeleteOfAPendingKeyKeepsTheRedirectedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v2"); err != nil { // redirected
+			t.Fatal(err)
+		}
+		answer := errors.New("an answer with no code")
+		r.faults[secondary].Set(failovertest.OpAttributes, failovertest.Fault{Err: answer, Times: 1})
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, answer) {
+			t.Fatalf("delete = %v, want the secondary's answer", err)
+		}
+		if got := r.read("k"); got != "v2" {
+			t.Errorf("read after the refused delete = %q, want v2", got)
+		}
+		r.faults[primary].Heal()
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v", rep, err)
+		}
+		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != "v2" || s != "<absent>" {
+			t.Errorf("after the drain the primary holds %q and the secondary %q, want v2 and nothing", p, s)
+		}
+	})
+}
