@@ -116,7 +116,7 @@ func (f *Failover) tombstoneFirst(ctx context.Context, key string, pending bool)
 // would refuse the tombstone too.
 func (f *Failover) tombstone(rec *records, h *hook, cause error) error {
 	sec := f.sides[journal.Secondary]
-	if _, err := f.inspect(f.failingOver(rec.ctx, opDelete, cause), sec, rec.key); err != nil && !sec.outage(rec.ctx, err) {
+	if _, err := f.inspect(rec.ctx, sec, rec.key); err != nil && !sec.outage(rec.ctx, err) {
 		rec.withdraw()
 		return err
 	}
