@@ -17,9 +17,10 @@ func (w *writer) Close() error {
 		return errors.New("failoverblob: writer already closed")
 	}
 	w.closed = true
-	if w.flight {
-		defer w.f.idx.end(w.key)
+	if w.stopLanding != nil {
+		w.stopLanding()
 	}
+	defer w.land()
 	defer func() {
 		w.abortAll()
 		if w.sp != nil {

@@ -371,3 +371,24 @@ func TestRefusedDeleteOfAPendingKeyKeepsTheRedirectedWrite(t *testing.T) {
 		}
 	})
 }
+
+// A write whose Close gocloud never passes on (its first Write, made inside
+// blob.Writer.Close to sniff the content type, failed) does not leave its
+// key in flight for good once gocloud cancels the writer's context: a
+// Mirror-mode delete of the key, which never existed, with the primary
+// down answers NotFound, not success on the strength of that write.
+func TestAbandonedWriterLeavesNoFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		r.faults[primary].Outage(nil)
+		r.faults[secondary].Outage(nil)
+		if err := r.b.WriteAll(r.ctx, "k", []byte("short"), nil); err == nil {
+			t.Fatal("write with both sides down succeeded")
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("delete of a key never written, the primary down: %v, want NotFound", err)
+		}
+	})
+}

@@ -38,6 +38,12 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	// The options go to the sides' drivers as they came, ContentMD5
 	// included, so a provider verifies the checksum on arrival.
 	w := &writer{f: f, ctx: ctx, key: key, contentType: contentType, version: v, own: *opts, flight: true}
+	// A writer whose Close is never called (gocloud's Writer skips the
+	// driver's Close when its first Write fails inside Close, and cancels
+	// the context instead) must not leave its key in flight for good: the
+	// flight ends when the context is done, as nothing can be committed
+	// after that.
+	w.stopLanding = context.AfterFunc(ctx, w.land)
 	w.own.Metadata = md
 	w.own.BeforeWrite = guardHook(opts.BeforeWrite, f.opts.Mode == Mirror)
 	w.opts = &w.own
@@ -77,7 +83,18 @@ type writer struct {
 	reached [2]bool // sides whose commit failed with an outage: they may hold the write
 	refused error   // Mirror: the primary's refusal of a write the secondary committed at the same time
 	closed  bool
-	flight  bool // counted by the index as in flight until Close
+	flight  bool // counted by the index as in flight until Close, or until its context is done
+	// landed ends the flight once, at Close or when the writer's context is
+	// done; stopLanding cancels the latter, which Close calls first.
+	landed      sync.Once
+	stopLanding func() bool
+}
+
+// land ends the write's flight (see index.begin), once.
+func (w *writer) land() {
+	if w.flight {
+		w.landed.Do(func() { w.f.idx.end(w.key) })
+	}
 }
 
 // sideWriter is a write to one side under its breaker and an idle watchdog.
