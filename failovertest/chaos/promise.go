@@ -93,9 +93,26 @@ func (a *analysis) between(from, to *op) string {
 	return b.String()
 }
 
+// failedWriteBetween reports whether a write of first's key that failed
+// (other than by its precondition) ran at some time between the start of
+// first and the end of second: it may have stored the key all the same,
+// unseen, and the second delete then had something to delete.
+func (a *analysis) failedWriteBetween(first, second *op) bool {
+	for _, x := range a.ops {
+		switch {
+		case x.key != first.key || x.out == outOK || x.out == outPrecondition || x.out == outNotFound:
+		case x.kind != opPut && x.kind != opPutIfAbsent && x.kind != opCopy:
+		case x.call < second.ret && x.ret > first.call:
+			return true
+		}
+	}
+	return false
+}
+
 // checkRepeatedDeletes checks the second of two deletes of a key in a row
 // by one client: if the first was acknowledged and no write of the key may
-// have taken effect between them, the key was absent, and the second must
+// have taken effect between them (an acknowledged one, or a failed one
+// running meanwhile), the key was absent, and the second must
 // not be acknowledged (gocloud's Delete answers NotFound for a missing key).
 // In Redirect mode a second delete that may have run while the primary was
 // down is exempt: the primary cannot be asked, and a delete then reports
@@ -119,7 +136,7 @@ func (a *analysis) checkRepeatedDeletes() {
 				break
 			}
 		}
-		if written {
+		if written || a.failedWriteBetween(first, o) {
 			continue
 		}
 		a.report.RepeatedDeletesAcked++
