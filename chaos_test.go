@@ -250,7 +250,7 @@ func TestChaos(t *testing.T) {
 				PartialLists: cfg.opts().BestEffortList,
 				Unavailable:  func(err error) bool { return errors.Is(err, failoverblob.ErrUnavailable) },
 				Replay: func(seed int64) string {
-					return fmt.Sprintf("go test -race -run '^TestChaos$' -chaos.extended=%t -chaos.seed=%d -chaos.ops=%d -chaos.maxsize=%d .", *chaosExt, seed, ops, *chaosMaxSize)
+					return fmt.Sprintf("go test -race -run '^TestChaos$' . -chaos.extended=%t -chaos.seed=%d -chaos.ops=%d -chaos.maxsize=%d", *chaosExt, seed, ops, *chaosMaxSize)
 				},
 				// A history that is not linearizable can take the search
 				// long to refute; ten seconds a key bounds a failing run (a
