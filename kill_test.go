@@ -53,7 +53,7 @@ var killConfigs = []killConfig{
 // the last acknowledged write, no temporary copy, journal entry or
 // reconcile lease left.
 //
-// Replay a failing run with go test -run '^TestKill$' -kill.seed=N -v .
+// Replay a failing run with go test -run '^TestKill$' -v . -kill.seed=N
 func TestKill(t *testing.T) {
 	built := time.Now()
 	bin := buildKillChild(t)
@@ -132,7 +132,7 @@ func (r *killRun) failure(t *testing.T) string {
 		}
 	}
 	fmt.Fprintf(&b, "the run's directory (buckets, journal, children's logs): %s\n", keep(t, r.dir))
-	fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -kill.seed=%d -kill.children=%d -v .", r.seed, *killChildren)
+	fmt.Fprintf(&b, "replay: go test -run '^TestKill$' -v . -kill.seed=%d -kill.children=%d", r.seed, *killChildren)
 	return b.String()
 }
 
