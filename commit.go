@@ -215,7 +215,7 @@ func (w *writer) commitRecording(sw *sideWriter, rec *records, record bool) (err
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rerr = rec.record(journal.Primary)
+		rerr = rec.recordAfter(journal.Primary)
 	}()
 	err = sw.commit()
 	<-done
@@ -325,7 +325,7 @@ func (w *writer) commitFailed(rec *records, s journal.Side, err error, applied [
 	if !outage && s == journal.Primary {
 		w.refused = err
 	}
-	if err := rec.record(s); err != nil {
+	if err := rec.recordAfter(s); err != nil {
 		return true, err
 	}
 	return false, nil

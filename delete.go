@@ -124,7 +124,7 @@ func (f *Failover) tombstone(rec *records, h *hook, cause error) error {
 		rec.withdraw()
 		return herr
 	}
-	if err := rec.record(journal.Primary); err != nil {
+	if err := rec.recordAfter(journal.Primary); err != nil {
 		return err
 	}
 	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
@@ -231,7 +231,7 @@ func (d *mirrorDelete) onlyPrimaryHad() bool {
 // and that instance's reconciler could copy it onto the secondary after
 // this delete. The tombstone keeps it away.
 func (d *mirrorDelete) guardSecondary() error {
-	if err := d.rec.record(journal.Secondary); err != nil {
+	if err := d.rec.recordAfter(journal.Secondary); err != nil {
 		return unavailable(err, "delete of %q reached the primary; the tombstone that keeps a pending copy off the secondary cannot be recorded", d.rec.key)
 	}
 	return nil
@@ -275,7 +275,7 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 }
 
 func (d *mirrorDelete) recordOrFail(s journal.Side) (done bool, err error) {
-	if err := d.rec.record(s); err != nil {
+	if err := d.rec.recordAfter(s); err != nil {
 		return true, err
 	}
 	return false, nil
@@ -298,7 +298,7 @@ func (d *mirrorDelete) bothDown() error {
 	// record it for both, and read the key as deleted until it is
 	// reconciled. The caller still learns it failed.
 	for _, s := range sideIDs {
-		if rerr := d.rec.record(s); rerr != nil {
+		if rerr := d.rec.recordAfter(s); rerr != nil {
 			return rerr
 		}
 	}

@@ -1,7 +1,9 @@
 package failoverblob
 
 import (
+	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,6 +74,14 @@ type index struct {
 	// until then, the index may not know of pending work kept on a side
 	// that could not be listed (see Failover.journalKnown).
 	read bool
+
+	// kept are the entries of changes that reached a side, or may have,
+	// which the journal could not record (see records.recordAfter): they
+	// count as pending, as recorded entries do, until a Drain records them
+	// (Failover.recordKept). keptSeq numbers them.
+	kept     map[string]recentEntry
+	keptKeys map[string]int // kept entries by key
+	keptSeq  int
 }
 
 // recentEntry is an entry this process appended while a listing of the
@@ -82,6 +92,7 @@ type recentEntry struct {
 	op      journal.Op
 	s       stamp
 	at      time.Time
+	size    int64 // kept entries only: the change's size
 }
 
 // get returns a copy of the key's state.
@@ -111,7 +122,7 @@ func (x *index) added(key string, missing journal.Side, op journal.Op, s stamp, 
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.listings > 0 {
-		x.recentAdd[entryName(id)] = recentEntry{key, missing, op, s, at}
+		x.recentAdd[entryName(id)] = recentEntry{key: key, missing: missing, op: op, s: s, at: at}
 	}
 	return x.count(x.m, key, missing, op, s, at)
 }
@@ -190,6 +201,9 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 			x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
 		}
 	}
+	for _, r := range x.kept {
+		x.count(fresh, r.key, r.missing, r.op, r.s, r.at)
+	}
 	if !complete {
 		x.keepUnlisted(fresh)
 	}
@@ -215,6 +229,89 @@ func (x *index) journalRead() bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.read
+}
+
+// keptPrefix begins the IDs of kept entries, which no journal gives.
+const keptPrefix = "kept:"
+
+// keep counts an entry the journal could not record, for a change of
+// size bytes to key at s, and returns its ID and the key's hint for op
+// from before it (see added).
+func (x *index) keep(key string, missing journal.Side, op journal.Op, s stamp, at time.Time, size int64) (id string, prev stamp) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.kept == nil {
+		x.kept, x.keptKeys = map[string]recentEntry{}, map[string]int{}
+	}
+	x.keptSeq++
+	id = keptPrefix + strconv.Itoa(x.keptSeq)
+	x.kept[id] = recentEntry{key: key, missing: missing, op: op, s: s, at: at, size: size}
+	x.keptKeys[key]++
+	return id, x.count(x.m, key, missing, op, s, at)
+}
+
+// keptEntries returns the kept entries, by ID.
+func (x *index) keptEntries() map[string]recentEntry {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return maps.Clone(x.kept)
+}
+
+// isKept reports whether the kept entry id is still waiting to be recorded.
+func (x *index) isKept(id string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	_, ok := x.kept[id]
+	return ok
+}
+
+// recordedKept records that the journal now holds the kept entry id, as
+// entry recorded: it stays counted, as the journal's.
+func (x *index) recordedKept(id, recorded string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r, ok := x.kept[id]
+	if !ok {
+		return
+	}
+	x.forget(id, r.key)
+	if x.listings > 0 {
+		x.recentAdd[entryName(recorded)] = r
+	}
+}
+
+// dropKept forgets the kept entry id, withdrawn before it was recorded.
+func (x *index) dropKept(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if r, ok := x.kept[id]; ok {
+		x.forget(id, r.key)
+	}
+}
+
+// forget drops the kept entry id, of key.
+func (x *index) forget(id, key string) {
+	delete(x.kept, id)
+	if x.keptKeys[key]--; x.keptKeys[key] <= 0 {
+		delete(x.keptKeys, key)
+	}
+}
+
+// unrecorded reports whether a change of key that may have reached a side
+// is not yet recorded in the journal (see keep); with under set, whether a
+// change of any key under the prefix key is.
+func (x *index) unrecorded(key string, under bool) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if !under {
+		return x.keptKeys[key] > 0
+	}
+	for k := range x.keptKeys {
+		if strings.HasPrefix(k, key) {
+			return true
+		}
+	}
+	return false
 }
 
 // keepUnlisted carries into fresh, a listing that could not read every side

@@ -58,6 +58,9 @@ func (f *Failover) list(ctx context.Context, opts *driver.ListOptions) (*driver.
 	if err := f.journalKnown(ctx); err != nil {
 		return nil, err
 	}
+	if err := f.keptRecorded(ctx, opts.Prefix, true); err != nil {
+		return nil, err
+	}
 	l := &lister{f: f, ctx: ctx, opts: opts, pageSize: opts.PageSize}
 	if len(opts.PageToken) > 0 {
 		var err error

@@ -252,11 +252,13 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	if f.opts.ProbeInterval > 0 {
 		f.probeDown(ctx, true) // a side healed since its breaker opened repairs now
 	}
+	keptErr := f.recordKept(ctx)
 	listedAt := time.Now()
 	entries, listErr := f.refresh(ctx)
 	if listErr != nil && !errors.Is(listErr, journal.ErrPartial) {
-		return Report{Remaining: f.pendingEntries()}, listErr
+		return Report{Remaining: f.pendingEntries()}, errors.Join(listErr, keptErr)
 	}
+	listErr = errors.Join(listErr, keptErr)
 	if len(entries) == 0 {
 		f.tidyLeases(ctx, false, listErr == nil)
 		return Report{Remaining: f.pendingEntries()}, listErr

@@ -2,7 +2,9 @@ package failoverblob
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/failoverblob/failoverblob/journal"
@@ -59,6 +61,11 @@ func (f *Failover) warnIfUnreconciled() {
 // verified by version before it is applied. Callers hold the key's lock.
 func (f *Failover) retract(e entry) {
 	f.idx.unhint(e.key, e.op, e.s, e.prev)
+	if strings.HasPrefix(e.id, keptPrefix) {
+		f.idx.dropKept(e.id)
+		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
 	f.retractedMu.Lock()
@@ -140,6 +147,102 @@ func (r *records) record(s journal.Side) error {
 	}
 	r.e[s] = &e
 	return nil
+}
+
+// recordAfter records, once, that side s is missing a change that reached
+// a side, or may have. If the journal cannot record it, the caller fails,
+// but the change may stand all the same, on some sides and not others:
+// entries for both sides are kept in the index, so that this process
+// answers for the change (its reads and listings weigh it, as recorded
+// entries), and the next Drain records them. An entry for a side that has
+// the change, or for a change no side has, is settled by its repair with
+// nothing to do.
+func (r *records) recordAfter(s journal.Side) error {
+	err := r.record(s)
+	if err != nil {
+		for _, s := range sideIDs {
+			if r.e[s] == nil {
+				e := r.f.keep(r.key, r.op, r.v, s, r.size)
+				r.e[s] = &e
+			}
+		}
+	}
+	return err
+}
+
+// keep counts in the index an entry the journal could not record.
+func (f *Failover) keep(key string, op journal.Op, v Version, missing journal.Side, size int64) entry {
+	now := f.opts.Now()
+	e := entry{key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
+	e.id, e.prev = f.idx.keep(key, missing, op, e.s, now, size)
+	return e
+}
+
+// recordKept records in the journal the entries the index keeps (see
+// records.recordAfter). Drain calls it first, so that its listing holds
+// them. Each is recorded under its key's lock, so that a withdrawal does
+// not race it.
+func (f *Failover) recordKept(ctx context.Context) error {
+	return f.recordKeptOf(ctx, func(string) bool { return true })
+}
+
+// recordKeptOf records the kept entries of the keys match accepts. A key
+// whose lock ctx holds (see holding) is not locked again.
+func (f *Failover) recordKeptOf(ctx context.Context, match func(key string) bool) error {
+	var errs []error
+	for id, r := range f.idx.keptEntries() {
+		if !match(r.key) {
+			continue
+		}
+		unlock := func() {}
+		if ctx.Value(lockHeld{}) != r.key {
+			unlock = f.locks.lock(r.key).Unlock
+		}
+		if !f.idx.isKept(id) {
+			unlock() // withdrawn meanwhile
+			continue
+		}
+		recorded, err := f.opts.Journal.Append(ctx, journal.Entry{
+			Key: r.key, Op: r.op, Version: r.s.v.String(), Missing: r.missing, Size: r.size, Recorded: r.at,
+		})
+		if err == nil {
+			f.idx.recordedKept(id, recorded)
+		} else {
+			errs = append(errs, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", r.missing, r.op, r.key, err))
+		}
+		unlock()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// keptRecorded returns nil if no change of key (with under, of any key
+// under the prefix key) waits to be recorded (see keep). Otherwise it tries
+// to record them now, at most once every journalRetry, and returns the
+// error that answers for such a key until then: a crash before the record
+// would lose the change, and the sides would be reconciled as if it had
+// not been made, so what a read showed could be undone.
+func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) error {
+	if !f.idx.unrecorded(key, under) {
+		return nil
+	}
+	match := func(k string) bool { return k == key }
+	if under {
+		match = func(k string) bool { return strings.HasPrefix(k, key) }
+	}
+	now := time.Now().UnixNano()
+	last := f.lastKeptTry.Load()
+	if now-last >= int64(journalRetry) && f.lastKeptTry.CompareAndSwap(last, now) {
+		if f.recordKeptOf(ctx, match) == nil && !f.idx.unrecorded(key, under) {
+			return nil
+		}
+	}
+	if under {
+		return unavailable(nil, "a change under %q that failed may have reached a side, and the journal could not record it yet", key)
+	}
+	return unavailable(nil, "a change of %q that failed may have reached a side, and the journal could not record it yet", key)
 }
 
 // recorded reports whether the entry for side s is recorded.

@@ -392,3 +392,57 @@ func TestAbandonedWriterLeavesNoFlight(t *testing.T) {
 		}
 	})
 }
+
+// appendFailing is a journal whose appends fail while failing is set.
+type appendFailing struct {
+	journal.Journal
+	failing atomic.Bool
+}
+
+func (j *appendFailing) Append(ctx context.Context, e journal.Entry) (string, error) {
+	if j.failing.Load() {
+		return "", errors.New("the journal cannot take the entry")
+	}
+	return j.Journal.Append(ctx, e)
+}
+
+// A Mirror-mode delete that reached the primary, missed the secondary
+// (down) and could not record the secondary's repair fails, but it stands
+// on the primary: the key must read the same from either side until it is
+// reconciled (not absent while the primary answers and back once only the
+// secondary does), and the next pass records the repair and carries the
+// delete to the secondary.
+func TestChangeThatReachedASideUnrecordedReadsOneWay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendFailing{Journal: journal.NewMemory()}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Outage(nil)
+		j.failing.Store(true)
+		if err := r.b.Delete(r.ctx, "k"); err == nil {
+			t.Fatal("delete whose repair could not be recorded succeeded")
+		}
+		if got := r.content(primary, "k"); got != "<absent>" {
+			t.Fatalf("the primary holds %q, want the delete to have reached it", got)
+		}
+		before := r.read("k")
+		r.faults[secondary].Heal()
+		r.faults[primary].Outage(nil)
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		after := r.read("k")
+		if before != after {
+			t.Errorf("k reads %s while the primary answers and %s once only the secondary does", before, after)
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute)
+		j.failing.Store(false)
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v", rep, err)
+		}
+		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != s {
+			t.Errorf("after the drain the primary holds %q and the secondary %q", p, s)
+		}
+	})
+}

@@ -15,6 +15,9 @@ import (
 // resolved from the versions the sides hold; if a side that may hold the
 // newest version cannot be asked, the error wraps ErrUnavailable.
 func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
+	if err := f.keptRecorded(ctx, key, false); err != nil {
+		return keyState{}, true, err
+	}
 	p, ok := f.idx.get(key)
 	if !ok || p.known {
 		return p, ok, nil
