@@ -35,8 +35,8 @@ type Failover struct {
 	readingsBegun, readingsTaken atomic.Int64
 	instance                     string       // this instance's name in reconcile leases and probe canaries
 	running                      atomic.Int32 // Runs running
-	lastJournalTry               atomic.Int64 // when journalKnown last read the journal, in Unix nanoseconds
-	lastKeptTry                  atomic.Int64 // when keptRecorded last tried to record kept entries, in Unix nanoseconds
+	journalTries                 retries      // journalKnown's readings of the journal
+	keptTries                    retries      // keptRecorded's recordings of kept entries
 	passes                       atomic.Int64 // Drain passes completed
 	lastPass                     atomic.Int64 // when the last one completed, in Unix nanoseconds
 	force                        atomic.Int32 // the ForceMode (Force)

@@ -49,13 +49,17 @@ func newFleet(t *testing.T, n int, opts failoverblob.Options) *fleet {
 	return fl
 }
 
-// start starts an instance with only the buckets to go on.
-func (fl *fleet) start(opts failoverblob.Options) *instance {
+// start starts an instance with only the buckets to go on, with the sides
+// in down taken down for it before it opens.
+func (fl *fleet) start(opts failoverblob.Options, down ...int) *instance {
 	fl.t.Helper()
 	in := &instance{}
 	var sides [2]*blob.Bucket
 	for i := range sides {
 		sides[i], in.faults[i] = failovertest.Wrap(fl.raw[i], nil)
+	}
+	for _, i := range down {
+		in.faults[i].Outage(nil)
 	}
 	if opts.Breaker == nil {
 		opts.Breaker = &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute}

@@ -77,8 +77,9 @@ type index struct {
 
 	// kept are the entries of changes that reached a side, or may have,
 	// which the journal could not record (see records.recordAfter): they
-	// count as pending, as recorded entries do, until a Drain records them
-	// (Failover.recordKept). keptSeq numbers them.
+	// count as pending, as recorded entries do, until a Drain or a look at
+	// their key records them (Failover.recordKept, keptRecorded). keptSeq
+	// numbers them.
 	kept     map[string]recentEntry
 	keptKeys map[string]int // kept entries by key
 	keptSeq  int

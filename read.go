@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob/driver"
@@ -53,9 +54,7 @@ func (f *Failover) journalKnown(ctx context.Context) error {
 	if !f.opts.StrictReads || f.idx.journalRead() {
 		return nil
 	}
-	now := time.Now().UnixNano()
-	last := f.lastJournalTry.Load()
-	if now-last < int64(journalRetry) || !f.lastJournalTry.CompareAndSwap(last, now) {
+	if !f.journalTries.due() {
 		return unavailable(nil, "strict reads need the whole journal, and a side's part of it could not be read since the bucket opened")
 	}
 	err := f.learn(ctx, f.readingsBegun.Load())
@@ -66,8 +65,19 @@ func (f *Failover) journalKnown(ctx context.Context) error {
 }
 
 // journalRetry is how often journalKnown tries again to read a journal it
-// could not read in full.
+// could not read in full, and keptRecorded to record kept entries.
 const journalRetry = time.Second
+
+// retries paces a retry made on callers' behalf to one every journalRetry,
+// however many callers ask.
+type retries struct{ last atomic.Int64 } // when the last began, in Unix nanoseconds
+
+// due reports whether a retry may begin now, and if so counts it begun.
+func (r *retries) due() bool {
+	now := time.Now().UnixNano()
+	last := r.last.Load()
+	return now-last >= int64(journalRetry) && r.last.CompareAndSwap(last, now)
+}
 
 // readStrict reads a key this instance knows of no pending work for
 // (Options.StrictReads): another instance may have redirected a newer

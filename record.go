@@ -232,9 +232,7 @@ func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) err
 	if under {
 		match = func(k string) bool { return strings.HasPrefix(k, key) }
 	}
-	now := time.Now().UnixNano()
-	last := f.lastKeptTry.Load()
-	if now-last >= int64(journalRetry) && f.lastKeptTry.CompareAndSwap(last, now) {
+	if f.keptTries.due() {
 		if f.recordKeptOf(ctx, match) == nil && !f.idx.unrecorded(key, under) {
 			return nil
 		}

@@ -210,45 +210,23 @@ func TestPartialJournalListingKeepsTheUnlistedSidesEntries(t *testing.T) {
 // read the journal, which it tries again at most once a second.
 func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		var raw, sides [2]*blob.Bucket
-		var faults [2]*failovertest.Injector
-		for i := range sides {
-			raw[i] = memblob.OpenBucket(nil)
-			sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
-		}
-		open := func() *failoverblob.Failover {
-			// Each instance has buckets of its own over the same storage,
-			// as each process has.
-			p, _ := failovertest.Wrap(sides[primary], nil)
-			s, _ := failovertest.Wrap(sides[secondary], nil)
-			f, err := failoverblob.New(ctx, p, s, &failoverblob.Options{
-				StrictReads: true,
-				Breaker:     &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-		before := open()
-		b := before.Bucket()
+		opts := failoverblob.Options{StrictReads: true}
+		fl := newFleet(t, 1, opts)
+		ctx, before := fl.ctx, fl.in[0]
+		b := before.f.Bucket()
 		if err := b.WriteAll(ctx, "k", []byte("v"), nil); err != nil {
 			t.Fatal(err)
 		}
-		faults[primary].Outage(nil)
+		fl.down(primary)
 		if err := b.Delete(ctx, "k"); err != nil { // its tombstone is on the secondary
 			t.Fatalf("delete with the primary down: %v", err)
 		}
-		if err := before.Close(); err != nil {
+		if err := before.f.Close(); err != nil {
 			t.Fatal(err)
 		}
 
-		faults[primary].Heal()
-		faults[secondary].Outage(nil)
-		after := open()
-		defer after.Close()
-		b = after.Bucket()
+		after := fl.start(opts, secondary) // the primary is up for it
+		b = after.f.Bucket()
 		if _, err := b.ReadAll(ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
 			t.Errorf("read after a restart that could not list the secondary's journal: %v, want ErrUnavailable", err)
 		}
@@ -259,8 +237,7 @@ func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T
 			t.Errorf("delete after that restart: %v, want ErrUnavailable", err)
 		}
 
-		faults[secondary].Heal()
-		time.Sleep(2 * time.Minute) // the breakers close again; journalKnown retries
+		fl.heal() // the breakers close again; journalKnown retries
 		if _, err := b.ReadAll(ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
 			t.Errorf("read once the journal can be read: %v, want NotFound", err)
 		}
@@ -273,36 +250,17 @@ func TestRestartWithoutTheWholeJournalIsUnavailableUnderStrictReads(t *testing.T
 // acknowledged write.
 func TestReadOfAPendingKeyAnotherInstanceMovedServesIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		ctx := context.Background()
-		var sides [2]*blob.Bucket
-		var faults [2]*failovertest.Injector
-		for i := range sides {
-			sides[i], faults[i] = failovertest.Wrap(memblob.OpenBucket(nil), nil)
-		}
-		open := func(writer string) *failoverblob.Failover {
-			p, _ := failovertest.Wrap(sides[primary], nil)
-			s, _ := failovertest.Wrap(sides[secondary], nil)
-			f, err := failoverblob.New(ctx, p, s, &failoverblob.Options{
-				WriterID: writer,
-				Breaker:  &circuit.Settings{ReadyToTrip: func(c circuit.Counts) bool { return c.ConsecutiveFailures >= 1 }, Timeout: time.Minute},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = f.Close() })
-			return f
-		}
-		a, b := open("a"), open("b")
-		faults[primary].Outage(nil)
-		if err := a.Bucket().WriteAll(ctx, "k", []byte("v"), nil); err != nil { // redirected
+		fl := newFleet(t, 2, failoverblob.Options{})
+		ctx, a, b := fl.ctx, fl.in[0], fl.in[1]
+		fl.down(primary)
+		if err := a.f.Bucket().WriteAll(ctx, "k", []byte("v"), nil); err != nil { // redirected
 			t.Fatal(err)
 		}
-		faults[primary].Heal()
-		if rep, err := b.Drain(ctx); err != nil || rep.Copied != 1 {
+		fl.heal() // a's breaker on the primary closes again
+		if rep, err := b.f.Drain(ctx); err != nil || rep.Copied != 1 {
 			t.Fatalf("the other instance's Drain = %+v, %v; want the copy moved", rep, err)
 		}
-		time.Sleep(2 * time.Minute) // a's breaker on the primary closes again
-		got, err := a.Bucket().ReadAll(ctx, "k")
+		got, err := a.f.Bucket().ReadAll(ctx, "k")
 		if err != nil || string(got) != "v" {
 			t.Errorf("read by the instance that redirected the write = %q, %v; want %q", got, err, "v")
 		}

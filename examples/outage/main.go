@@ -626,15 +626,12 @@ func (d *demo) recovers() error {
 	d.why("left alone it would refuse calls until %v after it opened; no call is made meanwhile", breakerTimeout)
 
 	// Status does no I/O: the wait only watches the breaker that Run's
-	// probe closes.
-	for st.State != circuit.StateClosed && time.Since(healed) < probeWait {
-		select {
-		case <-d.ctx.Done():
-			return d.ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-		st = d.breaker()
+	// probe closes. Its timing out is reported by the check below.
+	closed := func(st failoverblob.Status) bool { return st.Primary.State == circuit.StateClosed }
+	if err := d.waitFor(closed, "the probe closing the primary's breaker"); err != nil && d.ctx.Err() != nil {
+		return err
 	}
+	st = d.breaker()
 	made := d.dash.snapshot().primaryCallsMade() - before.primaryCallsMade()
 	d.say("breaker: primary %s %v after the primary came back", st.State, time.Since(healed).Round(time.Millisecond))
 	d.why("Run's probe wrote, read back and removed its canary under %sprobe/, around the breaker,", failoverblob.ReservedPrefix)

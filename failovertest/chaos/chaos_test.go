@@ -364,10 +364,10 @@ func TestCheckCatchesAReconcilerThatLosesWrites(t *testing.T) {
 	}
 }
 
-// A reconciler that puts back the first value it saw of each key replaces
-// newer objects with older ones.
-func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
-	res := runSeed(t, func(_ context.Context, env Env) (Target, error) {
+// restoringOldValues opens the primary alone, with a reconciler that puts
+// back the first value it saw of each key keys lists.
+func restoringOldValues(keys func(ctx context.Context, primary *blob.Bucket) []string) openFunc {
+	return func(_ context.Context, env Env) (Target, error) {
 		primary := env.Primary
 		var mu sync.Mutex
 		first := map[string][]byte{}
@@ -375,8 +375,7 @@ func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 		return Target{Bucket: primary, Reconcile: func(ctx context.Context) (int, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			for i := range 8 {
-				k := keyPrefix + "k0" + string(rune('0'+i))
+			for _, k := range keys(ctx, primary) {
 				if old, ok := first[k]; ok {
 					_ = primary.WriteAll(ctx, k, old, &blob.WriterOptions{Metadata: attrs[k].Metadata})
 					continue
@@ -389,7 +388,19 @@ func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 			}
 			return 0, nil
 		}}, nil
-	})
+	}
+}
+
+// A reconciler that puts back the first value it saw of each key replaces
+// newer objects with older ones.
+func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
+	res := runSeed(t, restoringOldValues(func(context.Context, *blob.Bucket) []string {
+		keys := make([]string, 8)
+		for i := range keys {
+			keys[i] = keyPrefix + "k0" + string(rune('0'+i))
+		}
+		return keys
+	}))
 	if res.report.StaleOverwrites == 0 {
 		t.Errorf("a reconciler restoring old values: no stale overwrite found in %q", res.violations)
 	}

@@ -3,7 +3,6 @@ package chaos
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,28 +85,7 @@ func TestCheckOverTheWirePassesASingleBucket(t *testing.T) {
 // Over the wire, a reconciler that puts back the first value it saw of each
 // key is still caught, by the reads if not by its own changes.
 func TestCheckOverTheWireCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
-	res := runWireSeed(t, func(_ context.Context, env Env) (Target, error) {
-		primary := env.Primary
-		var mu sync.Mutex
-		first := map[string][]byte{}
-		attrs := map[string]*blob.Attributes{}
-		return Target{Bucket: primary, Reconcile: func(ctx context.Context) (int, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, k := range keysOf(ctx, primary) {
-				if old, ok := first[k]; ok {
-					_ = primary.WriteAll(ctx, k, old, &blob.WriterOptions{Metadata: attrs[k].Metadata})
-					continue
-				}
-				if data, err := primary.ReadAll(ctx, k); err == nil {
-					if a, err := primary.Attributes(ctx, k); err == nil {
-						first[k], attrs[k] = data, a
-					}
-				}
-			}
-			return 0, nil
-		}}, nil
-	})
+	res := runWireSeed(t, restoringOldValues(keysOf))
 	if res.report.LostWrites == 0 {
 		t.Errorf("a reconciler restoring old values over the wire: no lost write found in %q", res.violations)
 	}
