@@ -105,6 +105,7 @@ type lister struct {
 	states     map[string]keyState // their states
 	committing map[string]bool     // Mirror: keys with a change being committed
 	unresolved map[string]error    // keys whose state could not be resolved
+	refused    map[string]bool     // keys a side refuses to answer about
 	stopAt     string              // keys from here on are left for the next page
 }
 
@@ -119,6 +120,16 @@ func (l *lister) resolve() error {
 	}
 	for _, k := range unknown {
 		if _, _, err := l.f.state(l.ctx, k); err != nil {
+			if l.ctx.Err() == nil && !errors.Is(err, ErrUnavailable) && !isHookError(err) {
+				// A side's answer about the key itself (a name it
+				// refuses, as fileblob refuses some): the key is left
+				// out, rather than the listing failing for it.
+				if l.refused == nil {
+					l.refused = map[string]bool{}
+				}
+				l.refused[k] = true
+				continue
+			}
 			if !errors.Is(err, ErrUnavailable) {
 				return err
 			}
@@ -272,7 +283,7 @@ func (l *lister) checkUnsettled(inRange func(string) bool) error {
 // hidden reports whether an object of the side page stands for nothing the
 // listing shows: reserved, out of range, or superseded by pending work.
 func (l *lister) hidden(o *driver.ListObject, inRange func(string) bool) bool {
-	if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) || l.unresolved[o.Key] != nil {
+	if !inRange(o.Key) || strings.HasPrefix(o.Key, ReservedPrefix) || l.unresolved[o.Key] != nil || l.refused[o.Key] {
 		return true
 	}
 	if l.s.id == journal.Secondary && l.committing[o.Key] {

@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -401,6 +402,95 @@ func TestChangeThatReachedASideUnrecordedReadsOneWay(t *testing.T) {
 		}
 		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != s {
 			t.Errorf("after the drain the primary holds %q and the secondary %q", p, s)
+		}
+	})
+}
+
+// refuseOnly makes a rule for Injector.Refuse that refuses key alone, with
+// err.
+func refuseOnly(key string, err error) func(string) error {
+	return func(k string) error {
+		if k == key {
+			return err
+		}
+		return nil
+	}
+}
+
+// The entry of a change of a key both sides refuse (a delete that failed,
+// whose tombstone's withdrawal failed too, found by the next process) is
+// acknowledged by a pass: no side holds data of the key, nor ever can, so
+// it must not stay pending for good. Meanwhile, listings leave the key out
+// rather than fail.
+func TestEntryOfAKeyBothSidesRefuseIsAcknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{BestEffortList: true})
+		refused := errors.New("the side cannot store this name")
+		for i := range r.faults {
+			r.faults[i].Refuse(refuseOnly("bad.attrs", refused))
+		}
+		r.faults[primary].Outage(nil)
+		// The tombstone goes to the secondary, which then refuses the
+		// delete; the tombstone's withdrawal fails once.
+		r.faults[secondary].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		if err := r.b.Delete(r.ctx, "bad.attrs"); !errors.Is(err, refused) {
+			t.Fatalf("delete of a refused key with the primary down: %v, want the refusal", err)
+		}
+		// Meanwhile the entry fails no listing.
+		if err := r.write("ok", "v"); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(r.keys()); got != "[ok]" {
+			t.Errorf("listing with the refused key's entry pending: %s, want [ok]", got)
+		}
+		if err := r.f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// The next process, with the primary back.
+		var sides [2]*blob.Bucket
+		for i := range sides {
+			var in *failovertest.Injector
+			sides[i], in = failovertest.Wrap(r.raw[i], nil)
+			in.Refuse(refuseOnly("bad.attrs", refused))
+		}
+		f, err := failoverblob.New(r.ctx, sides[primary], sides[secondary], &failoverblob.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		synctest.Wait() // the journal is read
+		if st := f.Status(); st.Pending != 2 {
+			t.Fatalf("after the restart %d entries are pending, want the one left behind and the redirected write's", st.Pending)
+		}
+		if rep, err := f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Errorf("Drain = %+v, %v; want nothing remaining and no error", rep, err)
+		}
+	})
+}
+
+// A side's answer that is not an outage (code Unknown, as a refusal has)
+// to the repair of a key the other side holds does not settle the key's
+// entries: the data would be lost. The repair waits until the side takes
+// the key.
+func TestUnknownAnswerToTheRepairOfAKeyTheOtherSideHoldsKeepsItsEntry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "redirected"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		r.faults[primary].Refuse(refuseOnly("k", errors.New("an answer the driver has no code for")))
+		time.Sleep(2 * time.Minute) // the primary's breaker closes again
+		if rep, err := r.f.Drain(r.ctx); err == nil || rep.Remaining != 1 {
+			t.Fatalf("Drain with the primary answering Unknown = %+v, %v; want the entry remaining and the error", rep, err)
+		}
+		r.faults[primary].Refuse(nil)
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain once the primary takes the key = %+v, %v", rep, err)
+		}
+		if got := r.content(primary, "k"); got != "redirected" {
+			t.Errorf("the primary holds %q after the drain, want the redirected write", got)
 		}
 	})
 }

@@ -45,7 +45,15 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	}
 	defer r.dropSource()
 	if err := r.inspect(changes); err != nil {
-		return r.rep, nil, err
+		if !r.refused(err) {
+			return r.rep, nil, err
+		}
+		// Entries of changes that failed on a key the sides refuse (a
+		// name fileblob cannot store, say), whose withdrawal could not
+		// drop them: no side holds data of the key, so there is nothing
+		// to repair, and nothing ever will be.
+		f.opts.Logger.Warn("failoverblob: the sides refuse a key with pending entries and hold nothing under it; acknowledging them", "key", key, "side", missing.String(), "error", err)
+		return r.rep, all, nil
 	}
 	if err := r.apply(changes); err != nil {
 		return r.rep, nil, err
@@ -153,6 +161,57 @@ func (r *repairKey) inspect(changes []change) (err error) {
 	r.from, srcErr = r.f.inspect(r.ctx, r.src, r.key)
 	wg.Wait()
 	return errors.Join(dstErr, srcErr)
+}
+
+// refusedPages bounds the listing pages refused reads to find the key.
+const refusedPages = 8
+
+// refused reports, after inspect failed with err, whether a side refused
+// the key and neither side holds it. A refusal is an answer, not an
+// outage (inspect takes NotFound for the key's absence); as drivers give
+// an error they do not recognize the same code (Unknown) whatever it
+// means, and an outage may not show as one, the refusal alone proves
+// nothing: each side must also answer a
+// listing of the key's prefix without it. A side that holds the key lists
+// it, so entries are acknowledged this way only when no data of the key
+// exists to be lost.
+func (r *repairKey) refused(err error) bool {
+	if r.ctx.Err() != nil || r.dst.outage(r.ctx, err) || r.src.outage(r.ctx, err) {
+		return false
+	}
+	for _, s := range []*side{r.dst, r.src} {
+		if held, err := r.lists(s); err != nil || held {
+			return false
+		}
+	}
+	return true
+}
+
+// lists reports whether a listing of s under the key's prefix shows the key
+// itself, reading at most refusedPages pages (a listing it cannot finish
+// is an error).
+func (r *repairKey) lists(s *side) (bool, error) {
+	opts := driver.ListOptions{Prefix: r.key, PageSize: 1000}
+	for range refusedPages {
+		var page *driver.ListPage
+		err := s.call(r.ctx, opList, r.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+			page, err = s.d.ListPaged(ctx, &opts)
+			return err
+		})
+		if err != nil {
+			return false, err
+		}
+		for _, o := range page.Objects {
+			if o.Key == r.key {
+				return true, nil
+			}
+		}
+		if len(page.NextPageToken) == 0 {
+			return false, nil
+		}
+		opts.PageToken = page.NextPageToken
+	}
+	return false, fmt.Errorf("listing %q on the %s: more than %d pages under it", r.key, s.id, refusedPages)
 }
 
 // flowing reports whether s takes calls freely: its breaker is closed and
