@@ -268,6 +268,9 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	groups := groupEntries(entries)
 	p := &pass{f: f, ctx: ctx, listedAt: listedAt, claims: f.newClaims(ctx, groups)}
+	if listErr == nil {
+		p.read = listedAt
+	}
 	p.run(groups)
 	p.claims.wait()
 	f.tidyLeases(ctx, true, listErr == nil)
@@ -316,6 +319,7 @@ type pass struct {
 	f        *Failover
 	ctx      context.Context
 	listedAt time.Time // when the journal was listed
+	read     time.Time // listedAt, if the listing read every entry
 	claims   *claims   // the leases of the shards repaired
 
 	// acks takes the repairs whose entries are to be acknowledged, which
@@ -386,7 +390,7 @@ func (p *pass) run(groups []*keyGroup) {
 // the next repairs: the repair holds the key's lock, the acknowledgement
 // does not need it.
 func (p *pass) settle(g *keyGroup) {
-	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries)
+	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, p.read)
 	// The shard's lease may go once its keys are repaired: an entry whose
 	// acknowledgement fails is settled again by a later pass, whoever
 	// holds the lease then.

@@ -494,3 +494,47 @@ func TestUnknownAnswerToTheRepairOfAKeyTheOtherSideHoldsKeepsItsEntry(t *testing
 		}
 	})
 }
+
+// The reconciler of a writer whose clock runs an hour fast must not take
+// its own tombstone, stamped an hour ahead, from its index for the key's
+// newest change once another instance has applied it and acknowledged its
+// entry: it would delete another writer's write acknowledged well after
+// the delete returned. A change committed before a listing of the whole
+// journal counts only through its entry, placed by when it was stored.
+func TestFastWritersAppliedTombstoneDoesNotDeleteALaterWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{WriterID: "slow"})
+		fast := r.other(failoverblob.Options{
+			WriterID: "fast", Now: ahead(time.Hour),
+			Journal: journal.NewBucket(r.sides[primary], r.sides[secondary], nil),
+			Breaker: r.f.Options().Breaker,
+		})
+		if err := r.write("k", "v0"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		r.faults[primary].Outage(nil)
+		if err := fast.Bucket().Delete(r.ctx, "k"); err != nil {
+			t.Fatalf("delete by the fast writer, the primary down: %v", err)
+		}
+		r.heal()
+		time.Sleep(2 * time.Minute) // the breakers close again
+		// The slow writer applies the tombstone and acknowledges it.
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 || r.content(primary, "k") != "<absent>" {
+			t.Fatalf("the slow writer's Drain = %+v, %v; the primary holds %s", rep, err, r.content(primary, "k"))
+		}
+		r.faults[primary].Outage(nil)
+		time.Sleep(10 * time.Second) // well past MaxClockSkew
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		r.heal()
+		time.Sleep(2 * time.Minute)
+		if rep, err := fast.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("the fast writer's Drain = %+v, %v", rep, err)
+		}
+		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != "v1" {
+			t.Errorf("after the fast writer's drain the primary holds %q and the secondary %q, want v1 on the primary", p, s)
+		}
+	})
+}

@@ -21,7 +21,10 @@ import (
 // (see ackEntries) once the key's lock is released. An entry acknowledged later than the repair is
 // harmless: meanwhile the key reads as pending, from the side the repair
 // left it on.
-func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry) (Repair, []journal.Entry, error) {
+//
+// read is when a listing of the journal that read every entry began, the
+// one entries come from (zero if it could not read them all).
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, read time.Time) (Repair, []journal.Entry, error) {
 	defer f.locks.lock(key).Unlock()
 	defer f.stale.changing(key)()
 	// Entries withdrawn since the journal was listed (a refused delete's
@@ -39,7 +42,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if len(entries) == 0 {
 		return r.rep, all, nil
 	}
-	changes, err := f.changesOf(key, entries)
+	changes, err := f.changesOf(key, entries, read)
 	if err != nil {
 		return r.rep, nil, err
 	}
@@ -322,7 +325,12 @@ type change struct {
 // entries were listed before the key was locked: a change this process
 // committed since (its entry is left for a later pass) is the key's newest
 // state, so nothing older may be brought back over it, and it counts too.
-func (f *Failover) changesOf(key string, entries []journal.Entry) ([]change, error) {
+// One it committed before a listing that read every entry began (read)
+// does not: its entry is among those listed, where its stamp places it by
+// when the journal's storage stored it, or was acknowledged once a repair
+// applied it; the index stamps it by this process's clock alone, which, if
+// it ran fast, would place it after changes other writers made later.
+func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time) ([]change, error) {
 	changes := make([]change, 0, len(entries)+1)
 	for _, e := range entries {
 		v, err := ParseVersion(e.Version)
@@ -331,7 +339,7 @@ func (f *Failover) changesOf(key string, entries []journal.Entry) ([]change, err
 		}
 		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e)}})
 	}
-	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() {
+	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {
 		op := journal.Put
 		if p.deleted {
 			op = journal.Delete
