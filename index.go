@@ -344,11 +344,14 @@ func (x *index) keepUnlisted(fresh *packedMap) {
 	}
 }
 
-// unhint forgets a withdrawn entry for a change to key at s as the key's
-// hint for op, which goes back to prev, what it was before the entry.
-func (x *index) unhint(key string, op journal.Op, s, prev stamp) {
+// unhint forgets a withdrawn entry id for a change to key at s as the
+// key's hint for op, which goes back to prev, what it was before the
+// entry; and forgets it among the entries appended while a listing is
+// under way, which that listing's sync would otherwise count again.
+func (x *index) unhint(id, key string, op journal.Op, s, prev stamp) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	delete(x.recentAdd, entryName(id))
 	if p, ok := x.load(x.m, key); ok {
 		if h := p.hintOf(op); h.v == s.v {
 			*h = prev

@@ -60,17 +60,20 @@ func (f *Failover) warnIfUnreconciled() {
 // the journal drops it. Dropping it is best effort: an entry left behind is
 // verified by version before it is applied. Callers hold the key's lock.
 func (f *Failover) retract(e entry) {
-	f.idx.unhint(e.key, e.op, e.s, e.prev)
 	if strings.HasPrefix(e.id, keptPrefix) {
+		f.idx.unhint(e.id, e.key, e.op, e.s, e.prev)
 		f.idx.dropKept(e.id)
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
+	// Before the hint goes: a listing's sync in between must leave the
+	// entry out, and a Drain that listed it before must not apply it.
 	f.retractedMu.Lock()
-	f.retracted[e.id] = retraction{at: time.Now()} // a Drain that listed it before must not apply it
+	f.retracted[e.id] = retraction{at: time.Now()}
 	f.retractedMu.Unlock()
+	f.idx.unhint(e.id, e.key, e.op, e.s, e.prev)
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
 		f.retractedMu.Lock()

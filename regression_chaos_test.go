@@ -538,3 +538,68 @@ func TestFastWritersAppliedTombstoneDoesNotDeleteALaterWrite(t *testing.T) {
 		}
 	})
 }
+
+// stallingJournal is a journal whose listings, while stall is set, take
+// their entries and then wait for release before returning them (a slow
+// listing that began before whatever is appended meanwhile), and whose
+// acknowledgements fail while failAck is set.
+type stallingJournal struct {
+	journal.Journal
+	stall   atomic.Bool
+	listed  chan struct{}
+	release chan struct{}
+	failAck atomic.Bool
+}
+
+func (j *stallingJournal) List(ctx context.Context) ([]journal.Entry, error) {
+	entries, err := j.Journal.List(ctx)
+	if j.stall.Load() {
+		j.listed <- struct{}{}
+		<-j.release
+	}
+	return entries, err
+}
+
+func (j *stallingJournal) Ack(ctx context.Context, ids ...string) error {
+	if j.failAck.Load() {
+		return errors.New("the journal cannot drop the entries")
+	}
+	return j.Journal.Ack(ctx, ids...)
+}
+
+// A Mirror-mode delete that reached no side withdraws its tombstone; when
+// the journal cannot drop it, a listing of the journal that began before
+// the tombstone was recorded must not take it back in from the entries
+// appended meanwhile: the key read as deleted until a pass acknowledged
+// the entry, and then as present again.
+func TestWithdrawnEntryAppendedDuringAListingIsNoHint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &stallingJournal{Journal: journal.NewMemory(), listed: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		// The primary's breaker opens, so the delete reaches no side.
+		r.faults[primary].Outage(nil)
+		_ = r.read("x")
+		if st := r.f.Status().Primary.State; st != circuit.StateOpen {
+			t.Fatalf("the primary's breaker is %s after a failed read, want open", st)
+		}
+		j.stall.Store(true)
+		refreshed := make(chan error)
+		go func() { refreshed <- r.f.Refresh(r.ctx) }()
+		<-j.listed
+		j.failAck.Store(true)
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
+		}
+		j.stall.Store(false)
+		close(j.release)
+		if err := <-refreshed; err != nil {
+			t.Fatal(err)
+		}
+		if got := r.read("k"); got != "v" {
+			t.Errorf("after a delete that reached no side and a listing that began before it, k reads %s, want v", got)
+		}
+	})
+}
