@@ -67,6 +67,9 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 	}
 	pr := f.sides[journal.Primary]
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
+	if isNotFound(err) && !copied && pending && !p.known {
+		return f.deleteUnresolved(rec, err)
+	}
 	switch {
 	case err == nil, isNotFound(err) && (copied || pending && p.mayExist()):
 		// The primary no longer has it; the tombstone (if any) keeps the
@@ -81,6 +84,35 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		return err
 	}
 	return f.tombstone(rec, h, err)
+}
+
+// deleteUnresolved settles a Redirect-mode delete of a key with pending
+// work whose state could not be worked out (a side was down), which the
+// primary answered it did not have (notFound): whether the key exists is
+// up to the secondary, which may hold a redirected copy. If it answers
+// now, so does the delete; if not, the tombstone stands, so that the
+// delete takes effect if the key does exist, and the delete is
+// unavailable, as a read of the key is.
+func (f *Failover) deleteUnresolved(rec *records, notFound error) error {
+	sec := f.sides[journal.Secondary]
+	o, err := f.inspect(rec.ctx, sec, rec.key)
+	switch {
+	case err == nil && !o.exists:
+		rec.withdraw() // neither side has it: an answer, not a change
+		return notFound
+	case err == nil:
+		f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
+		if o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) < 0 {
+			// The copy goes now; the tombstone covers it if not.
+			_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
+		}
+		return nil
+	case !sec.outage(rec.ctx, err):
+		rec.withdraw()
+		return err
+	}
+	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
+	return unavailable(err, "%q has pending work and the secondary, which may hold its newest version, is down; its delete is recorded", rec.key)
 }
 
 // tombstoneFirst stamps a Redirect-mode delete of key and records its

@@ -603,3 +603,46 @@ func TestWithdrawnEntryAppendedDuringAListingIsNoHint(t *testing.T) {
 		}
 	})
 }
+
+// A Redirect-mode delete of a key with pending work whose state cannot be
+// worked out (the secondary, which may hold its redirected copy, is down),
+// and which the primary does not have, cannot tell whether the key exists:
+// it is unavailable, as a read of the key is, rather than acknowledged. A
+// key already deleted had its delete acknowledged a second time.
+func TestRedirectDeleteOfAnUnresolvedKeyIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.b.Delete(r.ctx, "k"); err != nil {
+			t.Fatalf("delete with the primary down: %v", err)
+		}
+		// The tombstone's entry is gone (another instance's pass applied
+		// and acknowledged it, say); the redirected write's is left.
+		entries, err := r.journal.List(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Op == journal.Delete {
+				if err := r.journal.Ack(r.ctx, e.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r.faults[primary].Heal()
+		f := r.restart(failoverblob.Options{}) // learns of k's entry, not its state
+		defer f.Close()
+		r.faults[secondary].Outage(nil)
+		if err := f.Bucket().Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Errorf("delete of a deleted key, the secondary down: %v, want ErrUnavailable", err)
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		if err := f.Bucket().Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("delete of a deleted key, both sides up: %v, want NotFound", err)
+		}
+	})
+}
