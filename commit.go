@@ -112,6 +112,10 @@ func (w *writer) giveWay() (done bool, err error) {
 	case by.conditional:
 		// That change found the key absent: nothing came just before it.
 		return true, unavailable(nil, "an IfNotExist write of %q committed while this write was in flight", w.key)
+	case w.opts.IfNotExist && by.found:
+		// That delete removed an object: the key existed just before it,
+		// where this write takes its place.
+		return true, fmt.Errorf("%w: %q", errExists, w.key)
 	case w.opts.IfNotExist:
 		// Whether the key was absent just before the delete is unknown.
 		return true, unavailable(nil, "%q was deleted while an IfNotExist write of it was in flight", w.key)

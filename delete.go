@@ -75,6 +75,9 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		// The primary no longer has it; the tombstone (if any) keeps the
 		// secondary's copy from coming back, and the copy goes now.
 		f.idx.commit(key, rec.v, true, [2]bool{}, 0)
+		if err == nil {
+			f.idx.deleteFound(key, rec.v)
+		}
 		if copied {
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
 		}
@@ -219,6 +222,9 @@ func (d *mirrorDelete) settle() error {
 		}
 	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	if pr.found || sec.found {
+		d.f.idx.deleteFound(d.rec.key, d.rec.v)
+	}
 	switch {
 	case d.f.opts.Ack == AckBoth && (pr.missed || sec.missed):
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)

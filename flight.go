@@ -7,6 +7,7 @@ type flight struct {
 	latest      Version
 	deleted     bool // latest is a delete
 	conditional bool // latest is an IfNotExist write, which found the key absent
+	found       bool // latest is a delete that removed an object of the key
 }
 
 // begin counts a write of key opening. It is called before the write's
@@ -64,5 +65,15 @@ func (x *index) conditional(key string, v Version) {
 	defer x.mu.Unlock()
 	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) == 0 {
 		fl.conditional = true
+	}
+}
+
+// deleteFound records that the delete of key at version v, just
+// committed, removed an object of the key: the key existed just before it.
+func (x *index) deleteFound(key string, v Version) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) == 0 && fl.deleted {
+		fl.found = true
 	}
 }

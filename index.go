@@ -367,7 +367,7 @@ func (x *index) commit(key string, v Version, deleted bool, on [2]bool, size int
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if fl := x.flights[key]; fl != nil && v.Compare(fl.latest) > 0 {
-		fl.latest, fl.deleted, fl.conditional = v, deleted, false
+		fl.latest, fl.deleted, fl.conditional, fl.found = v, deleted, false, false
 	}
 	p, ok := x.load(x.m, key)
 	s := stamp{v: v}

@@ -646,3 +646,37 @@ func TestRedirectDeleteOfAnUnresolvedKeyIsUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// An IfNotExist write overtaken, while in flight, by a delete that removed
+// an object of the key takes its place just before that delete, where the
+// key existed: it fails its precondition. It answered ErrUnavailable,
+// though both sides were up.
+func TestIfNotExistWriteOvertakenByADeleteThatFoundTheKeyFailsItsPrecondition(t *testing.T) {
+	for _, mode := range []failoverblob.Mode{failoverblob.Redirect, failoverblob.Mirror} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, failoverblob.Options{Mode: mode})
+				if err := r.write("k", "v"); err != nil {
+					t.Fatal(err)
+				}
+				w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{IfNotExist: true, ContentType: "text/plain"}) // opened at once
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Write([]byte("new")); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Millisecond)
+				if err := r.b.Delete(r.ctx, "k"); err != nil {
+					t.Fatalf("delete of k: %v", err)
+				}
+				if err := w.Close(); gcerrors.Code(err) != gcerrors.FailedPrecondition {
+					t.Errorf("Close of the IfNotExist write the delete overtook: %v, want FailedPrecondition", err)
+				}
+				if got := r.read("k"); got != "<not found>" {
+					t.Errorf("k reads %s, want it deleted", got)
+				}
+			})
+		})
+	}
+}
