@@ -80,9 +80,10 @@ type index struct {
 	// count as pending, as recorded entries do, until a Drain or a look at
 	// their key records them (Failover.recordKept, keptRecorded). keptSeq
 	// numbers them.
-	kept     map[string]recentEntry
-	keptKeys map[string]int // kept entries by key
-	keptSeq  int
+	kept      map[string]recentEntry
+	keptKeys  map[string]int       // kept entries by key
+	keptTried map[string]time.Time // when a look at the key last tried to record them
+	keptSeq   int
 }
 
 // recentEntry is an entry this process appended while a listing of the
@@ -295,7 +296,39 @@ func (x *index) forget(id, key string) {
 	delete(x.kept, id)
 	if x.keptKeys[key]--; x.keptKeys[key] <= 0 {
 		delete(x.keptKeys, key)
+		delete(x.keptTried, key)
 	}
+}
+
+// keptDue reports whether a look at key (with under, at the keys under the
+// prefix key) may try to record its kept entries now: one of them has not
+// been tried for every. If so, it counts them tried now. Each key is paced
+// on its own, so that looks at other keys do not use up its tries.
+func (x *index) keptDue(key string, under bool, every time.Duration) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	now := time.Now()
+	due := false
+	for k := range x.keptKeys {
+		if k != key && !(under && strings.HasPrefix(k, key)) {
+			continue
+		}
+		if t, ok := x.keptTried[k]; !ok || now.Sub(t) >= every {
+			due = true
+		}
+	}
+	if !due {
+		return false
+	}
+	if x.keptTried == nil {
+		x.keptTried = map[string]time.Time{}
+	}
+	for k := range x.keptKeys {
+		if k == key || under && strings.HasPrefix(k, key) {
+			x.keptTried[k] = now
+		}
+	}
+	return true
 }
 
 // unrecorded reports whether a change of key that may have reached a side

@@ -223,7 +223,7 @@ func (f *Failover) recordKeptOf(ctx context.Context, match func(key string) bool
 
 // keptRecorded returns nil if no change of key (with under, of any key
 // under the prefix key) waits to be recorded (see keep). Otherwise it tries
-// to record them now, at most once every journalRetry, and returns the
+// to record them now, at most once every journalRetry for each key, and returns the
 // error that answers for such a key until then: a crash before the record
 // would lose the change, and the sides would be reconciled as if it had
 // not been made, so what a read showed could be undone.
@@ -235,7 +235,7 @@ func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) err
 	if under {
 		match = func(k string) bool { return strings.HasPrefix(k, key) }
 	}
-	if f.keptTries.due() {
+	if f.idx.keptDue(key, under, journalRetry) {
 		if f.recordKeptOf(ctx, match) == nil && !f.idx.unrecorded(key, under) {
 			return nil
 		}

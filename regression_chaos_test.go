@@ -680,3 +680,34 @@ func TestIfNotExistWriteOvertakenByADeleteThatFoundTheKeyFailsItsPrecondition(t 
 		})
 	}
 }
+
+// The changes kept unrecorded of one key are tried at most once a second
+// by looks at that key, whatever the looks at other keys do: a look at
+// another key used up the one try a second, and a key whose entry could
+// be recorded at once answered ErrUnavailable, with both sides up.
+func TestKeptEntriesOfAKeyAreTriedWhateverOtherKeysDo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendFailing{Journal: journal.NewMemory()}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Journal: j})
+		for _, k := range []string{"a", "b"} {
+			if err := r.write(k, "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.faults[secondary].Outage(nil)
+		j.failing.Store(true)
+		for _, k := range []string{"a", "b"} {
+			if err := r.b.Delete(r.ctx, k); err == nil {
+				t.Fatalf("delete of %s whose repair could not be recorded succeeded", k)
+			}
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		j.failing.Store(false)
+		for _, k := range []string{"a", "b"} {
+			if got := r.read(k); got != "<not found>" {
+				t.Errorf("%s reads %s once its kept entry can be recorded, want it deleted", k, got)
+			}
+		}
+	})
+}
