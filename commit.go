@@ -185,6 +185,12 @@ func (w *writer) commitRedirect() error {
 // false, err nil) for commitRedirect to commit there.
 func (w *writer) commitPrimary(pw *sideWriter, rec *records) (committed bool, err error) {
 	_, pending := w.f.idx.get(w.key)
+	// An instance that has not read the whole journal (a side's part of it
+	// could not be listed) cannot tell whether the key has pending work:
+	// another instance's write of it may wait on the secondary, and a
+	// version the journal does not know of on the primary would be taken,
+	// once it is known, for older than that write.
+	pending = pending || !w.f.idx.journalRead()
 	w.sw[journal.Primary] = nil
 	if pending {
 		if err := rec.record(journal.Primary); err != nil {

@@ -711,3 +711,39 @@ func TestKeptEntriesOfAKeyAreTriedWhateverOtherKeysDo(t *testing.T) {
 		}
 	})
 }
+
+// An instance that could not read the secondary's part of the journal
+// records its writes to the primary: a key it writes may have a write
+// another instance redirected waiting on the secondary, and a version on
+// the primary that the journal does not know of would be taken, once that
+// write's entry is read, for older than it. A read of the key while the
+// primary was down then served the redirected write, older than the
+// instance's own acknowledged one.
+func TestWriteByAnInstanceThatReadOnlyPartOfTheJournalIsRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "redirected"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		r.faults[secondary].Outage(nil)
+		time.Sleep(10 * time.Second) // the next write is newer by more than MaxClockSkew
+		b := r.other(failoverblob.Options{
+			Journal: journal.NewBucket(r.sides[primary], r.sides[secondary], nil),
+			Breaker: r.f.Options().Breaker,
+		})
+		if err := b.Bucket().WriteAll(r.ctx, "k", []byte("newer"), nil); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		if err := b.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Outage(nil)
+		if got := readOf(b, r, "k"); got == "redirected" {
+			t.Errorf("with the primary down, k reads %s on the instance that wrote newer, want newer or unavailable", got)
+		}
+	})
+}
