@@ -75,7 +75,9 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		// The primary no longer has it; the tombstone (if any) keeps the
 		// secondary's copy from coming back, and the copy goes now.
 		f.idx.commit(key, rec.v, true, [2]bool{}, 0)
-		if err == nil {
+		if err == nil && !pending {
+			// A key without pending work is the same on both sides: the
+			// object removed was its state.
 			f.idx.deleteFound(key, rec.v)
 		}
 		if copied {
@@ -222,7 +224,9 @@ func (d *mirrorDelete) settle() error {
 		}
 	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
-	if pr.found || sec.found {
+	if (pr.found || sec.found) && !d.pending {
+		// A key without pending work is the same on both sides: the
+		// object removed was its state, not a copy left behind.
 		d.f.idx.deleteFound(d.rec.key, d.rec.v)
 	}
 	switch {
@@ -244,7 +248,7 @@ func (d *mirrorDelete) settle() error {
 // success, as having come after that write.
 func (d *mirrorDelete) unseen() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
-	return pr.missed && sec.answered && !sec.found && !d.pending && !d.f.idx.inFlight(d.rec.key)
+	return pr.missed && sec.answered && !sec.found && !d.pending && !d.f.idx.inFlightBefore(d.rec.key, d.rec.v)
 }
 
 // foundNowhere reports whether no side had the key to delete, the primary

@@ -1,9 +1,12 @@
 package failoverblob
 
+import "slices"
+
 // flight is what the index follows of a key while writes of it are in
 // flight: the newest change committed since the first of them opened.
 type flight struct {
 	writers     int
+	stamps      []Version // the versions of the writes in flight stamped so far
 	latest      Version
 	deleted     bool // latest is a delete
 	conditional bool // latest is an IfNotExist write, which found the key absent
@@ -27,22 +30,43 @@ func (x *index) begin(key string) {
 	fl.writers++
 }
 
-// end counts a write of key closing.
-func (x *index) end(key string) {
+// stamped records the version v a write of key in flight was stamped
+// with.
+func (x *index) stamped(key string, v Version) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if fl := x.flights[key]; fl != nil {
+		fl.stamps = append(fl.stamps, v)
+	}
+}
+
+// end counts a write of key, stamped v, closing.
+func (x *index) end(key string, v Version) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil {
+		if i := slices.Index(fl.stamps, v); i >= 0 {
+			fl.stamps = slices.Delete(fl.stamps, i, i+1)
+		}
 		if fl.writers--; fl.writers == 0 {
 			delete(x.flights, key)
 		}
 	}
 }
 
-// inFlight reports whether a write of key is in flight.
-func (x *index) inFlight(key string) bool {
+// inFlightBefore reports whether a write of key stamped before v is in
+// flight.
+func (x *index) inFlightBefore(key string, v Version) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.flights[key] != nil
+	if fl := x.flights[key]; fl != nil {
+		for _, s := range fl.stamps {
+			if s.Compare(v) < 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // overtaken reports whether a change to key newer than v, a version stamped

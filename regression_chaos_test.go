@@ -747,3 +747,43 @@ func TestWriteByAnInstanceThatReadOnlyPartOfTheJournalIsRecorded(t *testing.T) {
 		}
 	})
 }
+
+// A Mirror-mode delete of a key the secondary does not have, while the
+// primary cannot be asked, answers NotFound unless a write of the key
+// stamped before the delete is in flight (which gives way to its
+// tombstone, the delete then having come after it). A write opened while
+// the delete waited on the primary, stamped after it, made the delete of a
+// key already deleted answer success.
+func TestMirrorDeleteOfAMissingKeyIsNotFoundDespiteALaterWriteInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.b.Delete(r.ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Set(failovertest.OpDelete, failovertest.Fault{Hang: true})
+		deleted := make(chan error)
+		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+		synctest.Wait() // the delete waits on the primary
+		w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"}) // opened at once
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := <-deleted; gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("second delete of k, a later write in flight: %v, want NotFound", err)
+		}
+		r.faults[primary].Heal()
+		if _, err := w.Write([]byte("later")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("the later write: %v", err)
+		}
+		time.Sleep(2 * time.Minute) // the primary's breaker closes again
+		if got := r.read("k"); got != "later" {
+			t.Errorf("k reads %s after the later write, want later", got)
+		}
+	})
+}

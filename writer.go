@@ -32,6 +32,7 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	f := b.f
 	f.idx.begin(key) // before the version is stamped; Close ends it
 	v := f.clock.Now()
+	f.idx.stamped(key, v)
 	md := make(map[string]string, len(opts.Metadata)+1)
 	maps.Copy(md, opts.Metadata)
 	md[VersionMetadataKey] = v.String()
@@ -93,7 +94,7 @@ type writer struct {
 // land ends the write's flight (see index.begin), once.
 func (w *writer) land() {
 	if w.flight {
-		w.landed.Do(func() { w.f.idx.end(w.key) })
+		w.landed.Do(func() { w.f.idx.end(w.key, w.version) })
 	}
 }
 
