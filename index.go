@@ -380,17 +380,28 @@ func (x *index) keepUnlisted(fresh *packedMap) {
 // unhint forgets a withdrawn entry id for a change to key at s as the
 // key's hint for op, which goes back to prev, what it was before the
 // entry; and forgets it among the entries appended while a listing is
-// under way, which that listing's sync would otherwise count again.
-func (x *index) unhint(id, key string, op journal.Op, s, prev stamp) {
+// under way, which that listing's sync would otherwise count again. It
+// reports false if the hint cannot go back: a listing of the journal took
+// the entry in before its append returned, so prev is the entry itself,
+// and what came before it is known only to a listing of the journal.
+func (x *index) unhint(id, key string, op journal.Op, s, prev stamp) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	delete(x.recentAdd, entryName(id))
-	if p, ok := x.load(x.m, key); ok {
-		if h := p.hintOf(op); h.v == s.v {
-			*h = prev
-			x.store(x.m, key, p)
-		}
+	p, ok := x.load(x.m, key)
+	if !ok {
+		return true
 	}
+	h := p.hintOf(op)
+	if h.v != s.v {
+		return true
+	}
+	if prev.v == s.v {
+		return false
+	}
+	*h = prev
+	x.store(x.m, key, p)
+	return true
 }
 
 // commit records a committed change to a key that has pending entries (keys

@@ -73,7 +73,12 @@ func (f *Failover) retract(e entry) {
 	f.retractedMu.Lock()
 	f.retracted[e.id] = retraction{at: time.Now()}
 	f.retractedMu.Unlock()
-	f.idx.unhint(e.id, e.key, e.op, e.s, e.prev)
+	if !f.idx.unhint(e.id, e.key, e.op, e.s, e.prev) {
+		// The hint before the entry is known only to the journal: read it
+		// again, which leaves the entry out now. If it cannot be read,
+		// the key reads as the entry says until a reading succeeds.
+		_, _ = f.readJournal(ctx)
+	}
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
 		f.retractedMu.Lock()

@@ -766,7 +766,7 @@ func TestMirrorDeleteOfAMissingKeyIsNotFoundDespiteALaterWriteInFlight(t *testin
 		r.faults[primary].Set(failovertest.OpDelete, failovertest.Fault{Hang: true})
 		deleted := make(chan error)
 		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
-		synctest.Wait() // the delete waits on the primary
+		synctest.Wait()                                                                     // the delete waits on the primary
 		w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain"}) // opened at once
 		if err != nil {
 			t.Fatal(err)
@@ -784,6 +784,62 @@ func TestMirrorDeleteOfAMissingKeyIsNotFoundDespiteALaterWriteInFlight(t *testin
 		time.Sleep(2 * time.Minute) // the primary's breaker closes again
 		if got := r.read("k"); got != "later" {
 			t.Errorf("k reads %s after the later write, want later", got)
+		}
+	})
+}
+
+// appendStalling is a journal whose appends, while stall is set, store the
+// entry and then wait for release before returning (an append whose answer
+// is slow to come back).
+type appendStalling struct {
+	journal.Journal
+	stall   atomic.Bool
+	stored  chan struct{}
+	release chan struct{}
+}
+
+func (j *appendStalling) Append(ctx context.Context, e journal.Entry) (string, error) {
+	id, err := j.Journal.Append(ctx, e)
+	if j.stall.Load() {
+		j.stored <- struct{}{}
+		<-j.release
+	}
+	return id, err
+}
+
+// A Mirror-mode delete that reached no side withdraws its tombstone. When
+// a listing of the journal took the tombstone in while its append had not
+// yet returned, the key's hint cannot go back to what it was before: the
+// journal is read again, leaving the withdrawn entry out. The key read as
+// deleted until a pass acknowledged the entry, and then as present again.
+func TestWithdrawnEntryListedBeforeItsAppendReturnedIsNoHint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		// The primary's breaker opens, so the delete reaches no side.
+		r.faults[primary].Outage(nil)
+		_ = r.read("x")
+		if st := r.f.Status().Primary.State; st != circuit.StateOpen {
+			t.Fatalf("the primary's breaker is %s after a failed read, want open", st)
+		}
+		j.stall.Store(true)
+		deleted := make(chan error)
+		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+		<-j.stored
+		j.stall.Store(false)
+		// A listing takes the tombstone in before its append returns.
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(j.release)
+		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
+		}
+		if got := r.read("k"); got != "v" {
+			t.Errorf("after a delete that reached no side, k reads %s, want v", got)
 		}
 	})
 }
