@@ -71,7 +71,7 @@ func (f *Failover) retract(e entry) {
 	// Before the hint goes: a listing's sync in between must leave the
 	// entry out, and a Drain that listed it before must not apply it.
 	f.retractedMu.Lock()
-	f.retracted[e.id] = retraction{at: time.Now()}
+	f.retracted[entryName(e.id)] = retraction{at: time.Now()}
 	f.retractedMu.Unlock()
 	if !f.idx.unhint(e.id, e.key, e.op, e.s, e.prev) {
 		// The hint before the entry is known only to the journal: read it
@@ -82,7 +82,7 @@ func (f *Failover) retract(e entry) {
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
 		f.retractedMu.Lock()
-		f.retracted[e.id] = retraction{at: time.Now(), dropped: true}
+		f.retracted[entryName(e.id)] = retraction{at: time.Now(), dropped: true}
 		f.retractedMu.Unlock()
 	}
 }
@@ -99,7 +99,7 @@ type retraction struct {
 func (f *Failover) isRetracted(id string) bool {
 	f.retractedMu.Lock()
 	defer f.retractedMu.Unlock()
-	_, ok := f.retracted[id]
+	_, ok := f.retracted[entryName(id)]
 	return ok
 }
 
@@ -109,8 +109,8 @@ func (f *Failover) dropped(ids []string) {
 	f.retractedMu.Lock()
 	defer f.retractedMu.Unlock()
 	for _, id := range ids {
-		if _, ok := f.retracted[id]; ok {
-			f.retracted[id] = retraction{at: time.Now(), dropped: true}
+		if _, ok := f.retracted[entryName(id)]; ok {
+			f.retracted[entryName(id)] = retraction{at: time.Now(), dropped: true}
 		}
 	}
 }

@@ -843,3 +843,45 @@ func TestWithdrawnEntryListedBeforeItsAppendReturnedIsNoHint(t *testing.T) {
 		}
 	})
 }
+
+// A withdrawn entry is known by its name, not by the ID its append gave:
+// a journal on the sides names in an entry's ID the side or sides it is
+// kept on, and an entry whose append failed on one side and was kept on
+// the other is listed under another ID than its append's. A Mirror-mode
+// delete that reached no side was then counted by the next reading of the
+// journal, and applied by the next pass.
+func TestWithdrawnEntryKeptOnTheOtherSideIsNoHint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		// The primary's breaker opens, though the primary answers the
+		// journal's calls.
+		r.faults[primary].Set(failovertest.OpRead, failovertest.Fault{Times: 1})
+		_ = r.read("x")
+		if st := r.f.Status().Primary.State; st != circuit.StateOpen {
+			t.Fatalf("the primary's breaker is %s after a failed read, want open", st)
+		}
+		// The tombstone's append fails on the secondary and is kept on the
+		// primary; dropping it fails once.
+		r.faults[secondary].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		r.faults[primary].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
+		}
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.read("k"); got != "v" {
+			t.Errorf("after a delete that reached no side, k reads %s, want v", got)
+		}
+		time.Sleep(2 * time.Minute) // the primary's breaker closes again
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v", rep, err)
+		}
+		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != "v" || s != "v" {
+			t.Errorf("after the drain the primary holds %q and the secondary %q, want v on both", p, s)
+		}
+	})
+}
