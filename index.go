@@ -80,6 +80,10 @@ type index struct {
 	// count as pending, as recorded entries do, until a Drain or a look at
 	// their key records them (Failover.recordKept, keptRecorded). keptSeq
 	// numbers them.
+	// unsure are the keys whose hints may still count an entry withdrawn
+	// (see unhint) until a listing reads the whole journal.
+	unsure map[string]bool
+
 	kept      map[string]recentEntry
 	keptKeys  map[string]int       // kept entries by key
 	keptTried map[string]time.Time // when a look at the key last tried to record them
@@ -222,6 +226,9 @@ func (x *index) sync(entries []journal.Entry, complete bool) {
 		}
 	}
 	x.m, x.complete = fresh, complete
+	if complete {
+		x.unsure = nil // the listing left withdrawn entries out
+	}
 	x.read = x.read || complete
 }
 
@@ -231,6 +238,30 @@ func (x *index) journalRead() bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.read
+}
+
+// markUnsure records that key's hints may count a withdrawn entry: its
+// state is unknown, and no hint may decide it, until a listing reads the
+// whole journal (see sync).
+func (x *index) markUnsure(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.unsure == nil {
+		x.unsure = map[string]bool{}
+	}
+	x.unsure[key] = true
+	if p, ok := x.load(x.m, key); ok {
+		p.known = false
+		x.store(x.m, key, p)
+	}
+}
+
+// isUnsure reports whether key's hints may count a withdrawn entry (see
+// markUnsure).
+func (x *index) isUnsure(key string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.unsure[key]
 }
 
 // keptPrefix begins the IDs of kept entries, which no journal gives.

@@ -75,9 +75,11 @@ func (f *Failover) retract(e entry) {
 	f.retractedMu.Unlock()
 	if !f.idx.unhint(e.id, e.key, e.op, e.s, e.prev) {
 		// The hint before the entry is known only to the journal: read it
-		// again, which leaves the entry out now. If it cannot be read,
-		// the key reads as the entry says until a reading succeeds.
-		_, _ = f.readJournal(ctx)
+		// again, which leaves the entry out now. If it cannot be read
+		// whole, the key is unavailable until it can.
+		if _, err := f.readJournal(ctx); err != nil {
+			f.idx.markUnsure(e.key)
+		}
 	}
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})

@@ -790,12 +790,20 @@ func TestMirrorDeleteOfAMissingKeyIsNotFoundDespiteALaterWriteInFlight(t *testin
 
 // appendStalling is a journal whose appends, while stall is set, store the
 // entry and then wait for release before returning (an append whose answer
-// is slow to come back).
+// is slow to come back), and whose listings fail while failList is set.
 type appendStalling struct {
 	journal.Journal
-	stall   atomic.Bool
-	stored  chan struct{}
-	release chan struct{}
+	stall    atomic.Bool
+	stored   chan struct{}
+	release  chan struct{}
+	failList atomic.Bool // listings fail
+}
+
+func (j *appendStalling) List(ctx context.Context) ([]journal.Entry, error) {
+	if j.failList.Load() {
+		return nil, errors.New("the journal cannot be listed")
+	}
+	return j.Journal.List(ctx)
 }
 
 func (j *appendStalling) Append(ctx context.Context, e journal.Entry) (string, error) {
@@ -882,6 +890,44 @@ func TestWithdrawnEntryKeptOnTheOtherSideIsNoHint(t *testing.T) {
 		}
 		if p, s := r.content(primary, "k"), r.content(secondary, "k"); p != "v" || s != "v" {
 			t.Errorf("after the drain the primary holds %q and the secondary %q, want v on both", p, s)
+		}
+	})
+}
+
+// When the journal cannot be read again after such a withdrawal, the key
+// is unavailable, rather than read as the withdrawn entry says, until a
+// reading of the whole journal leaves the entry out.
+func TestWithdrawnEntryListedBeforeItsAppendReturnedLeavesItsKeyUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Outage(nil)
+		_ = r.read("x")
+		j.stall.Store(true)
+		deleted := make(chan error)
+		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+		<-j.stored
+		j.stall.Store(false)
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		j.failList.Store(true)
+		close(j.release)
+		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
+		}
+		if got := r.read("k"); got != "<unavailable>" {
+			t.Errorf("after a withdrawn delete the journal could not be read again, k reads %s, want unavailable", got)
+		}
+		j.failList.Store(false)
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.read("k"); got != "v" {
+			t.Errorf("once the journal is read, k reads %s, want v", got)
 		}
 	})
 }

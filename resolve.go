@@ -15,6 +15,9 @@ import (
 // resolved from the versions the sides hold; if a side that may hold the
 // newest version cannot be asked, the error wraps ErrUnavailable.
 func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
+	if f.idx.isUnsure(key) {
+		return keyState{}, true, unavailable(nil, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
+	}
 	if err := f.keptRecorded(ctx, key, false); err != nil {
 		return keyState{}, true, err
 	}
