@@ -213,13 +213,16 @@ func (a *analysis) neededAndReachable(o *op) (journal.Side, bool) {
 // checkAnswers checks, with RecoverWithin, that no operation answers
 // unavailable while neither side has had a fault for RecoverWithin: a
 // side's breaker must have closed again by then, and a caller's bad key must
-// never have opened it.
+// never have opened it. A write overtaken by an IfNotExist write of the same
+// key through the same instance is exempt: the failover bucket can place it
+// neither before that write (which found the key absent) nor after it (its
+// version is older), and answers it unavailable, having stored nothing.
 func (a *analysis) checkAnswers() {
 	if a.r.o.RecoverWithin <= 0 {
 		return
 	}
 	for _, o := range a.ops {
-		if o.out != outUnavailable || o.crashed || o.inst == nil {
+		if o.out != outUnavailable || o.crashed || o.inst == nil || a.overtakenByIfNotExist(o) {
 			continue
 		}
 		if a.reachable(o, journal.Primary) && a.reachable(o, journal.Secondary) {
@@ -251,4 +254,19 @@ func (a *analysis) reachable(o *op, side journal.Side) bool {
 		}
 	}
 	return true
+}
+
+// overtakenByIfNotExist reports whether o, a write, ran alongside an
+// acknowledged IfNotExist write of its key through the same instance that
+// began after it.
+func (a *analysis) overtakenByIfNotExist(o *op) bool {
+	if o.kind != opPut && o.kind != opCopy {
+		return false
+	}
+	for _, x := range a.ops {
+		if x.kind == opPutIfAbsent && x.out == outOK && x.key == o.key && x.inst == o.inst && x.call > o.call && x.call < o.ret {
+			return true
+		}
+	}
+	return false
 }
