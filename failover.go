@@ -36,6 +36,7 @@ type Failover struct {
 	instance                     string       // this instance's name in reconcile leases and probe canaries
 	running                      atomic.Int32 // Runs running
 	journalTries                 retries      // journalKnown's readings of the journal
+	unsureTries                  retries      // state's readings of the journal for keys it is unsure of
 	passes                       atomic.Int64 // Drain passes completed
 	lastPass                     atomic.Int64 // when the last one completed, in Unix nanoseconds
 	force                        atomic.Int32 // the ForceMode (Force)

@@ -16,7 +16,15 @@ import (
 // newest version cannot be asked, the error wraps ErrUnavailable.
 func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
 	if f.idx.isUnsure(key) {
-		return keyState{}, true, unavailable(nil, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
+		// A reading of the whole journal settles it: one is tried at most
+		// once every journalRetry.
+		var err error
+		if f.unsureTries.due() {
+			err = f.learn(ctx, f.readingsBegun.Load())
+		}
+		if f.idx.isUnsure(key) {
+			return keyState{}, true, unavailable(err, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
+		}
 	}
 	if err := f.keptRecorded(ctx, key, false); err != nil {
 		return keyState{}, true, err
