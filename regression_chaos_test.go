@@ -352,14 +352,16 @@ func TestAbandonedWriterLeavesNoFlight(t *testing.T) {
 	})
 }
 
-// appendFailing is a journal whose appends fail while failing is set.
+// appendFailing is a journal whose appends fail while failing is set, and
+// the next failures appends.
 type appendFailing struct {
 	journal.Journal
-	failing atomic.Bool
+	failing  atomic.Bool
+	failures atomic.Int32
 }
 
 func (j *appendFailing) Append(ctx context.Context, e journal.Entry) (string, error) {
-	if j.failing.Load() {
+	if j.failing.Load() || j.failures.Load() > 0 && j.failures.Add(-1) >= 0 {
 		return "", errors.New("the journal cannot take the entry")
 	}
 	return j.Journal.Append(ctx, e)
@@ -927,6 +929,39 @@ func TestWithdrawnEntryListedBeforeItsAppendReturnedLeavesItsKeyUnavailable(t *t
 		time.Sleep(time.Second) // a read tries the journal again at most once a second
 		if got := r.read("k"); got != "v" {
 			t.Errorf("once the journal can be read, k reads %s, want v", got)
+		}
+	})
+}
+
+// A key with a change kept unrecorded (the journal cannot take it yet) is
+// unavailable to reads, but a delete goes ahead all the same: it must see
+// what the index knows of the key, and a second delete of it then answers
+// NotFound. It was given no state at all, took the key for one that may
+// exist, and answered success again.
+func TestSecondDeleteOfAKeyWithAKeptChangeIsNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendFailing{Journal: journal.NewMemory()}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		// A delete reaches the primary only, and its repair is kept: the
+		// journal fails it, and the first try to record it.
+		r.faults[secondary].Outage(nil)
+		j.failures.Store(2)
+		if err := r.b.Delete(r.ctx, "k"); err == nil {
+			t.Fatal("a delete whose repair could not be recorded succeeded")
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		if got := r.read("k"); got != "<unavailable>" {
+			t.Fatalf("k reads %s with its change kept unrecorded, want unavailable", got)
+		}
+		if err := r.b.Delete(r.ctx, "k"); err != nil {
+			t.Fatalf("delete of the secondary's copy: %v", err)
+		}
+		if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("delete again: %v, want NotFound", err)
 		}
 	})
 }

@@ -13,7 +13,9 @@ import (
 // state returns what the index knows of key, and whether key has pending
 // work. The state of a pending key that is unknown (see keyState) is first
 // resolved from the versions the sides hold; if a side that may hold the
-// newest version cannot be asked, the error wraps ErrUnavailable.
+// newest version cannot be asked, the error wraps ErrUnavailable; the
+// state returned with it is what the index knows, for callers that go
+// ahead all the same.
 func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
 	if f.idx.isUnsure(key) {
 		// A reading of the whole journal settles it: one is tried at most
@@ -23,11 +25,15 @@ func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error
 			err = f.learn(ctx, f.readingsBegun.Load())
 		}
 		if f.idx.isUnsure(key) {
-			return keyState{}, true, unavailable(err, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
+			p, _ := f.idx.get(key) // its state is unknown (see markUnsure)
+			return p, true, unavailable(err, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
 		}
 	}
 	if err := f.keptRecorded(ctx, key, false); err != nil {
-		return keyState{}, true, err
+		// A change that goes ahead all the same (a delete) still sees what
+		// the index knows: the entries, and a state this process committed.
+		p, _ := f.idx.get(key)
+		return p, true, err
 	}
 	p, ok := f.idx.get(key)
 	if !ok || p.known {
