@@ -965,3 +965,38 @@ func TestSecondDeleteOfAKeyWithAKeptChangeIsNotFound(t *testing.T) {
 		}
 	})
 }
+
+// A listing that waited for the key's lock while the delete that went on
+// to withdraw its tombstone held it must not work the key's state out
+// from that tombstone: with the journal unreadable, the key is
+// unavailable, and the listing with it. It listed the key as deleted.
+func TestListingThatWaitedOnAWithdrawnDeleteDoesNotDropItsKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Outage(nil)
+		_ = r.read("x")
+		j.stall.Store(true)
+		deleted := make(chan error)
+		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+		<-j.stored
+		j.stall.Store(false)
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		listed := make(chan string)
+		go func() { listed <- fmt.Sprint(r.keys()) }()
+		synctest.Wait() // the listing waits for k's lock
+		j.failList.Store(true)
+		close(j.release)
+		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
+		}
+		if got := <-listed; got == "[]" {
+			t.Errorf("a listing that waited on a delete that reached no side lists %s, want k or unavailable", got)
+		}
+	})
+}

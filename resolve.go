@@ -17,17 +17,9 @@ import (
 // state returned with it is what the index knows, for callers that go
 // ahead all the same.
 func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error) {
-	if f.idx.isUnsure(key) {
-		// A reading of the whole journal settles it: one is tried at most
-		// once every journalRetry.
-		var err error
-		if f.unsureTries.due() {
-			err = f.learn(ctx, f.readingsBegun.Load())
-		}
-		if f.idx.isUnsure(key) {
-			p, _ := f.idx.get(key) // its state is unknown (see markUnsure)
-			return p, true, unavailable(err, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
-		}
+	if err := f.sureOf(ctx, key); err != nil {
+		p, _ := f.idx.get(key) // its state is unknown (see markUnsure)
+		return p, true, err
 	}
 	if err := f.keptRecorded(ctx, key, false); err != nil {
 		// A change that goes ahead all the same (a delete) still sees what
@@ -47,8 +39,29 @@ func (f *Failover) state(ctx context.Context, key string) (keyState, bool, error
 		if p, ok = f.idx.get(key); !ok || p.known {
 			return p, ok, nil
 		}
+		// A change that held the lock may have been withdrawn meanwhile.
+		if err := f.sureOf(ctx, key); err != nil {
+			return p, true, err
+		}
 	}
 	return f.resolve(ctx, key, p)
+}
+
+// sureOf returns nil unless key's hints may count a withdrawn entry (see
+// index.markUnsure). A reading of the whole journal settles that: one is
+// tried at most once every journalRetry.
+func (f *Failover) sureOf(ctx context.Context, key string) error {
+	if !f.idx.isUnsure(key) {
+		return nil
+	}
+	var err error
+	if f.unsureTries.due() {
+		err = f.learn(ctx, f.readingsBegun.Load())
+	}
+	if !f.idx.isUnsure(key) {
+		return nil
+	}
+	return unavailable(err, "a change of %q was withdrawn, and what the journal held for it before cannot be read until the whole journal can", key)
 }
 
 // sideObject is what one side answered about a key.
