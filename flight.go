@@ -6,7 +6,8 @@ import "slices"
 // flight: the newest change committed since the first of them opened.
 type flight struct {
 	writers     int
-	stamps      []Version // the versions of the writes in flight stamped so far
+	stamps      []Version  // the versions of the writes in flight stamped so far
+	buf         [2]Version // stamps' first room, so that a write or two allocate nothing
 	latest      Version
 	deleted     bool // latest is a delete
 	conditional bool // latest is an IfNotExist write, which found the key absent
@@ -25,6 +26,7 @@ func (x *index) begin(key string) {
 	fl := x.flights[key]
 	if fl == nil {
 		fl = &flight{}
+		fl.stamps = fl.buf[:0]
 		x.flights[key] = fl
 	}
 	fl.writers++
