@@ -14,10 +14,12 @@ type flight struct {
 	found       bool // latest is a delete that removed an object of the key
 }
 
-// begin counts a write of key opening. It is called before the write's
-// version is stamped, so that every change committed after the stamp is
-// seen by overtaken.
-func (x *index) begin(key string) {
+// begin counts a write of key opening and stamps its version with stamp,
+// which it returns. The write counts before it is stamped, so that every
+// change committed after the stamp is seen by overtaken; and it is stamped
+// under the index's lock, so that inFlightBefore never misses a write
+// that holds its version.
+func (x *index) begin(key string, stamp func() Version) Version {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.flights == nil {
@@ -30,16 +32,9 @@ func (x *index) begin(key string) {
 		x.flights[key] = fl
 	}
 	fl.writers++
-}
-
-// stamped records the version v a write of key in flight was stamped
-// with.
-func (x *index) stamped(key string, v Version) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if fl := x.flights[key]; fl != nil {
-		fl.stamps = append(fl.stamps, v)
-	}
+	v := stamp()
+	fl.stamps = append(fl.stamps, v)
+	return v
 }
 
 // end counts a write of key, stamped v, closing.

@@ -75,15 +75,15 @@ type index struct {
 	// that could not be listed (see Failover.journalKnown).
 	read bool
 
+	// unsure are the keys whose hints may still count an entry withdrawn
+	// (see unhint) until a listing reads the whole journal.
+	unsure map[string]bool
+
 	// kept are the entries of changes that reached a side, or may have,
 	// which the journal could not record (see records.recordAfter): they
 	// count as pending, as recorded entries do, until a Drain or a look at
 	// their key records them (Failover.recordKept, keptRecorded). keptSeq
 	// numbers them.
-	// unsure are the keys whose hints may still count an entry withdrawn
-	// (see unhint) until a listing reads the whole journal.
-	unsure map[string]bool
-
 	kept      map[string]recentEntry
 	keptKeys  map[string]int       // kept entries by key
 	keptTried map[string]time.Time // when a look at the key last tried to record them
@@ -189,14 +189,14 @@ func (x *index) ended() {
 // acknowledged since. Other writers' entries come in as keys of unknown
 // state (see keyState); keys whose entries are gone leave; a known state
 // is kept unless an entry newer than it came in.
-func (x *index) sync(entries []journal.Entry, complete bool) {
+func (x *index) sync(entries []journal.Entry, complete bool, withdrawn func(id string) bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.ended()
 	fresh := newPackedMap(len(entries))
 	listed := make(map[string]bool, len(entries))
 	for _, e := range entries {
-		if x.recentAck[entryName(e.ID)] {
+		if x.recentAck[entryName(e.ID)] || withdrawn(e.ID) {
 			continue
 		}
 		listed[entryName(e.ID)] = true
@@ -527,6 +527,7 @@ func (x *index) acked(key string, missing journal.Side, ids []string, listedAt t
 	switch {
 	case p.entries[0] == 0 && p.entries[1] == 0:
 		x.m.del(key)
+		delete(x.unsure, key) // no hint is left to doubt
 		return
 	case p.entries[missing.Other()] == 0 && listedAt.After(p.oldest):
 		p.oldest = listedAt

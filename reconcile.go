@@ -201,7 +201,10 @@ func (f *Failover) readJournal(ctx context.Context) ([]journal.Entry, error) {
 	}
 	// Entries this process withdrew (see retract) whose dropping failed are
 	// no hints: the index leaves them out, and Drain acknowledges them.
-	f.idx.sync(f.unretracted(entries), err == nil)
+	// They are told apart under the index's lock, so that a withdrawal
+	// either comes before (the entry is left out) or after (its unhint
+	// undoes what the listing counted).
+	f.idx.sync(entries, err == nil, f.isRetracted)
 	for {
 		last := f.readingsTaken.Load()
 		if last >= n || f.readingsTaken.CompareAndSwap(last, n) {

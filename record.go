@@ -230,8 +230,8 @@ func (f *Failover) recordKeptOf(ctx context.Context, match func(key string) bool
 
 // keptRecorded returns nil if no change of key (with under, of any key
 // under the prefix key) waits to be recorded (see keep). Otherwise it tries
-// to record them now, at most once every journalRetry for each key, and returns the
-// error that answers for such a key until then: a crash before the record
+// to record them now, at most once every journalRetry for each key, and
+// returns the error that answers for such a key until then: a crash before the record
 // would lose the change, and the sides would be reconciled as if it had
 // not been made, so what a read showed could be undone.
 func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) error {
@@ -257,10 +257,24 @@ func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) err
 func (r *records) recorded(s journal.Side) bool { return r.e[s] != nil }
 
 // withdraw retracts the entries recorded: the change changed nothing.
+//
+// A change recorded for both sides has two entries of one version, the
+// second appended over the first's hint: the hint before the change is
+// the one the first entry found, and every entry goes back to it.
 func (r *records) withdraw() {
+	var prev *stamp
+	for _, e := range r.e {
+		if e != nil && e.prev.v != r.v {
+			prev = &e.prev
+		}
+	}
 	for _, e := range r.e {
 		if e != nil {
-			r.f.retract(*e)
+			w := *e
+			if prev != nil {
+				w.prev = *prev
+			}
+			r.f.retract(w)
 		}
 	}
 }

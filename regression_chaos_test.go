@@ -1000,3 +1000,33 @@ func TestListingThatWaitedOnAWithdrawnDeleteDoesNotDropItsKey(t *testing.T) {
 		}
 	})
 }
+
+// A Mirror-mode delete of a key with pending work records its tombstone
+// for both sides, the second over the first's hint; when it reaches no
+// side and is withdrawn, the key's hint goes back to what it was before
+// the delete, with no need to read the journal again. Taking the second
+// entry's hint (the first's) for a listing's doing, it read the journal,
+// and with the journal unreadable left the key unavailable.
+func TestWithdrawnChangeRecordedForBothSidesRestoresTheHint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Journal: j})
+		r.faults[secondary].Outage(nil)
+		if err := r.write("k", "v"); err != nil {
+			t.Fatalf("write with the secondary down: %v", err)
+		}
+		r.heal()
+		// Both breakers open, so the delete reaches no side.
+		r.faults[primary].Outage(nil)
+		r.faults[secondary].Outage(nil)
+		_ = r.read("x")
+		j.failList.Store(true)
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete with both breakers open: %v, want ErrUnavailable", err)
+		}
+		r.heal()
+		if got := r.read("k"); got != "v" {
+			t.Errorf("after a delete that reached no side, k reads %s, want v", got)
+		}
+	})
+}

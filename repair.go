@@ -55,7 +55,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		// name fileblob cannot store, say), whose withdrawal could not
 		// drop them: no side holds data of the key, so there is nothing
 		// to repair, and nothing ever will be.
-		f.opts.Logger.Warn("failoverblob: the sides refuse a key with pending entries and hold nothing under it; acknowledging them", "key", key, "side", missing.String(), "error", err)
+		f.opts.Logger.Warn("failoverblob: a side refuses a key with pending entries, and neither side holds it; acknowledging them", "key", key, "side", missing.String(), "error", err)
 		return r.rep, all, nil
 	}
 	if err := r.apply(changes); err != nil {

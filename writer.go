@@ -30,9 +30,7 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		}
 	}
 	f := b.f
-	f.idx.begin(key) // before the version is stamped; Close ends it
-	v := f.clock.Now()
-	f.idx.stamped(key, v)
+	v := f.idx.begin(key, f.clock.Now) // Close ends it
 	md := make(map[string]string, len(opts.Metadata)+1)
 	maps.Copy(md, opts.Metadata)
 	md[VersionMetadataKey] = v.String()
