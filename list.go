@@ -120,7 +120,7 @@ func (l *lister) resolve() error {
 	}
 	for _, k := range unknown {
 		if _, _, err := l.f.state(l.ctx, k); err != nil {
-			if l.isRefusal(err) {
+			if l.f.refusedNowhere(l.ctx, k, err, l.f.opts.BestEffortList) {
 				l.refuse(k)
 				continue
 			}
@@ -136,15 +136,8 @@ func (l *lister) resolve() error {
 	return nil
 }
 
-// isRefusal reports whether err, from working out a key's state, is a
-// side's answer about the key itself (a name it refuses, as fileblob
-// refuses some), which leaves the key out of the listing rather than
-// failing it: no side can hold the key.
-func (l *lister) isRefusal(err error) bool {
-	return l.ctx.Err() == nil && !errors.Is(err, ErrUnavailable) && !isHookError(err)
-}
-
-// refuse leaves the key k out of the listing (see isRefusal).
+// refuse leaves the key k out of the listing: a side refuses to answer
+// about it, and neither side holds it (see Failover.refusedNowhere).
 func (l *lister) refuse(k string) {
 	if l.refused == nil {
 		l.refused = map[string]bool{}
@@ -156,14 +149,14 @@ func (l *lister) refuse(k string) {
 // unknown after resolve and before the index was read (a change of one
 // that failed part-way, say): neither is there a state to list them by,
 // nor may the side's object stand for itself, since the other side may
-// hold a newer version. A key a side refuses (see isRefusal) is left out
+// hold a newer version. A key a side refuses (see refuse) is left out
 // instead: a change of it fails every time.
 func (l *lister) lostSinceResolve() {
 	for _, k := range l.f.idx.unknown(l.opts.Prefix, l.tok.last, math.MaxInt) {
 		if _, ok := l.unresolved[k]; ok || l.refused[k] || l.stopAt != "" && k >= l.stopAt {
 			continue
 		}
-		if _, _, err := l.f.state(l.ctx, k); err != nil && l.isRefusal(err) {
+		if _, _, err := l.f.state(l.ctx, k); err != nil && l.f.refusedNowhere(l.ctx, k, err, l.f.opts.BestEffortList) {
 			l.refuse(k)
 			continue
 		}

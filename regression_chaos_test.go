@@ -1030,3 +1030,25 @@ func TestWithdrawnChangeRecordedForBothSidesRestoresTheHint(t *testing.T) {
 		}
 	})
 }
+
+// A listing leaves out a pending key a side will not answer about only
+// when neither side holds it: an answer that is not an outage (a 403 with
+// no code, say) proves nothing alone. A redirected write, acknowledged,
+// was left out of a listing without an error.
+func TestListingDoesNotLeaveOutAKeyASideHoldsButWillNotAnswerAbout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		f := r.restart(failoverblob.Options{}) // learns of k's entry, not its state
+		defer f.Close()
+		r.faults[secondary].Refuse(refuseOnly("k", errors.New("403 Forbidden")))
+		objs, _, err := f.Bucket().ListPage(r.ctx, blob.FirstPageToken, 100, nil)
+		if err == nil && len(objs) == 0 {
+			t.Errorf("listing with k's state unknown and the secondary refusing to answer about it: no error and no k")
+		}
+	})
+}

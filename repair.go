@@ -166,38 +166,50 @@ func (r *repairKey) inspect(changes []change) (err error) {
 	return errors.Join(dstErr, srcErr)
 }
 
-// refusedPages bounds the listing pages refused reads to find the key.
-const refusedPages = 8
-
 // refused reports, after inspect failed with err, whether a side refused
-// the key and neither side holds it. A refusal is an answer, not an
-// outage (inspect takes NotFound for the key's absence); as drivers give
-// an error they do not recognize the same code (Unknown) whatever it
-// means, and an outage may not show as one, the refusal alone proves
-// nothing: each side must also answer a
-// listing of the key's prefix without it. A side that holds the key lists
-// it, so entries are acknowledged this way only when no data of the key
-// exists to be lost.
+// the key and neither side holds it (see Failover.refusedNowhere).
 func (r *repairKey) refused(err error) bool {
-	if r.ctx.Err() != nil || r.dst.outage(r.ctx, err) || r.src.outage(r.ctx, err) {
+	return r.f.refusedNowhere(r.ctx, r.key, err, false)
+}
+
+// refusedNowhere reports whether err, from asking the sides about key, is
+// a refusal of the key itself (a name fileblob cannot store, say) and
+// neither side holds the key. A refusal is an answer, not an outage; as
+// drivers give an error they do not recognize the same code (Unknown)
+// whatever it means, and an outage may not show as one, the refusal alone
+// proves nothing: each side must also answer a listing of the key's
+// prefix without it. A side that holds the key lists it, so a key is taken
+// for refused only when no data of it exists to be lost. With bestEffort
+// (a listing that may leave out what a side that is down holds), a side
+// that cannot be listed for an outage is not asked.
+func (f *Failover) refusedNowhere(ctx context.Context, key string, err error, bestEffort bool) bool {
+	if ctx.Err() != nil || errors.Is(err, ErrUnavailable) || isHookError(err) {
 		return false
 	}
-	for _, s := range []*side{r.dst, r.src} {
-		if held, err := r.lists(s); err != nil || held {
+	for _, s := range f.sides {
+		if s.outage(ctx, err) {
+			return false
+		}
+	}
+	for _, s := range f.sides {
+		held, err := f.lists(ctx, s, key)
+		switch {
+		case err != nil && bestEffort && s.outage(ctx, err):
+		case err != nil, held:
 			return false
 		}
 	}
 	return true
 }
 
-// lists reports whether a listing of s under the key's prefix shows the key
+// lists reports whether a listing of s under the prefix key shows the key
 // itself, reading at most refusedPages pages (a listing it cannot finish
 // is an error).
-func (r *repairKey) lists(s *side) (bool, error) {
-	opts := driver.ListOptions{Prefix: r.key, PageSize: 1000}
+func (f *Failover) lists(ctx context.Context, s *side, key string) (bool, error) {
+	opts := driver.ListOptions{Prefix: key, PageSize: 1000}
 	for range refusedPages {
 		var page *driver.ListPage
-		err := s.call(r.ctx, opList, r.f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		err := s.call(ctx, opList, f.opts.CallTimeout, func(ctx context.Context) (err error) {
 			page, err = s.d.ListPaged(ctx, &opts)
 			return err
 		})
@@ -205,7 +217,7 @@ func (r *repairKey) lists(s *side) (bool, error) {
 			return false, err
 		}
 		for _, o := range page.Objects {
-			if o.Key == r.key {
+			if o.Key == key {
 				return true, nil
 			}
 		}
@@ -214,8 +226,12 @@ func (r *repairKey) lists(s *side) (bool, error) {
 		}
 		opts.PageToken = page.NextPageToken
 	}
-	return false, fmt.Errorf("listing %q on the %s: more than %d pages under it", r.key, s.id, refusedPages)
+	return false, fmt.Errorf("listing %q on the %s: more than %d pages under it", key, s.id, refusedPages)
 }
+
+// refusedPages bounds the listing pages refusedNowhere reads to find a
+// key.
+const refusedPages = 8
 
 // flowing reports whether s takes calls freely: its breaker is closed and
 // no traffic is forced off it.
