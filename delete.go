@@ -68,7 +68,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 	pr := f.sides[journal.Primary]
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	if isNotFound(err) && !copied && pending && !p.known {
-		return f.deleteUnresolved(rec, err)
+		return f.deleteUnresolved(rec, p, h, err)
 	}
 	switch {
 	case err == nil, isNotFound(err) && (copied || pending && p.mayExist()):
@@ -92,32 +92,41 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 }
 
 // deleteUnresolved settles a Redirect-mode delete of a key with pending
-// work whose state could not be worked out (a side was down), which the
-// primary answered it did not have (notFound): whether the key exists is
-// up to the secondary, which may hold a redirected copy. If it answers
-// now, so does the delete; if not, the tombstone stands, so that the
-// delete takes effect if the key does exist, and the delete is
-// unavailable, as a read of the key is.
-func (f *Failover) deleteUnresolved(rec *records, notFound error) error {
+// work whose state (p) could not be worked out (a side was down), which
+// the primary answered it did not have (notFound): whether the key exists
+// is up to the secondary, which may hold a redirected copy, and to the
+// journal's tombstones, which may cover that copy. If the secondary
+// answers now, the key's state follows, and so does the delete's answer;
+// if not, the tombstone stands, so that the delete takes effect if the key
+// does exist, and the delete is unavailable, as a read of the key is. The
+// caller's hook, which the primary did not run, runs before any tombstone
+// is kept.
+func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound error) error {
 	sec := f.sides[journal.Secondary]
 	o, err := f.inspect(rec.ctx, sec, rec.key)
-	switch {
-	case err == nil && !o.exists:
-		rec.withdraw() // neither side has it: an answer, not a change
-		return notFound
-	case err == nil:
-		f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
-		if o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) < 0 {
-			// The copy goes now; the tombstone covers it if not.
-			_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
-		}
-		return nil
-	case !sec.outage(rec.ctx, err):
+	if err != nil && !sec.outage(rec.ctx, err) {
 		rec.withdraw()
 		return err
 	}
+	if err == nil {
+		if st, _ := decide(p, [2]sideObject{{asked: true}, o}, f.opts.MaxClockSkew); st.deleted {
+			rec.withdraw() // no side holds it: an answer, not a change
+			return notFound
+		}
+	}
+	if herr := h.runUnreached(); herr != nil {
+		rec.withdraw()
+		return herr
+	}
 	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
-	return unavailable(err, "%q has pending work and the secondary, which may hold its newest version, is down; its delete is recorded", rec.key)
+	if err != nil {
+		return unavailable(err, "%q has pending work and the secondary, which may hold its newest version, is down; its delete is recorded", rec.key)
+	}
+	if o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) < 0 {
+		// The copy goes now; the tombstone covers it if not.
+		_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
+	}
+	return nil
 }
 
 // tombstoneFirst stamps a Redirect-mode delete of key and records its

@@ -1052,3 +1052,68 @@ func TestListingDoesNotLeaveOutAKeyASideHoldsButWillNotAnswerAbout(t *testing.T)
 		}
 	})
 }
+
+// A Redirect-mode delete of an unresolved pending key that the primary
+// lacks takes the secondary's answer together with the journal's
+// tombstones: a copy a tombstone covers (its removal failed) is no proof
+// the key exists, and the delete of a deleted key is NotFound. It answered
+// success.
+func TestRedirectDeleteOfAnUnresolvedKeyWeighsTheTombstones(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		// The delete's tombstone is recorded; removing the copy fails.
+		r.faults[secondary].Set(failovertest.OpDelete, failovertest.Fault{Err: errors.New("refused"), Times: 1})
+		if err := r.b.Delete(r.ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		r.failCommit(secondary, "v3")
+		if err := r.write("k", "v3"); err == nil {
+			t.Fatal("a write whose commit failed on both sides succeeded")
+		}
+		r.heal()
+		// A new instance learns of k's entries, not its state, which its
+		// first look cannot work out: the primary fails once.
+		f := r.restart(failoverblob.Options{Breaker: &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}})
+		defer f.Close()
+		r.faults[primary].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		if err := f.Bucket().Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("delete of a deleted key: %v, want NotFound", err)
+		}
+	})
+}
+
+// The caller's BeforeDelete hook refuses such a delete, and the refusal
+// changes nothing. (memblob runs the hook before it looks for the key, so
+// here the primary runs it; a provider that answers NotFound first, as
+// s3blob does, leaves it to deleteUnresolved, which runs it before the
+// tombstone is kept.)
+func TestRedirectDeleteOfAnUnresolvedKeyRunsTheHook(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Heal()
+		f := r.restart(failoverblob.Options{}) // learns of k's entry, not its state
+		defer f.Close()
+		r.faults[secondary].Outage(nil)
+		refused := errors.New("not this one")
+		err := f.Bucket().DeleteWithOptions(r.ctx, "k", &blob.DeleteOptions{BeforeDelete: func(func(any) bool) error { return refused }})
+		if !errors.Is(err, refused) {
+			t.Fatalf("delete refused by its hook, the secondary down: %v, want the hook's error", err)
+		}
+		r.faults[secondary].Heal()
+		time.Sleep(2 * time.Minute) // the secondary's breaker closes again
+		if rep, err := f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v", rep, err)
+		}
+		if got := readOf(f, r, "k"); got != "v" {
+			t.Errorf("after a delete its hook refused, k reads %s, want v", got)
+		}
+	})
+}
