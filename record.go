@@ -28,6 +28,11 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 		Key: key, Op: op, Version: v.String(), Missing: missing, Size: size, Recorded: now,
 	})
 	if err != nil {
+		if id != "" {
+			// The entry may be stored all the same, for a change that is
+			// then not made (or is recorded again): it must not count.
+			f.dropUnrecorded(id)
+		}
 		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
 	}
 	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now}}
@@ -86,6 +91,22 @@ func (f *Failover) retract(e entry) {
 		f.retractedMu.Lock()
 		f.retracted[entryName(e.id)] = retraction{at: time.Now(), dropped: true}
 		f.retractedMu.Unlock()
+	}
+}
+
+// dropUnrecorded withdraws the entry id, which an append that failed may
+// have stored all the same (see journal.Journal.Append): a reading of the
+// journal leaves it out and a Drain that lists it acknowledges it, as for a
+// withdrawn entry, and the journal is asked to drop it now. The index never
+// counted it.
+func (f *Failover) dropUnrecorded(id string) {
+	f.retractedMu.Lock()
+	f.retracted[entryName(id)] = retraction{at: time.Now()}
+	f.retractedMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
+	defer cancel()
+	if err := f.opts.Journal.Ack(ctx, id); err == nil {
+		f.dropped([]string{id})
 	}
 }
 

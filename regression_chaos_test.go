@@ -1117,3 +1117,46 @@ func TestRedirectDeleteOfAnUnresolvedKeyRunsTheHook(t *testing.T) {
 		}
 	})
 }
+
+// An entry whose append failed may be stored all the same (a journal
+// write applied and then reported failed): it is withdrawn, so that the
+// change it records, which was not made, does not take effect later. A
+// delete that failed for want of its tombstone left one on the primary;
+// read in later, it made a write acknowledged after it read as deleted.
+func TestEntryOfAFailedAppendDoesNotCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{})
+		if err := r.write("k", "v0"); err != nil {
+			t.Fatal(err)
+		}
+		// The secondary's breaker opens, so the delete needs a tombstone
+		// for a copy the secondary might hold; the tombstone's append is
+		// stored on the primary but reported failed.
+		r.faults[secondary].Outage(nil)
+		_ = r.read("x")
+		r.faults[primary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete whose tombstone could not be recorded: %v, want ErrUnavailable", err)
+		}
+		r.heal()
+		time.Sleep(2 * time.Minute) // the breakers close again
+		if err := r.write("k", "v1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[primary].Outage(nil)
+		if got := r.read("k"); got == "<not found>" {
+			t.Errorf("with the primary down, k reads %s, though v1 was written after the failed delete", got)
+		}
+		r.faults[primary].Heal()
+		time.Sleep(2 * time.Minute)
+		if rep, err := r.f.Drain(r.ctx); err != nil || rep.Remaining != 0 {
+			t.Fatalf("Drain = %+v, %v", rep, err)
+		}
+		if got := r.content(primary, "k"); got != "v1" {
+			t.Errorf("after the drain the primary holds %q, want v1", got)
+		}
+	})
+}

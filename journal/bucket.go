@@ -163,7 +163,9 @@ const bothCode = "b:"
 
 // Append implements Journal. It writes the entry on the side that is not
 // e.Missing, or on the other side if that one fails. The entry is durable
-// as the side's storage is once Append returns nil.
+// as the side's storage is once Append returns nil. If both writes fail,
+// either may have stored it: the ID returned with the error names it on
+// both sides.
 func (j *Bucket) Append(ctx context.Context, e Entry) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -188,11 +190,12 @@ func (j *Bucket) Append(ctx context.Context, e Entry) (string, error) {
 			return sideCode[s] + name, nil
 		}
 		if ctx.Err() != nil {
-			return "", err
+			return bothCode + name, err
 		}
 		errs = append(errs, fmt.Errorf("on the %s: %w", s, err))
 	}
-	return "", fmt.Errorf("journal: appending an entry for %q: %w", e.Key, errors.Join(errs...))
+	// A write that failed may have stored the entry on either side.
+	return bothCode + name, fmt.Errorf("journal: appending an entry for %q: %w", e.Key, errors.Join(errs...))
 }
 
 // call runs fn with the journal's per-call deadline.

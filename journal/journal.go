@@ -87,7 +87,10 @@ type Entry struct {
 // concurrent use.
 type Journal interface {
 	// Append records e and returns its ID. The entry is durable, to the
-	// degree the implementation promises, once Append returns nil.
+	// degree the implementation promises, once Append returns nil. An
+	// Append that fails may have stored the entry all the same (a write
+	// whose answer was lost): it then returns the ID the entry would have,
+	// with the error, so that the caller can drop it (Ack).
 	Append(ctx context.Context, e Entry) (id string, err error)
 	// List returns every entry appended and not yet acknowledged, in the order
 	// they were appended.
