@@ -240,6 +240,14 @@ func (x *index) journalRead() bool {
 	return x.read
 }
 
+// hinted reports whether key's hint for op is the change at version v.
+func (x *index) hinted(key string, op journal.Op, v Version) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	p, ok := x.load(x.m, key)
+	return ok && p.hintOf(op).v == v
+}
+
 // markUnsure records that key's hints may count a withdrawn entry: its
 // state is unknown, and no hint may decide it, until a listing reads the
 // whole journal (see sync).

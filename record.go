@@ -31,7 +31,7 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 		if id != "" {
 			// The entry may be stored all the same, for a change that is
 			// then not made (or is recorded again): it must not count.
-			f.dropUnrecorded(id)
+			f.dropUnrecorded(id, key, op, v)
 		}
 		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
 	}
@@ -99,22 +99,41 @@ func (f *Failover) retract(e entry) {
 // journal leaves it out and a Drain that lists it acknowledges it, as for a
 // withdrawn entry, and the journal is asked to drop it now. The index never
 // counted it.
-func (f *Failover) dropUnrecorded(id string) {
+//
+// The withdrawal is remembered even when the journal drops the entry at
+// once: the append may still land after the drop (a write held past its
+// deadline). It is forgotten once a Drain acknowledges the entry, or after
+// unrecordedMemory.
+//
+// A reading of the journal may have taken the entry in while the append
+// was under way: the key's hint then names it, and what came before it is
+// known only to the journal, which is read again (it leaves the entry out
+// now); if it cannot be read whole, the key is unavailable until it can.
+func (f *Failover) dropUnrecorded(id, key string, op journal.Op, v Version) {
 	f.retractedMu.Lock()
-	f.retracted[entryName(id)] = retraction{at: time.Now()}
+	f.retracted[entryName(id)] = retraction{at: time.Now(), unrecorded: true}
 	f.retractedMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
-	if err := f.opts.Journal.Ack(ctx, id); err == nil {
-		f.dropped([]string{id})
+	if f.idx.hinted(key, op, v) {
+		if _, err := f.readJournal(ctx); err != nil {
+			f.idx.markUnsure(key)
+		}
 	}
+	_ = f.opts.Journal.Ack(ctx, id)
 }
+
+// unrecordedMemory is how long the withdrawal of a failed append's entry
+// is remembered when no Drain acknowledges the entry: a write that lands
+// later than that is a write delivered late (see README, Limitations).
+const unrecordedMemory = time.Hour
 
 // retraction is an entry retract withdrew: when, and whether the journal
 // dropped it.
 type retraction struct {
-	at      time.Time
-	dropped bool
+	at         time.Time
+	dropped    bool
+	unrecorded bool // the entry of an append that failed (see dropUnrecorded)
 }
 
 // isRetracted reports whether the entry was withdrawn after a Drain may have
@@ -144,7 +163,7 @@ func (f *Failover) forgetRetracted(listedAt time.Time) {
 	f.retractedMu.Lock()
 	defer f.retractedMu.Unlock()
 	for id, r := range f.retracted {
-		if r.dropped && r.at.Before(listedAt) {
+		if r.dropped && r.at.Before(listedAt) || r.unrecorded && listedAt.Sub(r.at) > unrecordedMemory {
 			delete(f.retracted, id)
 		}
 	}
