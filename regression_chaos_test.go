@@ -799,6 +799,7 @@ type appendStalling struct {
 	stored   chan struct{}
 	release  chan struct{}
 	failList atomic.Bool // listings fail
+	lose     atomic.Bool // a stalled append reports failure, with the ID of the entry it stored
 }
 
 func (j *appendStalling) List(ctx context.Context) ([]journal.Entry, error) {
@@ -813,6 +814,9 @@ func (j *appendStalling) Append(ctx context.Context, e journal.Entry) (string, e
 	if j.stall.Load() {
 		j.stored <- struct{}{}
 		<-j.release
+		if j.lose.Load() {
+			return id, errors.New("the append's answer was lost")
+		}
 	}
 	return id, err
 }
@@ -1157,6 +1161,40 @@ func TestEntryOfAFailedAppendDoesNotCount(t *testing.T) {
 		}
 		if got := r.content(primary, "k"); got != "v1" {
 			t.Errorf("after the drain the primary holds %q, want v1", got)
+		}
+	})
+}
+
+// An append whose answer is lost after it stored its entry, which a
+// reading of the journal took in meanwhile: the entry is withdrawn, and
+// the key's hint with it. A delete that failed for want of its tombstone
+// read as applied until the next reading of the journal, then as undone.
+func TestEntryOfAFailedAppendListedMeanwhileIsNoHint(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+		r := newRig(t, failoverblob.Options{Journal: j})
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		// The secondary cannot say whether it holds a copy, so the delete
+		// needs a tombstone, whose append stores it and loses the answer.
+		r.faults[secondary].Outage(nil)
+		j.stall.Store(true)
+		j.lose.Store(true)
+		deleted := make(chan error)
+		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+		<-j.stored
+		j.stall.Store(false)
+		if err := r.f.Refresh(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		close(j.release)
+		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete whose tombstone could not be recorded: %v, want ErrUnavailable", err)
+		}
+		r.faults[secondary].Heal()
+		if got := r.read("k"); got != "v" {
+			t.Errorf("after a delete that failed for want of its tombstone, k reads %s, want v", got)
 		}
 	})
 }
