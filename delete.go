@@ -264,10 +264,13 @@ func (d *mirrorDelete) unseen() bool {
 // having answered, and the index does not say it may exist: the delete is
 // an answer, not a change. The secondary's miss alone says nothing: a
 // write cut by a crash between the two sides' commits (the primary's comes
-// first) leaves the key on the primary alone, with nothing recorded.
+// first) leaves the key on the primary alone, with nothing recorded. A
+// pending key whose state is unknown may exist only on a side that did not
+// answer: when both answered that they do not have it, it exists nowhere.
 func (d *mirrorDelete) foundNowhere() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
-	return pr.answered && !pr.found && !sec.found && !(d.pending && d.p.mayExist())
+	mayExist := d.pending && d.p.mayExist() && (d.p.known || !sec.answered)
+	return pr.answered && !pr.found && !sec.found && !mayExist
 }
 
 // onlyPrimaryHad reports whether the primary had a key with no pending

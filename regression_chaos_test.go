@@ -1198,3 +1198,31 @@ func TestEntryOfAFailedAppendListedMeanwhileIsNoHint(t *testing.T) {
 		}
 	})
 }
+
+// A Mirror-mode delete of a pending key whose state is unknown, which
+// neither side has, is NotFound: the key may exist only on a side that did
+// not answer, and both did. It answered success (a key whose withdrawn
+// tombstone the journal could not drop stayed pending so, and its second
+// delete was acknowledged).
+func TestMirrorDeleteOfAnUnresolvedKeyNeitherSideHasIsNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		r.faults[secondary].Outage(nil)
+		if err := r.write("k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		r.faults[secondary].Heal()
+		// The key leaves the primary behind the journal's back.
+		if err := r.raw[primary].Delete(r.ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		// A new instance learns of k's entry, not its state, which its look
+		// before the delete cannot work out: the primary fails once.
+		f := r.restart(failoverblob.Options{Mode: failoverblob.Mirror, Breaker: &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}})
+		defer f.Close()
+		r.faults[primary].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		if err := f.Bucket().Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
+			t.Errorf("delete of a key neither side has: %v, want NotFound", err)
+		}
+	})
+}
