@@ -75,50 +75,52 @@ func (f *Failover) retract(e entry) {
 	defer cancel()
 	// Before the hint goes: a listing's sync in between must leave the
 	// entry out, and a Drain that listed it before must not apply it.
-	f.retractedMu.Lock()
-	f.retracted[entryName(e.id)] = retraction{at: time.Now()}
-	f.retractedMu.Unlock()
+	f.markWithdrawn(e.id, retraction{at: time.Now()})
 	if !f.idx.unhint(e.id, e.key, e.op, e.s, e.prev) {
-		// The hint before the entry is known only to the journal: read it
-		// again, which leaves the entry out now. If it cannot be read
-		// whole, the key is unavailable until it can.
-		if _, err := f.readJournal(ctx); err != nil {
-			f.idx.markUnsure(e.key)
-		}
+		f.relearn(ctx, e.key)
 	}
 	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
 		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
-		f.retractedMu.Lock()
-		f.retracted[entryName(e.id)] = retraction{at: time.Now(), dropped: true}
-		f.retractedMu.Unlock()
+		f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
+	}
+}
+
+// markWithdrawn records the withdrawal r of the entry id.
+func (f *Failover) markWithdrawn(id string, r retraction) {
+	f.retractedMu.Lock()
+	f.retracted[entryName(id)] = r
+	f.retractedMu.Unlock()
+}
+
+// relearn reads the journal again for key, whose hint names an entry just
+// withdrawn: what came before that entry is known only to the journal,
+// and a reading leaves the entry out now. If the journal cannot be read
+// whole, the key is unavailable until it can (see index.markUnsure).
+func (f *Failover) relearn(ctx context.Context, key string) {
+	if _, err := f.readJournal(ctx); err != nil {
+		f.idx.markUnsure(key)
 	}
 }
 
 // dropUnrecorded withdraws the entry id, which an append that failed may
 // have stored all the same (see journal.Journal.Append): a reading of the
 // journal leaves it out and a Drain that lists it acknowledges it, as for a
-// withdrawn entry, and the journal is asked to drop it now. The index never
-// counted it.
+// withdrawn entry, and the journal is asked to drop it now.
 //
 // The withdrawal is remembered even when the journal drops the entry at
 // once: the append may still land after the drop (a write held past its
 // deadline). It is forgotten once a Drain acknowledges the entry, or after
 // unrecordedMemory.
 //
-// A reading of the journal may have taken the entry in while the append
-// was under way: the key's hint then names it, and what came before it is
-// known only to the journal, which is read again (it leaves the entry out
-// now); if it cannot be read whole, the key is unavailable until it can.
+// The index counts the entry only if a reading of the journal took it in
+// while the append was under way: the key's hint then names it, and the
+// journal is read again (see relearn).
 func (f *Failover) dropUnrecorded(id, key string, op journal.Op, v Version) {
-	f.retractedMu.Lock()
-	f.retracted[entryName(id)] = retraction{at: time.Now(), unrecorded: true}
-	f.retractedMu.Unlock()
+	f.markWithdrawn(id, retraction{at: time.Now(), unrecorded: true})
 	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
 	defer cancel()
 	if f.idx.hinted(key, op, v) {
-		if _, err := f.readJournal(ctx); err != nil {
-			f.idx.markUnsure(key)
-		}
+		f.relearn(ctx, key)
 	}
 	_ = f.opts.Journal.Ack(ctx, id)
 }

@@ -821,6 +821,35 @@ func (j *appendStalling) Append(ctx context.Context, e journal.Entry) (string, e
 	return id, err
 }
 
+// stalledDelete writes k through a Mirror-mode, AckBoth rig over an
+// appendStalling journal, opens the primary's breaker so that a delete of k
+// reaches no side, and starts that delete: its tombstone's append stores
+// the entry and stalls, and a reading of the journal takes the entry in
+// before the append returns. The delete's outcome comes once j.release is
+// closed.
+func stalledDelete(t *testing.T) (*rig, *appendStalling, <-chan error) {
+	t.Helper()
+	j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
+	r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
+	if err := r.write("k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	r.faults[primary].Outage(nil)
+	_ = r.read("x")
+	if st := r.f.Status().Primary.State; st != circuit.StateOpen {
+		t.Fatalf("the primary's breaker is %s after a failed read, want open", st)
+	}
+	j.stall.Store(true)
+	deleted := make(chan error)
+	go func() { deleted <- r.b.Delete(r.ctx, "k") }()
+	<-j.stored
+	j.stall.Store(false)
+	if err := r.f.Refresh(r.ctx); err != nil {
+		t.Fatal(err)
+	}
+	return r, j, deleted
+}
+
 // A Mirror-mode delete that reached no side withdraws its tombstone. When
 // a listing of the journal took the tombstone in while its append had not
 // yet returned, the key's hint cannot go back to what it was before: the
@@ -828,26 +857,7 @@ func (j *appendStalling) Append(ctx context.Context, e journal.Entry) (string, e
 // deleted until a pass acknowledged the entry, and then as present again.
 func TestWithdrawnEntryListedBeforeItsAppendReturnedIsNoHint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
-		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
-		// The primary's breaker opens, so the delete reaches no side.
-		r.faults[primary].Outage(nil)
-		_ = r.read("x")
-		if st := r.f.Status().Primary.State; st != circuit.StateOpen {
-			t.Fatalf("the primary's breaker is %s after a failed read, want open", st)
-		}
-		j.stall.Store(true)
-		deleted := make(chan error)
-		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
-		<-j.stored
-		j.stall.Store(false)
-		// A listing takes the tombstone in before its append returns.
-		if err := r.f.Refresh(r.ctx); err != nil {
-			t.Fatal(err)
-		}
+		r, j, deleted := stalledDelete(t)
 		close(j.release)
 		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
 			t.Fatalf("delete with the primary's breaker open: %v, want ErrUnavailable", err)
@@ -906,21 +916,7 @@ func TestWithdrawnEntryKeptOnTheOtherSideIsNoHint(t *testing.T) {
 // tries one at most once a second.
 func TestWithdrawnEntryListedBeforeItsAppendReturnedLeavesItsKeyUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
-		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
-		r.faults[primary].Outage(nil)
-		_ = r.read("x")
-		j.stall.Store(true)
-		deleted := make(chan error)
-		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
-		<-j.stored
-		j.stall.Store(false)
-		if err := r.f.Refresh(r.ctx); err != nil {
-			t.Fatal(err)
-		}
+		r, j, deleted := stalledDelete(t)
 		j.failList.Store(true)
 		close(j.release)
 		if err := <-deleted; !errors.Is(err, failoverblob.ErrUnavailable) {
@@ -976,21 +972,7 @@ func TestSecondDeleteOfAKeyWithAKeptChangeIsNotFound(t *testing.T) {
 // unavailable, and the listing with it. It listed the key as deleted.
 func TestListingThatWaitedOnAWithdrawnDeleteDoesNotDropItsKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		j := &appendStalling{Journal: journal.NewMemory(), stored: make(chan struct{}), release: make(chan struct{})}
-		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror, Ack: failoverblob.AckBoth, Journal: j})
-		if err := r.write("k", "v"); err != nil {
-			t.Fatal(err)
-		}
-		r.faults[primary].Outage(nil)
-		_ = r.read("x")
-		j.stall.Store(true)
-		deleted := make(chan error)
-		go func() { deleted <- r.b.Delete(r.ctx, "k") }()
-		<-j.stored
-		j.stall.Store(false)
-		if err := r.f.Refresh(r.ctx); err != nil {
-			t.Fatal(err)
-		}
+		r, j, deleted := stalledDelete(t)
 		listed := make(chan string)
 		go func() { listed <- fmt.Sprint(r.keys()) }()
 		synctest.Wait() // the listing waits for k's lock
