@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"gocloud.dev/blob/driver"
@@ -78,18 +79,29 @@ func (f *Failover) openSource(ctx context.Context, src *side, key string, attrs 
 
 // transfer streams r, read from src, into sw, and commits it if what was
 // read is size bytes with the MD5 srcMD5 (nil: unknown). It returns the
-// bytes read and their MD5; a write that is not committed is aborted.
+// bytes read and, where srcMD5 is nil, their MD5; a write that is not
+// committed is aborted.
+//
+// Where srcMD5 is known, sw was opened with it as its ContentMD5, and the
+// side's portable layer (see bucketconv.Bucket), which hashes every byte
+// it is given, refuses to commit bytes that do not match it: they are not
+// hashed here a second time.
 func transfer(sw *sideWriter, r io.Reader, src *side, size int64, srcMD5 []byte) (n int64, sum []byte, err error) {
-	h := md5.New()
-	n, rerr, werr := copyTo(io.MultiWriter(sw, h), r)
-	sum = h.Sum(nil)
+	var h hash.Hash
+	var dst io.Writer = sw
+	if srcMD5 == nil {
+		h = md5.New()
+		dst = io.MultiWriter(sw, h)
+	}
+	n, rerr, werr := copyTo(dst, r)
+	if h != nil {
+		sum = h.Sum(nil)
+	}
 	switch {
 	case rerr != nil || werr != nil:
 		err = errors.Join(rerr, werr)
 	case n != size:
 		err = fmt.Errorf("read %d bytes of %d from the %s", n, size, src.id)
-	case srcMD5 != nil && !bytes.Equal(sum, srcMD5):
-		err = fmt.Errorf("MD5 of the bytes read from the %s is %x, it reports %x", src.id, sum, srcMD5)
 	}
 	if err != nil {
 		sw.abort(nil)
@@ -97,7 +109,7 @@ func transfer(sw *sideWriter, r io.Reader, src *side, size int64, srcMD5 []byte)
 	}
 	err = sw.commit()
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
-		return n, sum, fmt.Errorf("the %s's copy changed during repair (conditional write refused): %w", sw.s.id, err)
+		return n, sum, fmt.Errorf("the %s refused the copy (its copy changed during repair, or the bytes read from the %s do not match the MD5 it reports, %x): %w", sw.s.id, src.id, srcMD5, err)
 	}
 	return n, sum, err
 }
