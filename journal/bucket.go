@@ -212,11 +212,19 @@ func (j *Bucket) List(ctx context.Context) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Both sides are listed at once, and merged as if one after the other.
+	var listed [2][]Entry
+	var listErrs [2]error
+	var wg sync.WaitGroup
+	for _, s := range []Side{Primary, Secondary} {
+		wg.Go(func() { listed[s], listErrs[s] = j.listSide(ctx, s) })
+	}
+	wg.Wait()
 	var all []Entry
 	var errs []error
 	at := map[string]int{} // entries by object name
 	for _, s := range []Side{Primary, Secondary} {
-		es, err := j.listSide(ctx, s)
+		es, err := listed[s], listErrs[s]
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, err
