@@ -70,7 +70,7 @@ func newInstanceID(writer string) string {
 // reports whether this instance holds it for the pass.
 func (f *Failover) claim(ctx context.Context, dst journal.Side, shard int) bool {
 	s := f.sides[dst]
-	name := fmt.Sprintf("%s%s/%02d", leasePrefix, dst, shard)
+	name := leaseShard{dst, shard}.name()
 	// A converged bucket holds no lease (passes release theirs): create it
 	// in one round trip, and look at the lease there only if that fails.
 	if f.writeLease(ctx, s, name, nil) {
@@ -148,6 +148,9 @@ type claims struct {
 	left    map[leaseShard]int  // each shard's groups not finished
 	failed  map[leaseShard]bool // shards with a repair that failed
 	refused int                 // repairs left to the instance holding their lease
+	// unreleased says a release failed: a lease of this instance's may be
+	// left behind.
+	unreleased bool
 	// allStarted says the pass has started every repair it makes.
 	allStarted bool
 }
@@ -261,7 +264,26 @@ func (c *claims) releaseIfSettled(sh leaseShard) {
 		return
 	}
 	c.left[sh] = -1 // released once
-	c.wg.Go(func() { c.f.release(c.ctx, sh) })
+	c.wg.Go(func() {
+		if !c.f.release(c.ctx, sh) {
+			c.mu.Lock()
+			c.unreleased = true
+			c.mu.Unlock()
+		}
+	})
+}
+
+// releasing reports whether the pass has started to release the lease
+// named name (see releaseIfSettled).
+func (c *claims) releasing(name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for sh := range c.taken {
+		if c.left[sh] == -1 && sh.name() == name {
+			return true
+		}
+	}
+	return false
 }
 
 // wait waits for the claims and releases under way. Leases taken ahead of
@@ -274,17 +296,28 @@ type leaseShard struct {
 	shard int
 }
 
+// name returns the name of sh's lease object, on the side sh.side.
+func (sh leaseShard) name() string {
+	return fmt.Sprintf("%s%s/%02d", leasePrefix, sh.side, sh.shard)
+}
+
 // release gives up the lease sh once its shard is settled, so that a
 // converged bucket holds no lease objects. It leaves a lease that is no
-// longer this instance's.
-func (f *Failover) release(ctx context.Context, sh leaseShard) {
+// longer this instance's. It reports whether no lease of this instance's
+// is left behind.
+func (f *Failover) release(ctx context.Context, sh leaseShard) bool {
 	s := f.sides[sh.side]
-	name := fmt.Sprintf("%s%s/%02d", leasePrefix, sh.side, sh.shard)
+	name := sh.name()
 	attrs, err := s.attributes(ctx, f.opts.CallTimeout, name)
-	if err != nil || attrs.Metadata[leaseHolderKey] != f.instance {
-		return
+	switch {
+	case isNotFound(err):
+		return true
+	case err != nil:
+		return false
+	case attrs.Metadata[leaseHolderKey] != f.instance:
+		return true
 	}
-	_ = s.delete(ctx, f.opts.CallTimeout, name, s.deleteIf(attrs))
+	return s.delete(ctx, f.opts.CallTimeout, name, s.deleteIf(attrs)) == nil
 }
 
 // sweepLeases removes the leases no instance holds any more, once this
@@ -293,34 +326,46 @@ func (f *Failover) release(ctx context.Context, sh leaseShard) {
 // whose shard still has work is taken over and released by the next pass
 // that reaches it, but a lease left after the work was acknowledged would
 // stay for good. The deletes are conditional on the lease read, where the
-// side allows it, so a lease taken over meanwhile stays. It reports
-// whether no lease is left on either side.
-func (f *Failover) sweepLeases(ctx context.Context) bool {
-	swept := true
-	for _, s := range f.sides {
-		var page *driver.ListPage
-		err := s.call(ctx, opList, f.opts.CallTimeout, func(ctx context.Context) (err error) {
-			page, err = s.d.ListPaged(ctx, &driver.ListOptions{Prefix: leasePrefix, PageSize: 2 * leaseShards})
-			return err
-		})
-		if err != nil {
+// side allows it, so a lease taken over meanwhile stays. Both sides are
+// swept at once; leases for which skip (nil: none) reports true are left
+// alone (a pass's own, which it is releasing). It reports whether no other
+// lease is left on either side.
+func (f *Failover) sweepLeases(ctx context.Context, skip func(name string) bool) bool {
+	var swept [2]bool
+	var wg sync.WaitGroup
+	for i, s := range f.sides {
+		wg.Go(func() { swept[i] = f.sweepSide(ctx, s, skip) })
+	}
+	wg.Wait()
+	return swept[0] && swept[1]
+}
+
+// sweepSide sweeps the leases of one side (see sweepLeases).
+func (f *Failover) sweepSide(ctx context.Context, s *side, skip func(name string) bool) bool {
+	var page *driver.ListPage
+	err := s.call(ctx, opList, f.opts.CallTimeout, func(ctx context.Context) (err error) {
+		page, err = s.d.ListPaged(ctx, &driver.ListOptions{Prefix: leasePrefix, PageSize: 2 * leaseShards})
+		return err
+	})
+	if err != nil {
+		return false
+	}
+	swept := len(page.NextPageToken) == 0
+	for _, o := range page.Objects {
+		if skip != nil && skip(o.Key) {
+			continue
+		}
+		attrs, err := s.attributes(ctx, f.opts.CallTimeout, o.Key)
+		switch {
+		case isNotFound(err):
+			continue
+		case err != nil || f.heldByOther(attrs):
 			swept = false
 			continue
 		}
-		for _, o := range page.Objects {
-			attrs, err := s.attributes(ctx, f.opts.CallTimeout, o.Key)
-			switch {
-			case isNotFound(err):
-				continue
-			case err != nil || f.heldByOther(attrs):
-				swept = false
-				continue
-			}
-			if err := s.remove(ctx, f.opts.CallTimeout, o.Key, attrs); err != nil {
-				swept = false
-			}
+		if err := s.remove(ctx, f.opts.CallTimeout, o.Key, attrs); err != nil {
+			swept = false
 		}
-		swept = swept && len(page.NextPageToken) == 0
 	}
 	return swept
 }
@@ -331,17 +376,35 @@ func (f *Failover) sweepLeases(ctx context.Context) bool {
 // work (one holding leases may have died since), until a sweep finds none.
 // An idle instance costs nothing: one LIST a side once its work is done.
 // worked says the pass had work; complete, that it read the whole journal.
-func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool) {
+// c (nil: none) is the claims of a pass that had work, whose releases may
+// still be under way: the sweep goes on beside them, leaves the leases they
+// release to them, and waits for them.
+func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool, c *claims) {
 	if !f.usesLeases() {
+		if c != nil {
+			c.wait()
+		}
 		return
 	}
 	if worked {
 		f.leasesLeft.Store(true)
 	}
+	var skip func(string) bool
+	if c != nil {
+		skip = c.releasing
+		defer func() {
+			c.wait()
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.unreleased {
+				f.leasesLeft.Store(true)
+			}
+		}()
+	}
 	if !complete || ctx.Err() != nil || f.pendingEntries() > 0 || !f.leasesLeft.Load() {
 		return
 	}
-	if f.sweepLeases(ctx) {
+	if f.sweepLeases(ctx, skip) {
 		f.leasesLeft.Store(false)
 	}
 }

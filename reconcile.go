@@ -263,7 +263,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	listErr = errors.Join(listErr, keptErr)
 	if len(entries) == 0 {
-		f.tidyLeases(ctx, false, listErr == nil)
+		f.tidyLeases(ctx, false, listErr == nil, nil)
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if err := f.checkDistinct(ctx); err != nil {
@@ -275,8 +275,8 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		p.read = listedAt
 	}
 	p.run(groups)
-	p.claims.wait()
-	f.tidyLeases(ctx, true, listErr == nil)
+	// The leases left behind are looked for beside the last releases.
+	f.tidyLeases(ctx, true, listErr == nil, p.claims)
 	p.rep.Remaining, _ = f.idx.stats()
 	p.rep.Leased = p.claims.refused
 	if err := ctx.Err(); err != nil {

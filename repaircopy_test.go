@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -212,6 +213,47 @@ func TestRepairDoesNotAskTheSourceWhileTheMissingSideIsDown(t *testing.T) {
 	after := r.faults[secondary].Calls(failovertest.OpAttributes) + r.faults[secondary].Calls(failovertest.OpRead)
 	assert.Equal(t, before, after, "attribute and read calls to the secondary during the pass")
 	assert.Equal(t, 3, r.f.Status().Pending, "entries pending")
+}
+
+// A lease whose release fails is left to a later pass's sweep: the sweep
+// that goes on beside a pass's releases leaves the pass's own leases to
+// them, and must not take a failed release for a lease swept.
+func TestLeaseWhoseReleaseFailedIsSweptByALaterPass(t *testing.T) {
+	fl := newFleet(t, 1, failoverblob.Options{ReconcileConcurrency: 8})
+	in := fl.in[0]
+	in.f.Force(failoverblob.ForceSecondary) // no breaker opens, so no probe
+	for i := range 40 {
+		require.NoError(t, in.f.Bucket().WriteAll(fl.ctx, fmt.Sprintf("k%02d", i), []byte("v"), nil))
+	}
+	in.f.Force(failoverblob.ForceNone)
+	// The primary, the side repaired, holds the leases; its deletes are
+	// refused (an answer, not an outage), and a Redirect-mode repair
+	// deletes nothing there.
+	in.faults[0].Set(failovertest.OpDelete, failovertest.Fault{Err: errors.New("delete refused")})
+	rep, err := in.f.Drain(fl.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 40, rep.Copied, "copies")
+	require.NotZero(t, countUnder(t, fl.raw[0], failoverblob.ReservedPrefix+"leases/"), "leases on the primary after releases that failed")
+
+	in.faults[0].Clear(failovertest.OpDelete)
+	_, err = in.f.Drain(fl.ctx)
+	require.NoError(t, err, "a pass with nothing pending")
+	assert.Zero(t, countUnder(t, fl.raw[0], failoverblob.ReservedPrefix+"leases/"), "leases on the primary after a pass with nothing pending")
+}
+
+// countUnder returns the number of objects b holds under prefix.
+func countUnder(t *testing.T, b *blob.Bucket, prefix string) int {
+	t.Helper()
+	n := 0
+	it := b.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		_, err := it.Next(context.Background())
+		if err == io.EOF {
+			return n
+		}
+		require.NoError(t, err)
+		n++
+	}
 }
 
 // A pass releases the reconcile leases it took once its shards are settled:
