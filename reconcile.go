@@ -347,7 +347,7 @@ type settledGroup struct {
 // acknowledge their entries; all have ended when run returns.
 func (p *pass) run(groups []*keyGroup) {
 	n := p.f.opts.ReconcileConcurrency
-	work := make(chan *keyGroup)
+	work := make(chan *keyGroup, n) // a worker that finishes a repair finds the next one waiting
 	p.acks = make(chan settledGroup, n)
 	var repairers, ackers sync.WaitGroup
 	for range n {
