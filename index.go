@@ -578,6 +578,21 @@ func (x *index) unknown(prefix, after string, limit int) []string {
 	return keys
 }
 
+// pendingSides reports, for each side, whether it misses changes pending
+// entries record.
+func (x *index) pendingSides() (pending [2]bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, q := range x.m.all() {
+		pending[0] = pending[0] || q.entries[0] > 0
+		pending[1] = pending[1] || q.entries[1] > 0
+		if pending[0] && pending[1] {
+			break
+		}
+	}
+	return pending
+}
+
 // stats returns the number of pending entries and when the oldest was
 // recorded.
 func (x *index) stats() (n int, oldest time.Time) {

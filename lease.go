@@ -162,16 +162,33 @@ type claim struct {
 	ok   bool
 }
 
-// newClaims orders a pass's groups by shard, from an offset of this
-// instance's own, so that passes of several instances that overlap start on
-// different shards and split them, and returns the claims that take their
-// leases.
-func (f *Failover) newClaims(ctx context.Context, groups []*keyGroup) *claims {
+// newClaims returns the claims of a pass about to read the journal. Where
+// the index knows of work on a side, the lease of the shard a pass starts
+// on (see plan) for that side is claimed at once, beside the reading, so
+// that the first repairs do not wait for it; a lease so claimed whose shard
+// the reading shows settled is released with the others.
+func (f *Failover) newClaims(ctx context.Context) *claims {
 	c := &claims{f: f, ctx: ctx, at: map[leaseShard]int{}, taken: map[leaseShard]*claim{}, left: map[leaseShard]int{}, failed: map[leaseShard]bool{}}
 	if !f.usesLeases() {
 		return c
 	}
-	off := shardOf(f.instance)
+	pending := f.idx.pendingSides()
+	for _, s := range []journal.Side{journal.Primary, journal.Secondary} {
+		if pending[s] {
+			c.start(leaseShard{s, shardOf(f.instance)})
+		}
+	}
+	return c
+}
+
+// plan orders a pass's groups by shard, from an offset of this instance's
+// own, so that passes of several instances that overlap start on different
+// shards and split them.
+func (c *claims) plan(groups []*keyGroup) {
+	if !c.f.usesLeases() {
+		return
+	}
+	off := shardOf(c.f.instance)
 	rank := func(g *keyGroup) int { return (shardOf(g.key) - off + leaseShards) % leaseShards }
 	sort.SliceStable(groups, func(i, j int) bool { return rank(groups[i]) < rank(groups[j]) })
 	for _, g := range groups {
@@ -182,7 +199,6 @@ func (f *Failover) newClaims(ctx context.Context, groups []*keyGroup) *claims {
 		}
 		c.left[sh]++
 	}
-	return c
 }
 
 // shard returns the lease shard of g.
@@ -211,10 +227,15 @@ func (c *claims) allow(g *keyGroup) bool {
 	return cl.ok
 }
 
-// start claims the lease of sh, beside the pass.
+// start claims the lease of sh, beside the pass, unless it is claimed
+// already.
 func (c *claims) start(sh leaseShard) {
 	cl := &claim{done: make(chan struct{})}
 	c.mu.Lock()
+	if c.taken[sh] != nil {
+		c.mu.Unlock()
+		return
+	}
 	c.taken[sh] = cl
 	c.mu.Unlock()
 	c.wg.Go(func() {
@@ -242,11 +263,11 @@ func (c *claims) finished(g *keyGroup, ok bool) {
 	}
 }
 
-// dispatched is called once the pass has started every repair it makes:
-// the leases of the shards whose keys are all repaired already are
-// released. A lease is kept
-// until then, so that an instance whose pass overlaps this one leaves the
-// shard alone rather than look again at keys this pass settled.
+// dispatched is called once the pass has started every repair it makes
+// (or makes none): the leases of the shards whose keys are all repaired
+// already are released. A lease is kept until then, so that an instance
+// whose pass overlaps this one leaves the shard alone rather than look
+// again at keys this pass settled.
 func (c *claims) dispatched() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -257,15 +278,17 @@ func (c *claims) dispatched() {
 }
 
 // releaseIfSettled releases the lease of sh, beside the pass, if this
-// instance holds it and every key of the shard was repaired. c.mu is held.
+// instance holds it (once its claim is done) and every key of the shard
+// was repaired. c.mu is held.
 func (c *claims) releaseIfSettled(sh leaseShard) {
 	cl := c.taken[sh]
-	if c.left[sh] > 0 || c.failed[sh] || c.ctx.Err() != nil || !cl.ok {
+	if cl == nil || c.left[sh] > 0 || c.failed[sh] || c.ctx.Err() != nil {
 		return
 	}
 	c.left[sh] = -1 // released once
 	c.wg.Go(func() {
-		if !c.f.release(c.ctx, sh) {
+		<-cl.done
+		if cl.ok && !c.f.release(c.ctx, sh) {
 			c.mu.Lock()
 			c.unreleased = true
 			c.mu.Unlock()
@@ -274,16 +297,29 @@ func (c *claims) releaseIfSettled(sh leaseShard) {
 }
 
 // releasing reports whether the pass has started to release the lease
-// named name (see releaseIfSettled).
+// named name (see releaseIfSettled): a lease it took, or one whose claim
+// is still under way.
 func (c *claims) releasing(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for sh := range c.taken {
-		if c.left[sh] == -1 && sh.name() == name {
+	for sh, cl := range c.taken {
+		if c.left[sh] != -1 || sh.name() != name {
+			continue
+		}
+		select {
+		case <-cl.done:
+			return cl.ok
+		default:
 			return true
 		}
 	}
 	return false
+}
+
+// abandon releases the leases of a pass that repairs nothing, and waits.
+func (c *claims) abandon() {
+	c.dispatched()
+	c.wait()
 }
 
 // wait waits for the claims and releases under way. Leases taken ahead of

@@ -256,21 +256,26 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 		f.probeDown(ctx, true) // a side healed since its breaker opened repairs now
 	}
 	keptErr := f.recordKept(ctx)
+	claims := f.newClaims(ctx)
 	listedAt := time.Now()
 	entries, listErr := f.refresh(ctx)
 	if listErr != nil && !errors.Is(listErr, journal.ErrPartial) {
+		claims.abandon()
 		return Report{Remaining: f.pendingEntries()}, errors.Join(listErr, keptErr)
 	}
 	listErr = errors.Join(listErr, keptErr)
 	if len(entries) == 0 {
-		f.tidyLeases(ctx, false, listErr == nil, nil)
+		claims.dispatched()
+		f.tidyLeases(ctx, false, listErr == nil, claims)
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if err := f.checkDistinct(ctx); err != nil {
+		claims.abandon()
 		return Report{Remaining: f.pendingEntries()}, errors.Join(err, listErr)
 	}
 	groups := groupEntries(entries)
-	p := &pass{f: f, ctx: ctx, listedAt: listedAt, claims: f.newClaims(ctx, groups)}
+	claims.plan(groups)
+	p := &pass{f: f, ctx: ctx, listedAt: listedAt, claims: claims}
 	if listErr == nil {
 		p.read = listedAt
 	}

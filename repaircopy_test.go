@@ -241,6 +241,36 @@ func TestLeaseWhoseReleaseFailedIsSweptByALaterPass(t *testing.T) {
 	assert.Zero(t, countUnder(t, fl.raw[0], failoverblob.ReservedPrefix+"leases/"), "leases on the primary after a pass with nothing pending")
 }
 
+// A pass claims the lease of its first shard beside its reading of the
+// journal when its index knows of work; if the reading shows the work done
+// (another instance drained it), the lease is released all the same.
+func TestLeaseClaimedBesideTheReadingIsReleasedWhenThereIsNoWork(t *testing.T) {
+	fl := newFleet(t, 2, failoverblob.Options{ReconcileConcurrency: 8})
+	a, b := fl.in[0], fl.in[1]
+	// A first pass with nothing to do finds no lease left behind, so the
+	// writer's later pass with no work sweeps none.
+	_, err := a.f.Drain(fl.ctx)
+	require.NoError(t, err)
+	a.f.Force(failoverblob.ForceSecondary)
+	for i := range 40 {
+		require.NoError(t, a.f.Bucket().WriteAll(fl.ctx, fmt.Sprintf("k%02d", i), []byte("v"), nil))
+	}
+	a.f.Force(failoverblob.ForceNone)
+	rep, err := b.f.Drain(fl.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 40, rep.Copied, "copies by the other instance")
+	require.Equal(t, 40, a.f.Status().Pending, "entries the writer's index still counts")
+
+	before := a.faults[0].Calls(failovertest.OpWrite)
+	rep, err = a.f.Drain(fl.ctx)
+	require.NoError(t, err)
+	assert.Zero(t, rep.Copied, "copies by the writer's pass")
+	require.Greater(t, a.faults[0].Calls(failovertest.OpWrite), before, "lease writes to the primary by the writer's pass (the claim beside the reading)")
+	for i, raw := range fl.raw {
+		assert.Zero(t, countUnder(t, raw, failoverblob.ReservedPrefix+"leases/"), "objects under the lease prefix on side %d", i)
+	}
+}
+
 // countUnder returns the number of objects b holds under prefix.
 func countUnder(t *testing.T, b *blob.Bucket, prefix string) int {
 	t.Helper()
