@@ -85,10 +85,11 @@ func restarts(o *chaos.Options) { o.RestartEvery, o.Crashes = time.Minute, 0.5 }
 const chaosSkew = 2 * time.Second
 
 // writers runs n writers whose clocks are up to chaosSkew apart, the last
-// fast by an hour if fast is set.
+// fast by an hour if fast is set, over sides with conditional writes and
+// deletes, as a fleet's sides must have (see README, Limitations).
 func writers(n int, fast bool) func(o *chaos.Options) {
 	return func(o *chaos.Options) {
-		o.Writers, o.MaxClockSkew = n, chaosSkew
+		o.Writers, o.MaxClockSkew, o.Conditional = n, chaosSkew, true
 		if fast {
 			o.FastClock = time.Hour
 		}
@@ -145,9 +146,9 @@ var fleetConfigs = []chaosConfig{
 }
 
 // writerConfigs are the extended configurations of several writers over
-// the same sides. Their repairs race the other writers' changes, which
-// conditional writes would keep apart; memblob has none, so these still
-// find stale overwrites (see README, Limitations).
+// the same sides, which offer conditional writes and deletes (as S3, GCS
+// and Azure do) to keep their repairs from racing the other writers'
+// changes.
 var writerConfigs = []chaosConfig{
 	{"redirect-writers", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(3, false), true},
 	{"redirect-writers-fast-clock", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(2, true), true},

@@ -162,6 +162,15 @@ type Options struct {
 	// Env). The others are clean: the instance finishes the calls in flight
 	// and is closed, while new calls wait for the next one.
 	Crashes float64
+	// Conditional gives the in-memory sides of a run in virtual time
+	// conditional writes and deletes (driverx.ConditionalWriter and
+	// driverx.ConditionalDeleter, through As), as the S3, GCS and Azure
+	// buckets opened by the providers packages have: the reconciler's
+	// copies and deletes then apply only if the object they examined is
+	// still there. Without them (memblob's, fileblob's) a repair can race
+	// another writer's change. Over the wire the sides have what their
+	// buckets offer.
+	Conditional bool
 	// JournalFile keeps each writer's journal in a journal.File under a
 	// temporary directory, closed and opened again at each restart.
 	// Otherwise it is a journal.NewMemory that outlives the instances.

@@ -1,7 +1,10 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/gcerrors"
 
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
@@ -142,11 +146,103 @@ func sleep(ctx context.Context, d time.Duration) error {
 // recorder is a side as the check sees it: base with latency, and every
 // change logged. It sits below the Injector, so a failed call that the
 // Injector stops never reaches it, and an Applied one does.
+//
+// With conditional set it offers conditional writes and deletes (see
+// Options.Conditional): a condition is checked against base and the change
+// applied under mu, which every change to the side takes.
 type recorder struct {
-	base *blob.Bucket
-	side journal.Side
-	log  *commitLog
-	lat  *latency
+	base        *blob.Bucket
+	side        journal.Side
+	log         *commitLog
+	lat         *latency
+	conditional bool
+	mu          sync.Mutex // held across a change, and the check of its condition
+}
+
+// errConditionFailed is a conditional write or delete whose object is no
+// longer the one it was made on; its code is gcerrors.FailedPrecondition, as
+// S3's 412 and GCS's generation mismatch are.
+var errConditionFailed = errors.New("chaos: the object is not the one the condition names")
+
+// condition is what a conditional write's or delete's hook (see
+// conditions) hands the recorder: the object the change is conditional on,
+// nil for none.
+type condition struct {
+	set   bool
+	prior *driver.Attributes
+}
+
+// conditions are a recorder's conditional writes and deletes: each hook
+// hands its condition to the recorder through the hook's asFunc.
+type conditions struct{}
+
+var (
+	_ driverx.ConditionalWriter  = conditions{}
+	_ driverx.ConditionalDeleter = conditions{}
+)
+
+func (conditions) hook(prior *driver.Attributes) func(func(any) bool) error {
+	return func(as func(any) bool) error {
+		var c *condition
+		if as(&c) {
+			c.set, c.prior = true, prior
+		}
+		return nil
+	}
+}
+
+func (c conditions) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
+	return c.hook(prior)
+}
+
+func (c conditions) DeleteIf(prior *driver.Attributes) func(func(any) bool) error {
+	if prior == nil {
+		return nil
+	}
+	return c.hook(prior)
+}
+
+// conditionOf runs a change's hook (nil: none) with an asFunc that takes a
+// condition, and returns the hook's error and the condition it set.
+func conditionOf(hook func(func(any) bool) error) (condition, error) {
+	var c condition
+	if hook == nil {
+		return c, nil
+	}
+	err := hook(func(i any) bool {
+		p, ok := i.(**condition)
+		if ok {
+			*p = &c
+		}
+		return ok
+	})
+	return c, err
+}
+
+// check returns errConditionFailed unless key on base is still the object
+// c names (absent, for a nil prior). Objects are told apart by ETag, MD5
+// and metadata (each change writes a value and a version of its own). r.mu
+// is held.
+func (r *recorder) check(ctx context.Context, key string, c condition) error {
+	if !c.set {
+		return nil
+	}
+	a, err := r.base.Attributes(ctx, key)
+	switch {
+	case gcerrors.Code(err) == gcerrors.NotFound:
+		if c.prior == nil {
+			return nil
+		}
+		return errConditionFailed
+	case err != nil:
+		return err
+	case c.prior == nil:
+		return errConditionFailed
+	}
+	if a.ETag != c.prior.ETag || !bytes.Equal(a.MD5, c.prior.MD5) || !maps.Equal(a.Metadata, c.prior.Metadata) {
+		return errConditionFailed
+	}
+	return nil
 }
 
 var (
@@ -159,10 +255,32 @@ func valueOf(md map[string]string) valueID {
 	return valueID(id)
 }
 
-func (r *recorder) ErrorCode(err error) gcerrors.ErrorCode { return gcerrors.Code(err) }
-func (r *recorder) As(i any) bool                          { return r.base.As(i) }
-func (r *recorder) ErrorAs(err error, i any) bool          { return r.base.ErrorAs(err, i) }
-func (r *recorder) Close() error                           { return nil }
+func (r *recorder) ErrorCode(err error) gcerrors.ErrorCode {
+	if errors.Is(err, errConditionFailed) {
+		return gcerrors.FailedPrecondition
+	}
+	return gcerrors.Code(err)
+}
+
+// As implements driver.Bucket: with conditional set, a
+// *driverx.ConditionalWriter or *driverx.ConditionalDeleter reaches the
+// recorder's conditions; any other type is base's.
+func (r *recorder) As(i any) bool {
+	if r.conditional {
+		switch p := i.(type) {
+		case *driverx.ConditionalWriter:
+			*p = conditions{}
+			return true
+		case *driverx.ConditionalDeleter:
+			*p = conditions{}
+			return true
+		}
+	}
+	return r.base.As(i)
+}
+
+func (r *recorder) ErrorAs(err error, i any) bool { return r.base.ErrorAs(err, i) }
+func (r *recorder) Close() error                  { return nil }
 
 func (r *recorder) Attributes(ctx context.Context, key string) (*driver.Attributes, error) {
 	if err := sleep(ctx, r.lat.call()); err != nil {
@@ -199,17 +317,28 @@ func (r *recorder) NewTypedWriter(ctx context.Context, key, contentType string, 
 	}
 	wo := bucketconv.WriterOptions(contentType, opts)
 	wo.ContentMD5 = opts.ContentMD5
-	w, err := r.base.NewWriter(ctx, key, wo)
+	rw := &recordingWriter{rec: r, ctx: ctx, key: key, value: valueOf(opts.Metadata)}
+	if r.conditional {
+		// The hook hands over its condition at Close; base's writer gets
+		// none, and is aborted by cancelling its context.
+		rw.before, wo.BeforeWrite = opts.BeforeWrite, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w, err := r.base.NewWriter(wctx, key, wo)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	return &recordingWriter{rec: r, w: w, ctx: ctx, key: key, value: valueOf(opts.Metadata)}, nil
+	rw.w, rw.cancel = w, cancel
+	return rw, nil
 }
 
 func (r *recorder) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
 	if err := sleep(ctx, r.lat.call()); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	var value valueID
 	return r.log.apply(ctx, r.side, dstKey, func() error {
 		if err := r.base.Copy(ctx, dstKey, srcKey, bucketconv.CopyOptions(opts)); err != nil {
@@ -226,8 +355,22 @@ func (r *recorder) Delete(ctx context.Context, key string, opts *driver.DeleteOp
 	if err := sleep(ctx, r.lat.call()); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	do := bucketconv.DeleteOptions(opts)
+	var before func(func(any) bool) error
+	if r.conditional && do != nil {
+		before, do.BeforeDelete = do.BeforeDelete, nil
+	}
 	return r.log.apply(ctx, r.side, key, func() error {
-		return r.base.DeleteWithOptions(ctx, key, bucketconv.DeleteOptions(opts))
+		c, err := conditionOf(before)
+		if err != nil {
+			return err
+		}
+		if err := r.check(ctx, key, c); err != nil {
+			return err
+		}
+		return r.base.DeleteWithOptions(ctx, key, do)
 	}, func() valueID { return 0 })
 }
 
@@ -256,12 +399,14 @@ func (r *recordingReader) Attributes() *driver.ReaderAttributes { return &r.attr
 func (r *recordingReader) As(i any) bool                        { return r.r.As(i) }
 
 type recordingWriter struct {
-	rec   *recorder
-	w     *blob.Writer
-	ctx   context.Context
-	key   string
-	value valueID
-	moved int64 // bytes written since the last wait
+	rec    *recorder
+	w      *blob.Writer
+	cancel context.CancelFunc // aborts w
+	before func(func(any) bool) error
+	ctx    context.Context
+	key    string
+	value  valueID
+	moved  int64 // bytes written since the last wait
 }
 
 func (w *recordingWriter) Write(p []byte) (int, error) {
@@ -274,9 +419,24 @@ func (w *recordingWriter) Write(p []byte) (int, error) {
 // Close commits the object, unless the writer's context is done (as the
 // Injector does to abort a write), in which case nothing is committed.
 func (w *recordingWriter) Close() error {
+	defer w.cancel()
 	if err := sleep(w.ctx, w.rec.lat.call()); err != nil {
+		w.cancel()
 		_ = w.w.Close()
 		return err
 	}
-	return w.rec.log.apply(w.ctx, w.rec.side, w.key, w.w.Close, func() valueID { return w.value })
+	w.rec.mu.Lock()
+	defer w.rec.mu.Unlock()
+	return w.rec.log.apply(w.ctx, w.rec.side, w.key, func() error {
+		c, err := conditionOf(w.before)
+		if err == nil {
+			err = w.rec.check(w.ctx, w.key, c)
+		}
+		if err != nil {
+			w.cancel()
+			_ = w.w.Close()
+			return err
+		}
+		return w.w.Close()
+	}, func() valueID { return w.value })
 }

@@ -91,7 +91,7 @@ func newRun(o Options, seed int64, open openFunc) *run {
 	r := newRunAt(o, seed, keyPrefix, virtualPace, open)
 	for i := range r.raw {
 		r.raw[i] = memblob.OpenBucket(nil)
-		rec := &recorder{base: r.raw[i], side: journal.Side(i), log: r.log, lat: &latency{rng: rand.New(rand.NewPCG(uint64(seed), uint64(i)))}}
+		rec := &recorder{base: r.raw[i], side: journal.Side(i), log: r.log, lat: &latency{rng: rand.New(rand.NewPCG(uint64(seed), uint64(i)))}, conditional: o.Conditional}
 		r.sides[i], r.in[i] = failovertest.NewDriver(blob.NewBucket(rec), &failovertest.Options{Seed: seed*2 + int64(i)})
 		r.in[i].Refuse(r.refusal)
 	}
