@@ -84,11 +84,31 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
 		}
 		return nil
+	case isNotFound(err) && rec.recorded(journal.Primary) && f.sharedJournal():
+		return f.deleteAmbiguous(rec, h, err)
 	case !pr.outage(ctx, err):
 		rec.withdraw() // the delete must not take effect later either
 		return err
 	}
 	return f.tombstone(rec, h, err)
+}
+
+// deleteAmbiguous settles a Redirect-mode delete whose tombstone was
+// recorded, in a journal other instances read, before the primary answered
+// it did not have the key (notFound): another instance's reconciler may
+// have applied the tombstone in between, and removed the key this delete
+// was for. Whether the key existed when the delete began cannot be told,
+// so neither NotFound nor success is a true answer: the tombstone stands
+// (it deletes nothing more if the key was absent) and the delete is
+// unavailable; a second delete answers NotFound. The caller's hook runs
+// first, as for a delete that reached no side.
+func (f *Failover) deleteAmbiguous(rec *records, h *hook, notFound error) error {
+	if herr := h.runUnreached(); herr != nil {
+		rec.withdraw()
+		return herr
+	}
+	f.idx.commit(rec.key, rec.v, true, [2]bool{}, 0)
+	return unavailable(notFound, "the primary does not hold %q, perhaps through this delete's tombstone, which another instance may have applied before the primary was asked; the delete is recorded", rec.key)
 }
 
 // deleteUnresolved settles a Redirect-mode delete of a key with pending
@@ -101,6 +121,10 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 // does exist, and the delete is unavailable, as a read of the key is. The
 // caller's hook, which the primary did not run, runs before any tombstone
 // is kept.
+//
+// With a journal other instances read (see sharedJournal), a key neither
+// side holds may have been removed by this very delete: see
+// deleteAmbiguous.
 func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound error) error {
 	sec := f.sides[journal.Secondary]
 	o, err := f.inspect(rec.ctx, sec, rec.key)
@@ -110,6 +134,9 @@ func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound 
 	}
 	if err == nil {
 		if st, _ := decide(p, [2]sideObject{{asked: true}, o}, f.opts.MaxClockSkew); st.deleted {
+			if f.sharedJournal() {
+				return f.deleteAmbiguous(rec, h, notFound)
+			}
 			rec.withdraw() // no side holds it: an answer, not a change
 			return notFound
 		}

@@ -43,7 +43,11 @@ func (f *Failover) leaseTTL() time.Duration { return 3 * f.opts.ReconcileInterva
 
 // usesLeases reports whether passes take leases: only with a journal on
 // the buckets, which a fleet shares. A local journal has one reconciler.
-func (f *Failover) usesLeases() bool {
+func (f *Failover) usesLeases() bool { return f.sharedJournal() }
+
+// sharedJournal reports whether other instances may read the journal, and
+// act on its entries: a journal on the buckets.
+func (f *Failover) sharedJournal() bool {
 	_, ok := f.opts.Journal.(*journal.Bucket)
 	return ok
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/failoverblob/failoverblob/circuit"
 	"github.com/failoverblob/failoverblob/failovertest"
 	"github.com/failoverblob/failoverblob/journal"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A write redirected while the primary is down that the secondary refuses
@@ -1206,5 +1208,82 @@ func TestMirrorDeleteOfAnUnresolvedKeyNeitherSideHasIsNotFound(t *testing.T) {
 		if err := f.Bucket().Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
 			t.Errorf("delete of a key neither side has: %v, want NotFound", err)
 		}
+	})
+}
+
+// A Redirect-mode delete of a pending key whose state could not be read
+// records its tombstone before it asks the primary; with the journal on
+// the buckets, another instance's reconciler may apply that tombstone in
+// between, and the primary then answers NotFound for a key that existed
+// when the delete began. The delete must not say NotFound (the key was
+// there, and the delete removed it), nor withdraw its tombstone: it is
+// unavailable, its tombstone kept, and a second delete is NotFound.
+func TestDeleteWhoseTombstoneAnotherInstanceAppliedIsNotNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
+		opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		w, b := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+
+		// k is redirected by w; a new instance, a, learns of its entry
+		// from the journal (a hint: a knows of work on k, not k's state);
+		// then b moves k to the primary.
+		w.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+		a := fl.start(opts)
+		require.Equal(t, 1, a.f.Status().Pending, "entries the new instance learned")
+		rep, err := b.f.Drain(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Copied, "copies by the other instance")
+		require.Equal(t, "v1", fl.content(0, "k"), "the primary after the other instance's pass")
+
+		// a's look at the primary fails once, so k's state is unknown; its
+		// delete on the primary is slow, and b's pass runs meanwhile.
+		a.faults[0].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		a.faults[0].Set(failovertest.OpDelete, failovertest.Fault{Latency: time.Second})
+		done := make(chan error, 1)
+		go func() { done <- a.f.Bucket().Delete(ctx, "k") }()
+		synctest.Wait() // a's delete waits on the primary, its tombstone recorded
+		rep, err = b.f.Drain(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Deleted, "tombstones the other instance applied")
+		require.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the other instance applied the tombstone")
+
+		err = <-done
+		assert.NotEqual(t, gcerrors.NotFound, gcerrors.Code(err), "the delete of a key that existed when it began: %v", err)
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete whose answer cannot be told")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(a.f.Bucket().Delete(ctx, "k")), "a second delete")
+		assert.Equal(t, "<not found>", a.read(ctx, "k"), "a read after the deletes")
+	})
+}
+
+// The same with no pending work for the key: a delete whose look at the
+// secondary fails records its tombstone (the secondary may hold another
+// instance's redirected copy) before it asks the primary, and another
+// instance may apply it in between.
+func TestDeleteWithoutPendingWorkWhoseTombstoneAnotherInstanceAppliedIsNotNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
+		fl := newFleet(t, 2, failoverblob.Options{Breaker: never, ProbeInterval: -1})
+		a, b := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+		require.Zero(t, a.f.Status().Pending, "entries after a write to the primary")
+
+		a.faults[1].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		a.faults[0].Set(failovertest.OpDelete, failovertest.Fault{Latency: time.Second})
+		done := make(chan error, 1)
+		go func() { done <- a.f.Bucket().Delete(ctx, "k") }()
+		synctest.Wait() // a's delete waits on the primary, its tombstone recorded
+		rep, err := b.f.Drain(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 1, rep.Deleted, "tombstones the other instance applied")
+
+		err = <-done
+		assert.NotEqual(t, gcerrors.NotFound, gcerrors.Code(err), "the delete of a key that existed when it began: %v", err)
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete whose answer cannot be told")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(a.f.Bucket().Delete(ctx, "k")), "a second delete")
+		assert.Equal(t, "<not found>", a.read(ctx, "k"), "a read after the deletes")
 	})
 }
