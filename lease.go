@@ -167,13 +167,19 @@ type claim struct {
 }
 
 // newClaims returns the claims of a pass about to read the journal. Where
-// the index knows of work on a side, the lease of the shard a pass starts
-// on (see plan) for that side is claimed at once, beside the reading, so
-// that the first repairs do not wait for it; a lease so claimed whose shard
-// the reading shows settled is released with the others.
+// the index knows of work on a side, and both sides take calls freely, the
+// lease of the shard a pass starts on (see plan) for that side is claimed
+// at once, beside the reading, so that the first repairs do not wait for
+// it; a lease so claimed whose shard the reading shows settled is released
+// with the others.
 func (f *Failover) newClaims(ctx context.Context) *claims {
 	c := &claims{f: f, ctx: ctx, at: map[leaseShard]int{}, taken: map[leaseShard]*claim{}, left: map[leaseShard]int{}, failed: map[leaseShard]bool{}}
 	if !f.usesLeases() {
+		return c
+	}
+	// Only while both sides take calls freely: a breaker not closed lets
+	// few calls through, which the reading and the first repair need.
+	if !flowing(f.sides[journal.Primary]) || !flowing(f.sides[journal.Secondary]) {
 		return c
 	}
 	pending := f.idx.pendingSides()
