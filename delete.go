@@ -82,6 +82,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		}
 		if copied {
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
+			f.sweepRacedCopy(rec)
 		}
 		return nil
 	case isNotFound(err) && rec.recorded(journal.Primary) && f.sharedJournal():
@@ -91,6 +92,29 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		return err
 	}
 	return f.tombstone(rec, h, err)
+}
+
+// sweepRacedCopy looks at the primary again once a Redirect-mode delete
+// (rec) has removed the key there and then the secondary's redirected
+// copy: another instance's repair that examined the copy before it went
+// may have written it to the primary after the delete did. Such a copy,
+// older than the delete, is removed at once (conditionally on what was
+// examined) rather than at the next pass that applies the tombstone; the
+// repair, which finds its source gone, reads the journal and does the same
+// (see repairKey.cleanUp). Only with a journal other instances read: no
+// other reconciler acts on a local one.
+func (f *Failover) sweepRacedCopy(rec *records) {
+	if !f.sharedJournal() {
+		return
+	}
+	pr := f.sides[journal.Primary]
+	o, err := f.inspect(rec.ctx, pr, rec.key)
+	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
+		return
+	}
+	if err := pr.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs); err != nil {
+		f.opts.Logger.Debug("failoverblob: a copy written back over a delete is left to the tombstone", "key", rec.key, "err", err)
+	}
 }
 
 // deleteAmbiguous settles a Redirect-mode delete whose tombstone was

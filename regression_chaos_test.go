@@ -1287,3 +1287,75 @@ func TestDeleteWithoutPendingWorkWhoseTombstoneAnotherInstanceAppliedIsNotNotFou
 		assert.Equal(t, "<not found>", a.read(ctx, "k"), "a read after the deletes")
 	})
 }
+
+// racedDelete sets up a Redirect-mode repair racing another instance's
+// delete of the same key: w redirected k, d (opened before, so it knows of
+// no pending work for k) deletes k while r's repair of k waits on its write
+// to the primary, which lands once d's delete has removed the key there.
+// rWrite and dSecondaryDelete are the latencies of r's writes to the
+// primary and of d's deletes on the secondary. It returns the fleet, r, d
+// and r's Drain's answer, with d's delete acknowledged.
+func racedDelete(t *testing.T, rWrite, dSecondaryDelete time.Duration) (*fleet, *instance, *instance, error) {
+	t.Helper()
+	never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
+	opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+	fl := newFleet(t, 3, opts)
+	w, d, r := fl.in[0], fl.in[1], fl.in[2]
+	ctx := fl.ctx
+	w.f.Force(failoverblob.ForceSecondary)
+	require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("redirected"), nil))
+	w.f.Force(failoverblob.ForceNone)
+
+	// r's calls on k's primary are its look at k, then its copy, which
+	// waits rWrite.
+	var calls atomic.Int64
+	r.faults[0].Refuse(func(key string) error {
+		if key == "k" && calls.Add(1) == 2 {
+			time.Sleep(rWrite)
+		}
+		return nil
+	})
+	if dSecondaryDelete > 0 {
+		d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Latency: dSecondaryDelete})
+	}
+	drained := make(chan error, 1)
+	go func() {
+		_, err := r.f.Drain(ctx)
+		drained <- err
+	}()
+	synctest.Wait() // r's repair waits on its write to the primary
+	require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by another instance")
+	return fl, r, d, <-drained
+}
+
+// A repair whose copy lands on the primary after another instance's delete
+// removed the key there, and which then finds its source gone, reads the
+// journal, finds the delete's tombstone, and undoes the copy at once: the
+// deleted object does not come back until the next pass.
+func TestRepairThatFindsItsSourceDeletedUndoesItsCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl, r, d, err := racedDelete(t, 2*time.Second, 0)
+		require.Error(t, err, "the pass whose copy raced the delete")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass whose copy raced the delete")
+		assert.Equal(t, "<not found>", d.read(fl.ctx, "k"), "a read by the deleting instance")
+
+		_, err = r.f.Drain(fl.ctx)
+		require.NoError(t, err, "the next pass")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+		assert.Zero(t, r.f.Status().Pending, "entries pending after the next pass")
+	})
+}
+
+// A Redirect-mode delete that removed a redirected copy looks at the
+// primary again: a repair by another instance that examined the copy
+// before it went may have written it there after the delete, and the
+// delete removes it before it returns.
+func TestDeleteRemovesACopyARepairWroteBackMeanwhile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl, _, d, err := racedDelete(t, time.Second, 2*time.Second)
+		require.NoError(t, err, "the pass whose copy landed before the delete removed its source")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary once the delete returned")
+		assert.Equal(t, "<not found>", d.read(fl.ctx, "k"), "a read by the deleting instance")
+	})
+}

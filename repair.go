@@ -324,11 +324,46 @@ func (r *repairKey) cleanUp() error {
 	// Entries recorded since the journal was listed stay pending, and the
 	// index may send reads to the copy about to go.
 	r.f.idx.moved(r.key, r.have.s, r.dst.id)
-	if err := r.src.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.from.attrs); err != nil {
+	err := r.src.delete(r.ctx, r.f.opts.CallTimeout, r.key, r.src.deleteIf(r.from.attrs))
+	switch {
+	case isNotFound(err) && r.rep.Action == ActionCopied && r.f.sharedJournal():
+		return r.copyRaced()
+	case err != nil && !isNotFound(err):
 		return err
 	}
 	r.rep.Cleaned = true
 	return nil
+}
+
+// copyRaced settles a Redirect-mode repair that copied the secondary's
+// temporary copy to the primary and then found the copy gone: another
+// instance removed it meanwhile, either its reconciler (which writes the
+// primary first, so it cannot have: the conditional copy would have
+// failed) or a delete, which recorded a tombstone first and removed the
+// key from the primary before the copy landed there. The journal is read
+// again; if it holds a tombstone newer than the copy, the copy brought a
+// deleted object back and is removed at once (conditionally on what was
+// written), as the tombstone's repair would remove it. The entries stay
+// for the next pass either way.
+func (r *repairKey) copyRaced() error {
+	if err := r.f.learn(r.ctx, r.f.readingsBegun.Load()); err != nil {
+		return fmt.Errorf("the %s's copy of %q went during its repair, and the journal cannot be read to tell why: %w", r.src.id, r.key, err)
+	}
+	p, _ := r.f.idx.get(r.key)
+	if p.hintDel.v.IsZero() || p.hintDel.compare(r.have.s, r.skew) <= 0 {
+		return nil
+	}
+	o, err := r.f.inspect(r.ctx, r.dst, r.key)
+	if err != nil {
+		return err
+	}
+	if o.exists && o.s.v == r.have.s.v {
+		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, o.attrs); err != nil {
+			return err
+		}
+	}
+	r.rep.Action, r.rep.Bytes = ActionNone, 0
+	return fmt.Errorf("the %s's copy of %q was deleted during its repair (a tombstone newer than it was recorded): the copy is undone, and the tombstone left to the next pass", r.src.id, r.key)
 }
 
 // change is one change to a key that a side may be missing.
