@@ -192,7 +192,11 @@ type Options struct {
 	// operation fails the check if it answers unavailable although neither
 	// side had a fault from RecoverWithin before it began to its end (the
 	// first calls a breaker lets through to probe a recovered side
-	// excused). An operation on a refused key fails it if it answers
+	// excused). A side's fault lasts, for an operation, until the end of
+	// its window, or until a stream the operation's instance opened on the
+	// side during the window failed, if that came later: the Injector
+	// decides a stream's fault as it opens, and the stream carries it to
+	// its Close, however long after the heal that comes. An operation on a refused key fails it if it answers
 	// unavailable although a side it needs was so free of faults: any side
 	// for a read (both with Target.StrictReads), and for a change any side,
 	// or the primary for an IfNotExist write or a delete in Redirect mode,

@@ -16,7 +16,9 @@ import (
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/failoverblob/failoverblob/failovertest"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
+	"github.com/failoverblob/failoverblob/journal"
 )
 
 func TestValuesDecodeToTheWriteThatMadeThem(t *testing.T) {
@@ -322,6 +324,68 @@ func TestCheckCatchesUnavailableAnswersWhileQuiet(t *testing.T) {
 	res := runSeedWith(t, o, wrapped(func(d driver.Bucket) driver.Bucket { return &flaky{Bucket: d} }))
 	if res.report.UnavailableWhenQuiet == 0 {
 		t.Errorf("a bucket unavailable with no outage: none found in %q", res.violations)
+	}
+}
+
+// A stream opened on a side during a fault window carries the fault the
+// Injector decided as it opened, past the heal: a write whose commit came
+// after the heal (a Mirror-mode write waits on its journal entry first)
+// hangs then, and a failover bucket's breaker rightly counts that against
+// the side and stays open for its timeout. The side was quiet only from
+// that failure on, so an answer of unavailable within RecoverWithin of it
+// is no violation; with the same stream committing, it is one.
+func TestCheckCountsAStreamThatFailsAfterTheHealAsPartOfTheFault(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault failovertest.Fault // set on the window's writes
+		want  int                // unavailable answers while quiet
+	}{
+		{"its commit hangs", failovertest.Fault{Applied: true, Hang: true}, 0},
+		{"it commits", failovertest.Fault{AfterBytes: 1 << 20}, 1}, // armed, but the stream ends first
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const recoverWithin, idle = 9 * time.Second, 3 * time.Second
+				r := newRun((&Options{Keys: 1, RecoverWithin: recoverWithin}).withDefaults(), 1, singleBucket)
+				defer func() {
+					for _, b := range r.raw {
+						_ = b.Close()
+					}
+				}()
+				w := r.writers[0]
+				if err := w.start(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				inst := w.acquire()
+				r.sched.troubleBegins(journal.Primary)
+				r.in[journal.Primary].Set(failovertest.OpWrite, c.fault)
+				// A hanging commit waits for the stream's context: the
+				// failover bucket's idle watchdog.
+				ctx, cancel := context.WithTimeout(context.Background(), idle)
+				defer cancel()
+				wr, err := inst.target.Bucket.NewWriter(ctx, "chaos/k00", &blob.WriterOptions{ContentType: "text/plain"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.sched.healSide(journal.Primary)
+				healed := time.Now()
+				_, _ = wr.Write([]byte("value"))
+				time.Sleep(idle / 2) // the commit waits
+				_ = wr.Close()
+				inst.release()
+				time.Sleep(healed.Add(recoverWithin + time.Second).Sub(time.Now()))
+				o := &op{index: 1, inst: inst, kind: opGet, key: "chaos/k00", start: time.Now(), end: time.Now(), out: outUnavailable}
+				a := &analysis{r: r, ops: []*op{o}}
+				a.checkAnswers()
+				if got := a.report.UnavailableWhenQuiet; got != c.want {
+					t.Errorf("a read answered unavailable RecoverWithin (%v) and a second after the heal: %d unavailable answers while quiet, want %d (violations %q)", recoverWithin, got, c.want, a.violations)
+				}
+				if err := r.closeWriters(); err != nil {
+					t.Error(err)
+				}
+			})
+		})
 	}
 }
 

@@ -131,13 +131,30 @@ func (s *schedule) healSide(side journal.Side) {
 	}
 }
 
-// quiet reports whether side had no fault window from (from - d) to to,
-// and when its last fault window before from ended (zero if none).
-func (s *schedule) quiet(side journal.Side, from, to time.Time, d time.Duration) (quiet bool, lastEnd time.Time) {
+// faultsOf returns side's fault windows so far, in the order they began
+// (a window still going has a zero end).
+func (s *schedule) faultsOf(side journal.Side) []span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return append([]span(nil), s.trouble[side]...)
+}
+
+// during reports whether t falls within one of faults.
+func during(faults []span, t time.Time) bool {
+	for _, w := range faults {
+		if !t.Before(w.start) && (w.end.IsZero() || !t.After(w.end)) {
+			return true
+		}
+	}
+	return false
+}
+
+// quietIn reports whether faults, sorted by start, hold none from (from - d)
+// to to, and when the last of them that began by from ended (zero if
+// none).
+func quietIn(faults []span, from, to time.Time, d time.Duration) (quiet bool, lastEnd time.Time) {
 	quiet = true
-	for _, w := range s.trouble[side] {
+	for _, w := range faults {
 		if w.start.After(to) {
 			break
 		}

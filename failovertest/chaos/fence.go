@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"errors"
+	"io"
 	"sort"
 	"sync"
 	"time"
@@ -33,7 +34,13 @@ type fence struct {
 
 // span is one call to a side, from its start to its end (for a stream, to
 // its Close).
-type span struct{ start, end time.Time }
+type span struct {
+	start, end time.Time
+	// failed is when a stream first failed after it opened (a read, a
+	// write or its Close failed, other than for its instance's crash);
+	// zero if it did not.
+	failed time.Time
+}
 
 // kill fails every call from now on. The returned channel is closed once no
 // journal call is under way, after which the journal may be closed.
@@ -77,17 +84,29 @@ func (f *fence) leaveJournal() {
 	}
 }
 
-// begin notes the start of a call to side; the returned function notes its
-// end.
-func (f *fence) begin(side journal.Side) (end func()) {
+// begin notes the start of a call to side, and returns the call's number
+// among side's, for end and fail.
+func (f *fence) begin(side journal.Side) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := len(f.spans[side])
 	f.spans[side] = append(f.spans[side], span{start: time.Now()})
-	return func() {
-		f.mu.Lock()
-		f.spans[side][i].end = time.Now()
-		f.mu.Unlock()
+	return len(f.spans[side]) - 1
+}
+
+// end notes the end of call i to side.
+func (f *fence) end(side journal.Side, i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.spans[side][i].end = time.Now()
+}
+
+// fail notes that call i to side, a stream, failed now, unless it failed
+// before.
+func (f *fence) fail(side journal.Side, i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if x := &f.spans[side][i]; x.failed.IsZero() {
+		x.failed = time.Now()
 	}
 }
 
@@ -99,6 +118,21 @@ func (f *fence) spansOf(side journal.Side, from, to time.Time) []span {
 	i := sort.Search(len(s), func(i int) bool { return !s[i].start.Before(from) })
 	j := sort.Search(len(s), func(i int) bool { return s[i].start.After(to) })
 	return append([]span(nil), s[i:max(i, j)]...)
+}
+
+// failedStreams returns the streams the instance opened on side during one
+// of faults and that failed, each from its start to when it failed, in the
+// order they began.
+func (f *fence) failedStreams(side journal.Side, faults []span) []span {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var failed []span
+	for _, x := range f.spans[side] {
+		if !x.failed.IsZero() && during(faults, x.start) {
+			failed = append(failed, span{start: x.start, end: x.failed})
+		}
+	}
+	return failed
 }
 
 // fencedJournal is an instance's view of its writer's journal.
@@ -154,7 +188,7 @@ func (s *fencedSide) Attributes(ctx context.Context, key string) (*driver.Attrib
 	if s.f.isDead() {
 		return nil, errKilled
 	}
-	defer s.f.begin(s.side)()
+	defer s.f.end(s.side, s.f.begin(s.side))
 	return s.Bucket.Attributes(ctx, key)
 }
 
@@ -162,7 +196,7 @@ func (s *fencedSide) ListPaged(ctx context.Context, opts *driver.ListOptions) (*
 	if s.f.isDead() {
 		return nil, errKilled
 	}
-	defer s.f.begin(s.side)()
+	defer s.f.end(s.side, s.f.begin(s.side))
 	return s.Bucket.ListPaged(ctx, opts)
 }
 
@@ -170,7 +204,7 @@ func (s *fencedSide) Copy(ctx context.Context, dstKey, srcKey string, opts *driv
 	if s.f.isDead() {
 		return errKilled
 	}
-	defer s.f.begin(s.side)()
+	defer s.f.end(s.side, s.f.begin(s.side))
 	return s.Bucket.Copy(ctx, dstKey, srcKey, opts)
 }
 
@@ -178,7 +212,7 @@ func (s *fencedSide) Delete(ctx context.Context, key string, opts *driver.Delete
 	if s.f.isDead() {
 		return errKilled
 	}
-	defer s.f.begin(s.side)()
+	defer s.f.end(s.side, s.f.begin(s.side))
 	return s.Bucket.Delete(ctx, key, opts)
 }
 
@@ -186,13 +220,13 @@ func (s *fencedSide) NewRangeReader(ctx context.Context, key string, offset, len
 	if s.f.isDead() {
 		return nil, errKilled
 	}
-	end := s.f.begin(s.side)
+	i := s.f.begin(s.side)
 	r, err := s.Bucket.NewRangeReader(ctx, key, offset, length, opts)
 	if err != nil {
-		end()
+		s.f.end(s.side, i)
 		return nil, err
 	}
-	return &fencedReader{Reader: r, f: s.f, end: end}, nil
+	return &fencedReader{Reader: r, f: s.f, side: s.side, i: i}, nil
 }
 
 // NewTypedWriter opens a writer whose write a crash abandons: the writer
@@ -202,21 +236,22 @@ func (s *fencedSide) NewTypedWriter(ctx context.Context, key, contentType string
 	if s.f.isDead() {
 		return nil, errKilled
 	}
-	end := s.f.begin(s.side)
+	i := s.f.begin(s.side)
 	wctx, cancel := context.WithCancel(ctx)
 	w, err := s.Bucket.NewTypedWriter(wctx, key, contentType, opts)
 	if err != nil {
 		cancel()
-		end()
+		s.f.end(s.side, i)
 		return nil, err
 	}
-	return &fencedWriter{Writer: w, f: s.f, cancel: cancel, end: end}, nil
+	return &fencedWriter{Writer: w, f: s.f, side: s.side, i: i, cancel: cancel}, nil
 }
 
 type fencedReader struct {
 	driver.Reader
 	f    *fence
-	end  func()
+	side journal.Side
+	i    int // its call's number among side's
 	once sync.Once
 }
 
@@ -224,19 +259,24 @@ func (r *fencedReader) Read(p []byte) (int, error) {
 	if r.f.isDead() {
 		return 0, errKilled
 	}
-	return r.Reader.Read(p)
+	n, err := r.Reader.Read(p)
+	if err != nil && err != io.EOF {
+		r.f.fail(r.side, r.i)
+	}
+	return n, err
 }
 
 func (r *fencedReader) Close() error {
-	r.once.Do(r.end)
+	r.once.Do(func() { r.f.end(r.side, r.i) })
 	return r.Reader.Close()
 }
 
 type fencedWriter struct {
 	driver.Writer
 	f      *fence
+	side   journal.Side
+	i      int // its call's number among side's
 	cancel context.CancelFunc
-	end    func()
 	once   sync.Once
 }
 
@@ -244,16 +284,23 @@ func (w *fencedWriter) Write(p []byte) (int, error) {
 	if w.f.isDead() {
 		return 0, w.abort()
 	}
-	return w.Writer.Write(p)
+	n, err := w.Writer.Write(p)
+	if err != nil {
+		w.f.fail(w.side, w.i)
+	}
+	return n, err
 }
 
 func (w *fencedWriter) Close() error {
-	defer w.once.Do(w.end)
+	defer w.once.Do(func() { w.f.end(w.side, w.i) })
 	if w.f.isDead() {
 		return w.abort()
 	}
 	err := w.Writer.Close()
 	w.cancel()
+	if err != nil {
+		w.f.fail(w.side, w.i)
+	}
 	return err
 }
 

@@ -119,7 +119,8 @@ type analysis struct {
 	cand       map[int64]map[valueID]bool // per Copy: the values its source may have held
 	report     Report
 	violations []string
-	unknown    []string // keys whose linearizability check timed out
+	unknown    []string                 // keys whose linearizability check timed out
+	faults     map[*instance]*[2][]span // by instance (nil: none), a side's faults as it met them (see faultsOf)
 }
 
 func (a *analysis) violation(format string, args ...any) {

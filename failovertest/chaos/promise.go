@@ -145,8 +145,8 @@ func (a *analysis) checkRepeatedDeletes() {
 }
 
 // primaryMayBeDown reports whether o ran in Redirect mode while the primary
-// may have been down, or taken for down: it had a fault from RecoverWithin
-// before o began to o's end (always, without RecoverWithin).
+// may have been down, or taken for down: it had a fault (see faultsOf) from
+// RecoverWithin before o began to o's end (always, without RecoverWithin).
 func (a *analysis) primaryMayBeDown(o *op) bool {
 	if a.r.mirror {
 		return false
@@ -154,8 +154,37 @@ func (a *analysis) primaryMayBeDown(o *op) bool {
 	if a.r.o.RecoverWithin <= 0 {
 		return true
 	}
-	quiet, _ := a.r.sched.quiet(journal.Primary, o.start, o.end, a.r.o.RecoverWithin)
+	quiet, _ := quietIn(a.faultsOf(o, journal.Primary), o.start, o.end, a.r.o.RecoverWithin)
 	return !quiet
+}
+
+// faultsOf returns side's faults as the failover bucket of o's instance
+// met them, sorted by start: the schedule's windows, and the streams o's
+// instance opened on side during one of them that failed, each from its
+// opening to its failure. The Injector decides a stream's fault as the
+// stream opens (see failovertest.Injector), so a stream opened during a
+// window can fail after the window healed, at any time up to its Close
+// (a Mirror-mode write whose commit waited on its journal entry first,
+// say), and a breaker counts that failure then. A stream that did not
+// fail is no fault, however long it ran.
+func (a *analysis) faultsOf(o *op, side journal.Side) []span {
+	if a.faults == nil {
+		a.faults = map[*instance]*[2][]span{}
+	}
+	at, ok := a.faults[o.inst]
+	if !ok {
+		at = new([2][]span)
+		for _, s := range sides {
+			windows := a.r.sched.faultsOf(s)
+			at[s] = windows
+			if o.inst != nil {
+				at[s] = append(at[s], o.inst.fence.failedStreams(s, windows)...)
+				sort.SliceStable(at[s], func(i, j int) bool { return at[s][i].start.Before(at[s][j].start) })
+			}
+		}
+		a.faults[o.inst] = at
+	}
+	return at[side]
 }
 
 // checkRefused checks the operations on keys the sides refuse: none may
@@ -232,15 +261,15 @@ func (a *analysis) checkAnswers() {
 	}
 }
 
-// reachable reports whether side had no fault from RecoverWithin before o
-// began to o's end, and o did not run alongside a probe of side by o's
+// reachable reports whether side had no fault (see faultsOf) from
+// RecoverWithin before o began to o's end, and o did not run alongside a probe of side by o's
 // instance: a breaker whose timeout has run out lets one call through and
 // refuses the others until that call succeeds. The probe is among the
 // calls that began from the end of side's last fault to RecoverWithin
 // after, or the first call after that.
 func (a *analysis) reachable(o *op, side journal.Side) bool {
 	d := a.r.o.RecoverWithin
-	quiet, lastEnd := a.r.sched.quiet(side, o.start, o.end, d)
+	quiet, lastEnd := quietIn(a.faultsOf(o, side), o.start, o.end, d)
 	if !quiet {
 		return false
 	}
