@@ -61,14 +61,25 @@ func (p keyState) mayExist() bool { return !p.known || !p.deleted }
 // tombstone that keeps a copy on the secondary from coming back, where
 // there may be one (see tombstoneFirst).
 func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, pending bool, h *hook) error {
+	pr := f.sides[journal.Primary]
+	// A key whose state is unknown has the primary asked first, with a
+	// journal other instances read: if it answers NotFound after the
+	// tombstone is recorded, whether the key was there before tells a
+	// true NotFound from the tombstone applied elsewhere (see
+	// deleteUnresolved).
+	primaryHad := true
+	if pending && !p.known && f.sharedJournal() {
+		if o, err := f.inspect(ctx, pr, key); err == nil && !o.exists {
+			primaryHad = false
+		}
+	}
 	copied, rec, err := f.tombstoneFirst(ctx, key, pending)
 	if err != nil {
 		return err
 	}
-	pr := f.sides[journal.Primary]
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	if isNotFound(err) && !copied && pending && !p.known {
-		return f.deleteUnresolved(rec, p, h, err)
+		return f.deleteUnresolved(rec, p, h, err, primaryHad)
 	}
 	switch {
 	case err == nil, isNotFound(err) && (copied || pending && p.mayExist()):
@@ -147,9 +158,10 @@ func (f *Failover) deleteAmbiguous(rec *records, h *hook, notFound error) error 
 // is kept.
 //
 // With a journal other instances read (see sharedJournal), a key neither
-// side holds may have been removed by this very delete: see
-// deleteAmbiguous.
-func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound error) error {
+// side holds that the primary held (primaryHad: it did, or could not say)
+// before the tombstone was recorded may have been removed by this very
+// delete: see deleteAmbiguous.
+func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound error, primaryHad bool) error {
 	sec := f.sides[journal.Secondary]
 	o, err := f.inspect(rec.ctx, sec, rec.key)
 	if err != nil && !sec.outage(rec.ctx, err) {
@@ -158,7 +170,7 @@ func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound 
 	}
 	if err == nil {
 		if st, _ := decide(p, [2]sideObject{{asked: true}, o}, f.opts.MaxClockSkew); st.deleted {
-			if f.sharedJournal() {
+			if f.sharedJournal() && primaryHad {
 				return f.deleteAmbiguous(rec, h, notFound)
 			}
 			rec.withdraw() // no side holds it: an answer, not a change

@@ -1359,3 +1359,29 @@ func TestDeleteRemovesACopyARepairWroteBackMeanwhile(t *testing.T) {
 		assert.Equal(t, "<not found>", d.read(fl.ctx, "k"), "a read by the deleting instance")
 	})
 }
+
+// The same delete of a key the primary did not hold before the tombstone
+// was recorded is NotFound, as a delete of an absent key is: no tombstone
+// can have removed it. (Answering unavailable there made deletes of absent
+// keys fail while the sides were healthy.)
+func TestDeleteOfAnAbsentKeyWithAnUnknownStateIsNotFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
+		opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		w, b := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		w.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+		a := fl.start(opts)
+		require.Equal(t, 1, a.f.Status().Pending, "entries the new instance learned")
+		_, err := b.f.Drain(ctx)
+		require.NoError(t, err)
+		require.NoError(t, b.f.Bucket().Delete(ctx, "k"), "the delete by the other instance")
+		require.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the other instance's delete")
+
+		a.faults[0].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		err = a.f.Bucket().Delete(ctx, "k")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "a delete of a key no side held when it began: %v", err)
+	})
+}
