@@ -44,15 +44,15 @@ func (b *bucket) ErrorCode(err error) gcerrors.ErrorCode {
 }
 
 // As implements driver.Bucket: a **Failover reaches the control surface, a
-// *driverx.ConditionalWriter or *driverx.ConditionalDeleter nothing (its
-// writes and deletes may land on either side), and any other type is tried
-// on the primary, then on the secondary.
+// *driverx.ConditionalWriter, *driverx.ConditionalDeleter or
+// *driverx.MD5Taker nothing (its writes and deletes may land on either
+// side), and any other type is tried on the primary, then on the secondary.
 func (b *bucket) As(i any) bool {
 	switch p := i.(type) {
 	case **Failover:
 		*p = b.f
 		return true
-	case *driverx.ConditionalWriter, *driverx.ConditionalDeleter:
+	case *driverx.ConditionalWriter, *driverx.ConditionalDeleter, *driverx.MD5Taker:
 		return false
 	}
 	return i != nil && (b.f.sides[journal.Primary].d.As(i) || b.f.sides[journal.Secondary].d.As(i))

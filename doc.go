@@ -28,9 +28,9 @@
 // The failover bucket's As reaches, in this order:
 //
 //   - a *Failover (pass a **Failover): the control surface;
-//   - a driverx.ConditionalWriter or driverx.ConditionalDeleter: nothing,
-//     since the failover bucket's writes and deletes may land on either
-//     side;
+//   - a driverx.ConditionalWriter, driverx.ConditionalDeleter or
+//     driverx.MD5Taker: nothing, since the failover bucket's writes and
+//     deletes may land on either side;
 //   - any other type: what the primary's bucket reaches with As, else what
 //     the secondary's does. Buckets opened by the providers packages reach
 //     their SDK's client (*s3.Client, *storage.Client, *container.Client)

@@ -44,7 +44,7 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, a
 		Metadata:           attrs.Metadata,
 		BeforeWrite:        dst.writeIf(prior),
 	}}
-	if err := w.open(ctx, dst); err != nil {
+	if err := w.open(ctx, dst, true); err != nil { // transfer checks srcMD5
 		return 0, err
 	}
 	n, sum, err := transfer(w.sw[dst.id], r, src, attrs.Size, srcMD5)

@@ -35,7 +35,8 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	maps.Copy(md, opts.Metadata)
 	md[VersionMetadataKey] = v.String()
 	// The options go to the sides' drivers as they came, ContentMD5
-	// included, so a provider verifies the checksum on arrival.
+	// included where a side's provider verifies it on arrival (see
+	// sideOptions).
 	w := &writer{f: f, ctx: ctx, key: key, contentType: contentType, version: v, own: *opts, flight: true}
 	// A writer whose Close is never called (gocloud's Writer skips the
 	// driver's Close when its first Write fails inside Close, and cancels
@@ -68,6 +69,7 @@ type writer struct {
 	contentType string
 	opts        *driver.WriterOptions // for the sides, version stamped
 	own         driver.WriterOptions  // what opts points to, for writes through the bucket
+	unsummed    *driver.WriterOptions // opts without ContentMD5 (see sideOptions); nil until needed
 	version     Version
 
 	started bool
@@ -143,15 +145,16 @@ func (sw *sideWriter) abort(cause error) {
 }
 
 // open opens the write on s, for a caller whose context is ctx: w.ctx, or
-// w.ctx marked as a failover.
-func (w *writer) open(ctx context.Context, s *side) error {
+// w.ctx marked as a failover. checked says the bytes s is to get are
+// verified against w.opts.ContentMD5 before s commits (see sideOptions).
+func (w *writer) open(ctx context.Context, s *side, checked bool) error {
 	t, err := s.allow(ctx, opWrite)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(t.ctx)
 	wd := newWatchdog(w.f.opts.IdleTimeout, cancel)
-	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.opts)
+	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.sideOptions(s, checked))
 	wd.stop()
 	if err != nil {
 		cancel()
@@ -160,6 +163,29 @@ func (w *writer) open(ctx context.Context, s *side) error {
 	}
 	w.sw[s.id] = &sideWriter{s: s, w: bw, cancel: cancel, wd: wd, idle: w.f.opts.IdleTimeout, t: t}
 	return nil
+}
+
+// sideOptions returns the options s's write is opened with: w.opts, less
+// the ContentMD5 where s's provider takes none (driverx.MD5Taker) and the
+// bytes s gets are checked against it before it commits (checked). There
+// s's portable layer would only hash every byte again, to check the bytes
+// this writer hands it, which are the ones already checked. The bytes of a
+// write through the failover bucket reach Write from gocloud's portable
+// layer in front of it, which hashes them and, before it calls Close,
+// cancels the write if they do not match (and never calls Upload with a
+// ContentMD5); a repair's are checked by transfer. Bytes replayed to the
+// secondary after the primary failed come from the spool: the secondary
+// checks them.
+func (w *writer) sideOptions(s *side, checked bool) *driver.WriterOptions {
+	if !checked || !s.noMD5 || len(w.opts.ContentMD5) == 0 {
+		return w.opts
+	}
+	if w.unsummed == nil {
+		o := *w.opts
+		o.ContentMD5 = nil
+		w.unsummed = &o
+	}
+	return w.unsummed
 }
 
 // abortAll drops every open side write, for a reason that is not those
@@ -185,7 +211,7 @@ func (w *writer) start() error {
 		return w.startMirror()
 	}
 	pr := w.f.sides[journal.Primary]
-	err := w.open(w.ctx, pr)
+	err := w.open(w.ctx, pr, true)
 	if err == nil {
 		if w.src == nil {
 			w.sp = newSpool(w.f.opts.SpoolMemory, w.f.opts.SpoolDir, &w.f.tel.spooled)
@@ -209,7 +235,7 @@ func (w *writer) redirect(cause error) error {
 		return unavailable(errors.Join(cause, w.spErr), "the primary failed writing %q and the bytes sent to it could not be kept for the secondary", w.key)
 	}
 	sec := w.f.sides[journal.Secondary]
-	if err := w.open(w.f.failingOver(w.ctx, opWrite, cause), sec); err != nil {
+	if err := w.open(w.f.failingOver(w.ctx, opWrite, cause), sec, false); err != nil {
 		if !sec.outage(w.ctx, err) {
 			return err // the secondary's answer (it refuses the key, say)
 		}
@@ -241,7 +267,7 @@ func (w *writer) redirect(cause error) error {
 
 func (w *writer) startMirror() error {
 	for _, s := range w.f.sides {
-		if err := w.open(w.ctx, s); err != nil {
+		if err := w.open(w.ctx, s, true); err != nil {
 			if !s.outage(w.ctx, err) {
 				w.abortAll()
 				return err

@@ -6,9 +6,9 @@
 // A side offers each through its bucket's As: a bucket b offers a
 // ConditionalWriter when b.As(&c), with c a ConditionalWriter, sets c. The
 // failover bucket asks its sides' *blob.Bucket; a driver answers in its As.
-// A failover bucket does not offer its sides' ConditionalWriter or
-// ConditionalDeleter as its own: its writes and deletes may land on either
-// side.
+// A failover bucket does not offer its sides' ConditionalWriter,
+// ConditionalDeleter or MD5Taker as its own: its writes and deletes may
+// land on either side.
 //
 // Application code uses package failoverblob, and opens its sides with the
 // providers packages, whose buckets offer these. This package is for the
@@ -75,4 +75,22 @@ type OutageClassifier interface {
 	// behalf of a caller whose context is ctx, is an outage; it has the
 	// contract of circuit.Classifier.
 	IsOutage(ctx context.Context, err error) bool
+}
+
+// MD5Taker is what a side offers to say whether its provider takes a
+// write's MD5 (driver.WriterOptions.ContentMD5) and checks the object it
+// stores against it. Where the provider takes none, a ContentMD5 handed to
+// the side is checked only by the side's portable layer, against the very
+// bytes the side was handed: a failover bucket leaves it out of a write
+// whose bytes are verified against it before the write commits (by the
+// portable layer in front of the failover bucket, say), which spares the
+// side a second pass over every byte and changes nothing it checks. Where
+// the provider takes one, or a side offers no MD5Taker, the ContentMD5 is
+// handed on as it came.
+//
+// Buckets opened through the providers packages offer it: GCS and Azure
+// take the MD5, S3 does not (s3blob sends no Content-MD5).
+type MD5Taker interface {
+	// TakesMD5 reports whether a write's ContentMD5 reaches the provider.
+	TakesMD5() bool
 }

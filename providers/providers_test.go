@@ -244,6 +244,27 @@ func TestGCSWriteSendsItsMD5(t *testing.T) {
 	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
 }
 
+// Each bucket says whether its provider takes a write's MD5
+// (driverx.MD5Taker): GCS does (see TestGCSWriteSendsItsMD5), S3, through
+// s3blob, does not.
+func TestBucketsSayWhetherTheyTakeMD5(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		start func(*testing.T) emulator
+		want  bool
+	}{{startS3, false}, {startGCS, true}} {
+		e := c.start(t)
+		t.Run(e.name, func(t *testing.T) {
+			b, err := providers.OpenBucket(ctx, e.url)
+			require.NoError(t, err)
+			defer b.Close()
+			var mt driverx.MD5Taker
+			require.True(t, b.As(&mt), "the %s bucket says whether it takes an MD5", e.name)
+			require.Equal(t, c.want, mt.TakesMD5(), "the %s bucket takes an MD5", e.name)
+		})
+	}
+}
+
 // TestConditionalWritesOnEmulators checks the conditional write each
 // provider gives the reconciler, against the emulators' own precondition
 // checks: a write over the object examined succeeds, over anything else it

@@ -27,7 +27,7 @@ type Hooks interface {
 	WriteIf(prior *driver.Attributes) func(func(any) bool) error
 	// SendMD5 is a hook that hands the provider the MD5 of the object
 	// written, as its gocloud driver does with WriterOptions.ContentMD5, or
-	// nil if the provider takes none.
+	// nil, whatever sum, if the provider takes none.
 	SendMD5(sum []byte) func(func(any) bool) error
 }
 
@@ -58,6 +58,7 @@ var (
 	_ driver.Bucket             = (*Bucket)(nil)
 	_ driver.DownloaderAt       = (*Bucket)(nil)
 	_ driverx.ConditionalWriter = (*Bucket)(nil)
+	_ driverx.MD5Taker          = (*Bucket)(nil)
 )
 
 // New returns b, a provider's bucket, as a Bucket whose writes use hooks.
@@ -82,13 +83,16 @@ func Conditional[C any](hooks Hooks) func(*blob.Bucket) (*blob.Bucket, bool) {
 }
 
 // As implements driver.Bucket: a *driverx.ConditionalWriter reaches the
-// bucket's conditional writes, a *driverx.ConditionalDeleter its
-// conditional deletes and a *driverx.OutageClassifier the provider's
-// outage classifier where its Hooks are those, and any other type is the
-// provider's.
+// bucket's conditional writes, a *driverx.MD5Taker whether it hands the
+// provider a write's MD5, a *driverx.ConditionalDeleter its conditional
+// deletes and a *driverx.OutageClassifier the provider's outage classifier
+// where its Hooks are those, and any other type is the provider's.
 func (b *Bucket) As(i any) bool {
 	switch p := i.(type) {
 	case *driverx.ConditionalWriter:
+		*p = b
+		return true
+	case *driverx.MD5Taker:
 		*p = b
 		return true
 	case *driverx.OutageClassifier:
@@ -111,6 +115,11 @@ func (b *Bucket) As(i any) bool {
 func (b *Bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	return b.hooks.WriteIf(prior)
 }
+
+// TakesMD5 implements driverx.MD5Taker: a write's ContentMD5 reaches the
+// provider where its Hooks have a SendMD5 hook, which they have for any
+// sum or for none.
+func (b *Bucket) TakesMD5() bool { return b.hooks.SendMD5(nil) != nil }
 
 // Close closes the provider's bucket and releases its client.
 func (b *Bucket) Close() error {
