@@ -3,6 +3,7 @@ package failoverblob_test
 import (
 	"context"
 	"crypto/md5"
+	"strings"
 	"sync"
 	"testing"
 
@@ -19,14 +20,15 @@ import (
 )
 
 // md5Side is a side's driver that says, when offers is set, whether its
-// provider takes a write's MD5 (driverx.MD5Taker), and keeps the
-// ContentMD5 each write of key "k" was opened with.
+// provider takes a write's MD5 (driverx.MD5Taker), and keeps how each
+// write of key "k" was given the MD5: "ContentMD5", "context"
+// (driverx.WithWriteMD5) or "none".
 type md5Side struct {
 	driver.Bucket
 	offers, takes bool
 
 	mu  sync.Mutex
-	got [][]byte
+	got []string
 }
 
 func (s *md5Side) As(i any) bool {
@@ -41,8 +43,15 @@ func (s *md5Side) TakesMD5() bool { return s.takes }
 
 func (s *md5Side) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	if key == "k" {
+		how := "none"
+		switch {
+		case len(opts.ContentMD5) > 0:
+			how = "ContentMD5"
+		case len(driverx.WriteMD5(ctx)) > 0:
+			how = "context"
+		}
 		s.mu.Lock()
-		s.got = append(s.got, opts.ContentMD5)
+		s.got = append(s.got, how)
 		s.mu.Unlock()
 	}
 	return s.Bucket.NewTypedWriter(ctx, key, contentType, opts)
@@ -77,11 +86,13 @@ func newMD5Rig(t *testing.T, mode failoverblob.Mode, offers, takes bool) *md5Rig
 	return r
 }
 
-// A write's ContentMD5 reaches each side it goes to, except a side whose
-// provider takes none (driverx.MD5Taker) that gets the very bytes the
-// failover bucket's portable layer checks before the write commits: its
-// own portable layer would only check them again. A side that is replayed
-// the bytes (the secondary, after the primary failed) still gets it.
+// A write's MD5 reaches each side it goes to as its ContentMD5, except
+// where the side says whether its provider takes one (driverx.MD5Taker)
+// and gets the very bytes the failover bucket's portable layer checks
+// before the write commits: its own portable layer would only hash them
+// again, so the MD5 goes in the write's context where the provider takes
+// it, and nowhere where it does not. A side that is replayed the bytes
+// (the secondary, after the primary failed) gets the ContentMD5.
 func TestContentMD5ReachesTheSides(t *testing.T) {
 	data := []byte("value")
 	sum := md5.Sum(data)
@@ -90,14 +101,15 @@ func TestContentMD5ReachesTheSides(t *testing.T) {
 		mode          failoverblob.Mode
 		offers, takes bool
 		primaryDown   bool
-		want          [2]bool // the side got the ContentMD5, by side; a side not written is false
+		want          [2]string // how each side got the MD5; "" for a side no write was opened on
 	}{
-		{"Mirror, sides whose providers take none", failoverblob.Mirror, true, false, false, [2]bool{false, false}},
-		{"Mirror, sides whose providers take it", failoverblob.Mirror, true, true, false, [2]bool{true, true}},
-		{"Mirror, sides that do not say", failoverblob.Mirror, false, false, false, [2]bool{true, true}},
-		{"Redirect, a primary whose provider takes none", failoverblob.Redirect, true, false, false, [2]bool{false, false}},
-		{"Redirect, primary down, a secondary whose provider takes none", failoverblob.Redirect, true, false, true, [2]bool{false, true}},
-		{"Redirect, sides that do not say", failoverblob.Redirect, false, false, false, [2]bool{true, false}},
+		{"Mirror, sides whose providers take none", failoverblob.Mirror, true, false, false, [2]string{"none", "none"}},
+		{"Mirror, sides whose providers take it", failoverblob.Mirror, true, true, false, [2]string{"context", "context"}},
+		{"Mirror, sides that do not say", failoverblob.Mirror, false, false, false, [2]string{"ContentMD5", "ContentMD5"}},
+		{"Redirect, a primary whose provider takes none", failoverblob.Redirect, true, false, false, [2]string{"none", ""}},
+		{"Redirect, a primary whose provider takes it", failoverblob.Redirect, true, true, false, [2]string{"context", ""}},
+		{"Redirect, primary down, a secondary whose provider takes none", failoverblob.Redirect, true, false, true, [2]string{"none", "ContentMD5"}},
+		{"Redirect, sides that do not say", failoverblob.Redirect, false, false, false, [2]string{"ContentMD5", ""}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -109,12 +121,8 @@ func TestContentMD5ReachesTheSides(t *testing.T) {
 				t.Fatalf("WriteAll: %v", err)
 			}
 			for i, s := range r.sides {
-				var got bool
-				for _, m := range s.got {
-					got = got || len(m) > 0
-				}
-				if got != c.want[i] {
-					t.Errorf("side %d got a ContentMD5 (in %d writes): %v, want %v", i, len(s.got), got, c.want[i])
+				if got := strings.Join(s.got, ", "); got != c.want[i] {
+					t.Errorf("side %d got the MD5 as %q, want %q", i, got, c.want[i])
 				}
 			}
 		})

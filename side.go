@@ -28,10 +28,9 @@ type side struct {
 	br *circuit.Breaker
 	// tel reports the side's calls; set by the bucket's instrument.
 	tel *telemetry
-	// noMD5 says the side's provider takes no MD5 (driverx.MD5Taker): a
-	// ContentMD5 handed to it is only checked against the bytes handed to
-	// it, in this process.
-	noMD5 bool
+	// md5Said says the side offers a driverx.MD5Taker, and takesMD5 what
+	// it answers: whether a write's MD5 reaches its provider.
+	md5Said, takesMD5 bool
 
 	// forced says an operator forced traffic off the side (Failover.Force):
 	// its calls fail at once as if its breaker were open, without counting
@@ -76,7 +75,9 @@ func newSide(id journal.Side, b *blob.Bucket, tmpl *circuit.Settings, log *slog.
 	}
 	s.br = circuit.New(&st)
 	var mt driverx.MD5Taker
-	s.noMD5 = b.As(&mt) && !mt.TakesMD5()
+	if b.As(&mt) {
+		s.md5Said, s.takesMD5 = true, mt.TakesMD5()
+	}
 	return s
 }
 

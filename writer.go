@@ -11,6 +11,7 @@ import (
 
 	"gocloud.dev/blob/driver"
 
+	"github.com/failoverblob/failoverblob/driverx"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -34,8 +35,8 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 	md := make(map[string]string, len(opts.Metadata)+1)
 	maps.Copy(md, opts.Metadata)
 	md[VersionMetadataKey] = v.String()
-	// The options go to the sides' drivers as they came, ContentMD5
-	// included where a side's provider verifies it on arrival (see
+	// The options go to the sides' drivers as they came, and a write's MD5
+	// with them to a side whose provider verifies it on arrival (see
 	// sideOptions).
 	w := &writer{f: f, ctx: ctx, key: key, contentType: contentType, version: v, own: *opts, flight: true}
 	// A writer whose Close is never called (gocloud's Writer skips the
@@ -154,7 +155,8 @@ func (w *writer) open(ctx context.Context, s *side, checked bool) error {
 	}
 	ctx, cancel := context.WithCancel(t.ctx)
 	wd := newWatchdog(w.f.opts.IdleTimeout, cancel)
-	bw, err := s.d.NewTypedWriter(ctx, w.key, w.contentType, w.sideOptions(s, checked))
+	octx, opts := w.sideOptions(ctx, s, checked)
+	bw, err := s.d.NewTypedWriter(octx, w.key, w.contentType, opts)
 	wd.stop()
 	if err != nil {
 		cancel()
@@ -165,27 +167,33 @@ func (w *writer) open(ctx context.Context, s *side, checked bool) error {
 	return nil
 }
 
-// sideOptions returns the options s's write is opened with: w.opts, less
-// the ContentMD5 where s's provider takes none (driverx.MD5Taker) and the
-// bytes s gets are checked against it before it commits (checked). There
-// s's portable layer would only hash every byte again, to check the bytes
-// this writer hands it, which are the ones already checked. The bytes of a
-// write through the failover bucket reach Write from gocloud's portable
+// sideOptions returns the context and the options s's write is opened
+// with, ctx being the write's. Where s says whether its provider takes a
+// write's MD5 (driverx.MD5Taker) and the bytes s gets are checked against
+// the ContentMD5 before s commits (checked), the options leave the
+// ContentMD5 out, so that s's portable layer does not hash every byte
+// again to check the bytes already checked, and the context carries the
+// MD5 for s's provider if it takes it (driverx.WithWriteMD5). The bytes of
+// a write through the failover bucket reach Write from gocloud's portable
 // layer in front of it, which hashes them and, before it calls Close,
 // cancels the write if they do not match (and never calls Upload with a
 // ContentMD5); a repair's are checked by transfer. Bytes replayed to the
 // secondary after the primary failed come from the spool: the secondary
 // checks them.
-func (w *writer) sideOptions(s *side, checked bool) *driver.WriterOptions {
-	if !checked || !s.noMD5 || len(w.opts.ContentMD5) == 0 {
-		return w.opts
+func (w *writer) sideOptions(ctx context.Context, s *side, checked bool) (context.Context, *driver.WriterOptions) {
+	sum := w.opts.ContentMD5
+	if !checked || !s.md5Said || len(sum) == 0 {
+		return ctx, w.opts
 	}
 	if w.unsummed == nil {
 		o := *w.opts
 		o.ContentMD5 = nil
 		w.unsummed = &o
 	}
-	return w.unsummed
+	if s.takesMD5 {
+		ctx = driverx.WithWriteMD5(ctx, sum)
+	}
+	return ctx, w.unsummed
 }
 
 // abortAll drops every open side write, for a reason that is not those

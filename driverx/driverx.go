@@ -78,19 +78,41 @@ type OutageClassifier interface {
 }
 
 // MD5Taker is what a side offers to say whether its provider takes a
-// write's MD5 (driver.WriterOptions.ContentMD5) and checks the object it
-// stores against it. Where the provider takes none, a ContentMD5 handed to
-// the side is checked only by the side's portable layer, against the very
-// bytes the side was handed: a failover bucket leaves it out of a write
-// whose bytes are verified against it before the write commits (by the
-// portable layer in front of the failover bucket, say), which spares the
-// side a second pass over every byte and changes nothing it checks. Where
-// the provider takes one, or a side offers no MD5Taker, the ContentMD5 is
-// handed on as it came.
+// write's MD5 and checks the object it stores against it. A side that
+// offers it and takes the MD5 takes it from the write's context (see
+// WithWriteMD5) as well as from driver.WriterOptions.ContentMD5.
+//
+// A ContentMD5 is checked by the side's portable layer, which hashes every
+// byte handed to it. A failover bucket whose write's bytes are checked
+// against the MD5 before the write commits (by the portable layer in front
+// of the failover bucket, say) opens the write on a side that offers an
+// MD5Taker without a ContentMD5: with the MD5 in the write's context where
+// the provider takes it, and with none where it does not, the side's
+// portable layer being the only one to check it. The side then does not
+// hash the bytes again, and its provider checks what arrives as it did.
+// A side that offers no MD5Taker is handed the ContentMD5 as it came.
 //
 // Buckets opened through the providers packages offer it: GCS and Azure
 // take the MD5, S3 does not (s3blob sends no Content-MD5).
 type MD5Taker interface {
-	// TakesMD5 reports whether a write's ContentMD5 reaches the provider.
+	// TakesMD5 reports whether a write's MD5 reaches the provider.
 	TakesMD5() bool
+}
+
+// writeMD5Key is the context key of WithWriteMD5.
+type writeMD5Key struct{}
+
+// WithWriteMD5 returns a copy of ctx that carries sum, the MD5 of the
+// object a write opened with it is to hold, for a side that takes a
+// write's MD5 (MD5Taker) to hand its provider as it would a ContentMD5.
+// Whoever opens the write checks the bytes against sum before the write
+// commits: the side does not.
+func WithWriteMD5(ctx context.Context, sum []byte) context.Context {
+	return context.WithValue(ctx, writeMD5Key{}, sum)
+}
+
+// WriteMD5 returns the MD5 WithWriteMD5 put in ctx, or nil.
+func WriteMD5(ctx context.Context) []byte {
+	sum, _ := ctx.Value(writeMD5Key{}).([]byte)
+	return sum
 }

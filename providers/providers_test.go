@@ -244,6 +244,26 @@ func TestGCSWriteSendsItsMD5(t *testing.T) {
 	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
 }
 
+// A write's MD5 reaches GCS through a Mirror-mode failover bucket, which
+// hands it over in the write's context rather than as a ContentMD5 the
+// side's portable layer would hash every byte to check again. Both sides
+// are GCS: the caller's hook runs for the first side it reaches.
+func TestGCSWriteThroughFailoverSendsItsMD5(t *testing.T) {
+	ctx := context.Background()
+	b, err := providers.OpenBucket(ctx, failoverURL(startGCS(t).url, startGCS(t).url, "mode=mirror", "reconcile=false"))
+	require.NoError(t, err)
+	defer b.Close()
+	data := []byte("an object with an MD5")
+	var w *storage.Writer
+	err = b.WriteAll(ctx, "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
+		require.True(t, as(&w), "the GCS writer is reachable with As")
+		return nil
+	}})
+	require.NoError(t, err)
+	sum := md5.Sum(data)
+	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
+}
+
 // Each bucket says whether its provider takes a write's MD5
 // (driverx.MD5Taker): GCS does (see TestGCSWriteSendsItsMD5), S3, through
 // s3blob, does not.

@@ -116,9 +116,9 @@ func (b *Bucket) WriteIf(prior *driver.Attributes) func(func(any) bool) error {
 	return b.hooks.WriteIf(prior)
 }
 
-// TakesMD5 implements driverx.MD5Taker: a write's ContentMD5 reaches the
-// provider where its Hooks have a SendMD5 hook, which they have for any
-// sum or for none.
+// TakesMD5 implements driverx.MD5Taker: a write's MD5 (its ContentMD5, or
+// the one in its context) reaches the provider where its Hooks have a
+// SendMD5 hook, which they have for any sum or for none.
 func (b *Bucket) TakesMD5() bool { return b.hooks.SendMD5(nil) != nil }
 
 // Close closes the provider's bucket and releases its client.
@@ -137,15 +137,20 @@ func (b *Bucket) Close() error {
 // A ContentMD5 is handed to the provider by a hook rather than passed to
 // the provider's bucket, whose portable layer would hash every byte to
 // verify it again: the portable layer in front of this driver (Open) has
-// verified it before it closes the write.
+// verified it before it closes the write. Without a ContentMD5, the MD5 in
+// ctx (driverx.WithWriteMD5), if any, is handed on the same way.
 func (b *Bucket) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	// A write with no precondition is not retried by the provider's client
 	// (see gcs.ApplyTransport), so it needs no buffer to retry from.
 	plain := opts.BeforeWrite == nil && !opts.IfNotExist
 	o := *opts
+	sum := o.ContentMD5
+	if len(sum) == 0 {
+		sum = driverx.WriteMD5(ctx)
+	}
 	var sendMD5 func(func(any) bool) error
-	if len(o.ContentMD5) > 0 {
-		sendMD5, o.ContentMD5 = b.hooks.SendMD5(o.ContentMD5), nil
+	if len(sum) > 0 {
+		sendMD5, o.ContentMD5 = b.hooks.SendMD5(sum), nil
 	}
 	o.BeforeWrite = chainHooks(o.BeforeWrite, sendMD5, b.TuneWriter)
 	opts = &o
