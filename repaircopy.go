@@ -44,7 +44,9 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, a
 		Metadata:           attrs.Metadata,
 		BeforeWrite:        dst.writeIf(prior),
 	}}
-	if err := w.open(ctx, dst, true); err != nil { // transfer checks srcMD5
+	// Not checked here: the side's portable layer checks srcMD5 (see
+	// transfer), so it gets the ContentMD5 whatever its provider takes.
+	if err := w.open(ctx, dst, false); err != nil {
 		return 0, err
 	}
 	n, sum, err := transfer(w.sw[dst.id], r, src, attrs.Size, srcMD5)

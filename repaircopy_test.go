@@ -17,6 +17,7 @@ import (
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/failovertest"
+	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -130,16 +131,22 @@ func (s *changingSource) NewRangeReader(ctx context.Context, key string, offset,
 // so that it lands on src with an entry saying the primary misses it.
 func redirectOne(t *testing.T, src *blob.Bucket, key, value string) (*failoverblob.Failover, *blob.Bucket) {
 	t.Helper()
-	ctx := context.Background()
 	pr := memblob.OpenBucket(nil)
 	t.Cleanup(func() { _ = pr.Close() })
+	return redirectOnto(t, pr, src, key, value), pr
+}
+
+// redirectOnto is redirectOne with the primary pr.
+func redirectOnto(t *testing.T, pr, src *blob.Bucket, key, value string) *failoverblob.Failover {
+	t.Helper()
+	ctx := context.Background()
 	f, err := failoverblob.New(ctx, pr, src, &failoverblob.Options{Journal: journal.NewMemory(), ProbeInterval: -1})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.Close() })
 	f.Force(failoverblob.ForceSecondary)
 	require.NoError(t, f.Bucket().WriteAll(ctx, key, []byte(value), nil), "redirected write")
 	f.Force(failoverblob.ForceNone)
-	return f, pr
+	return f
 }
 
 func readRaw(t *testing.T, b *blob.Bucket, key string) string {
@@ -182,6 +189,22 @@ func TestRepairAbandonsACopyWhoseSourceChangedBeforeTheRead(t *testing.T) {
 	s.mu.Unlock()
 
 	abandonedThenCopied(t, f, pr, "a source that changed before the read")
+}
+
+// The same onto a primary whose provider takes no MD5 (as S3's does,
+// through providers): the copy still hands the source's MD5 to the
+// primary's portable layer, which is what checks the bytes read.
+func TestRepairAbandonsACopyWhoseSourceChangedOntoASideThatTakesNoMD5(t *testing.T) {
+	s, src := newChangingSource(t)
+	raw := memblob.OpenBucket(nil)
+	t.Cleanup(func() { _ = raw.Close() })
+	pr := blob.NewBucket(&md5Side{Bucket: bucketconv.Bucket(raw), offers: true, takes: false})
+	f := redirectOnto(t, pr, src, "k", "redirected")
+	s.mu.Lock()
+	s.armed = true
+	s.mu.Unlock()
+
+	abandonedThenCopied(t, f, raw, "a source that changed before the read, onto a side that takes no MD5")
 }
 
 // A source that reports no MD5 cannot have the bytes read tied to the

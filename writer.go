@@ -177,9 +177,10 @@ func (w *writer) open(ctx context.Context, s *side, checked bool) error {
 // a write through the failover bucket reach Write from gocloud's portable
 // layer in front of it, which hashes them and, before it calls Close,
 // cancels the write if they do not match (and never calls Upload with a
-// ContentMD5); a repair's are checked by transfer. Bytes replayed to the
-// secondary after the primary failed come from the spool: the secondary
-// checks them.
+// ContentMD5). A repair's bytes are checked by the side's own portable
+// layer (see transfer), so a repair opens its write unchecked. Bytes
+// replayed to the secondary after the primary failed come from the spool:
+// the secondary checks them.
 func (w *writer) sideOptions(ctx context.Context, s *side, checked bool) (context.Context, *driver.WriterOptions) {
 	sum := w.opts.ContentMD5
 	if !checked || !s.md5Said || len(sum) == 0 {
