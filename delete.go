@@ -91,8 +91,16 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			// object removed was its state.
 			f.idx.deleteFound(key, rec.v)
 		}
-		if copied {
+		switch {
+		case copied:
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
+			f.sweepRacedCopy(rec)
+		case pending && f.sharedJournal():
+			// The secondary may hold a redirected copy another instance's
+			// repair is moving: it goes now, so that such a repair finds
+			// its source gone (see repairKey.copyRaced), and the primary
+			// is looked at again.
+			f.removeOlderCopy(rec)
 			f.sweepRacedCopy(rec)
 		}
 		return nil
@@ -188,8 +196,22 @@ func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound 
 	if o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) < 0 {
 		// The copy goes now; the tombstone covers it if not.
 		_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
+		f.sweepRacedCopy(rec)
 	}
 	return nil
+}
+
+// removeOlderCopy removes, after a Redirect-mode delete (rec) of a key with
+// pending work took effect on the primary, the secondary's redirected copy
+// if it holds one older than the delete (conditionally on what it
+// examined); the tombstone covers it if not.
+func (f *Failover) removeOlderCopy(rec *records) {
+	sec := f.sides[journal.Secondary]
+	o, err := f.inspect(rec.ctx, sec, rec.key)
+	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
+		return
+	}
+	_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
 }
 
 // tombstoneFirst stamps a Redirect-mode delete of key and records its

@@ -1296,6 +1296,12 @@ func TestDeleteWithoutPendingWorkWhoseTombstoneAnotherInstanceAppliedIsNotNotFou
 // primary and of d's deletes on the secondary. It returns the fleet, r, d
 // and r's Drain's answer, with d's delete acknowledged.
 func racedDelete(t *testing.T, rWrite, dSecondaryDelete time.Duration) (*fleet, *instance, *instance, error) {
+	return racedDeleteBy(t, rWrite, dSecondaryDelete, false)
+}
+
+// racedDeleteBy is racedDelete where, if dKnows, d has read the journal
+// since w's write, and knows of k's pending work.
+func racedDeleteBy(t *testing.T, rWrite, dSecondaryDelete time.Duration, dKnows bool) (*fleet, *instance, *instance, error) {
 	t.Helper()
 	never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
 	opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
@@ -1305,6 +1311,10 @@ func racedDelete(t *testing.T, rWrite, dSecondaryDelete time.Duration) (*fleet, 
 	w.f.Force(failoverblob.ForceSecondary)
 	require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("redirected"), nil))
 	w.f.Force(failoverblob.ForceNone)
+	if dKnows {
+		require.NoError(t, d.f.Refresh(ctx))
+		require.Equal(t, 1, d.f.Status().Pending, "entries the deleting instance knows of")
+	}
 
 	// r's calls on k's primary are its look at k, then its copy, which
 	// waits rWrite.
@@ -1383,5 +1393,20 @@ func TestDeleteOfAnAbsentKeyWithAnUnknownStateIsNotFound(t *testing.T) {
 		a.faults[0].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
 		err = a.f.Bucket().Delete(ctx, "k")
 		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "a delete of a key no side held when it began: %v", err)
+	})
+}
+
+// The same when the deleting instance knows of the key's pending work: its
+// delete removes the redirected copy too (it is older than the delete), so
+// that the repair finds its source gone and undoes its copy.
+func TestRepairRacingADeleteThatKnewOfThePendingWorkUndoesItsCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl, r, _, err := racedDeleteBy(t, 2*time.Second, 0, true)
+		require.Error(t, err, "the pass whose copy raced the delete")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass whose copy raced the delete")
+		_, err = r.f.Drain(fl.ctx)
+		require.NoError(t, err, "the next pass")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
 	})
 }
