@@ -38,7 +38,7 @@ func (f *Failover) checkDistinct(ctx context.Context) error {
 	key := ReservedPrefix + "identity/" + hex.EncodeToString(id[:])
 	timeout := f.opts.CallTimeout
 	err := sec.direct(ctx, timeout, func(ctx context.Context) error {
-		return sec.writeSmall(ctx, key, []byte("written on the secondary; must not be seen on the primary"))
+		return sec.writeSmall(ctx, key, []byte("written on the secondary; must not be seen on the primary"), nil)
 	})
 	if err != nil {
 		return fmt.Errorf("failoverblob: checking that the sides are distinct storage: %w", err)

@@ -115,14 +115,7 @@ func (f *Failover) writeLease(ctx context.Context, s *side, name string, prior *
 		opts.BeforeWrite = s.writeIf(prior)
 	}
 	err := s.call(ctx, opWrite, f.opts.CallTimeout, func(ctx context.Context) error {
-		w, err := s.d.NewTypedWriter(ctx, name, "text/plain", opts)
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write([]byte(f.instance)); err != nil {
-			return err // the call's cancellation aborts w
-		}
-		return w.Close()
+		return s.writeSmall(ctx, name, []byte(f.instance), opts)
 	})
 	if err != nil && gcerrors.Code(err) != gcerrors.FailedPrecondition {
 		f.opts.Logger.Debug("failoverblob: reconcile lease not taken", "lease", name, "err", err)

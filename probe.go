@@ -30,7 +30,7 @@ func (f *Failover) probe(ctx context.Context, s *side) bool {
 	key := f.probeKey()
 	body := []byte("probe " + f.instance)
 	err := s.direct(ctx, f.opts.CallTimeout, func(ctx context.Context) error {
-		if err := s.writeSmall(ctx, key, body); err != nil {
+		if err := s.writeSmall(ctx, key, body, nil); err != nil {
 			return err
 		}
 		a, err := s.d.Attributes(ctx, key)
@@ -72,16 +72,23 @@ func (s *side) direct(ctx context.Context, timeout time.Duration, fn func(ctx co
 	return fn(cctx)
 }
 
-// writeSmall writes body under key on s's driver, around the breaker, for
-// the library's own small objects. An error aborts the write: the
-// cancellation of ctx, which the caller arranges, drops the driver's
-// writer.
-func (s *side) writeSmall(ctx context.Context, key string, body []byte) error {
-	w, err := s.d.NewTypedWriter(ctx, key, "text/plain", &driver.WriterOptions{})
+// writeSmall writes body under key on s's driver with opts (nil: none),
+// around the breaker, for the library's own small objects. A write that
+// fails is aborted: its writer is closed once its context is cancelled, so
+// that nothing is committed and the writer is not left open.
+func (s *side) writeSmall(ctx context.Context, key string, body []byte, opts *driver.WriterOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if opts == nil {
+		opts = &driver.WriterOptions{}
+	}
+	w, err := s.d.NewTypedWriter(ctx, key, "text/plain", opts)
 	if err != nil {
 		return err
 	}
 	if _, err := w.Write(body); err != nil {
+		cancel()
+		_ = w.Close()
 		return err
 	}
 	return w.Close()
