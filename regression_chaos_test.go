@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -1408,5 +1409,42 @@ func TestRepairRacingADeleteThatKnewOfThePendingWorkUndoesItsCopy(t *testing.T) 
 		require.NoError(t, err, "the next pass")
 		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
 		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+	})
+}
+
+// A writer whose clock runs an hour fast places the journal entries it
+// appended by its own clock, and an object on a side by when the side
+// stored it: once a change whose entry could not be recorded made it read
+// the key's state from the sides again, its own tombstone, placed an hour
+// ahead, outweighed its own later write, placed by the storage's clock, and
+// an acknowledged write read as deleted (seed 2111 of the fast-clock
+// configuration). A read decides with its own objects placed by their
+// versions, as its own entries are.
+func TestFastWritersOwnWriteAfterItsOwnDeleteDoesNotReadAsDeleted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{WriterID: "fast", Now: ahead(time.Hour)})
+		require.NoError(t, r.write("k", "v0"))
+		time.Sleep(time.Second)
+		r.faults[primary].Outage(nil)
+		require.NoError(t, r.b.Delete(r.ctx, "k"), "delete with the primary down")
+		time.Sleep(time.Second)
+		require.NoError(t, r.write("k", "v1"), "redirected write")
+		time.Sleep(time.Second)
+		// The next write's entry cannot be recorded (the primary is down,
+		// the secondary refuses the journal's objects): it fails, and may
+		// have stored its bytes all the same.
+		r.faults[secondary].Refuse(func(key string) error {
+			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
+				return errors.New("refused")
+			}
+			return nil
+		})
+		require.Error(t, r.write("k", "v2"), "a write whose entry cannot be recorded")
+		r.faults[secondary].Refuse(nil)
+		time.Sleep(time.Second)
+
+		got := r.read("k")
+		assert.Contains(t, []string{"v1", "v2"}, got, "a read after the acknowledged write v1 (and the failed v2)")
+		assert.NoError(t, r.b.Delete(r.ctx, "k"), "a delete of the key the acknowledged write holds")
 	})
 }

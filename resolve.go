@@ -85,7 +85,16 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 			return p, true, errs[s.id]
 		}
 	}
-	st, ok := decide(p, objs, f.opts.MaxClockSkew)
+	st, ok := decide(p, f.ownOrder(objs), f.opts.MaxClockSkew)
+	if ok && !st.deleted {
+		// The state keeps the stamps as the sides gave them.
+		for id := range objs {
+			if st.on[id] {
+				st.latest = objs[id].s
+				break
+			}
+		}
+	}
 	if !ok {
 		down := journal.Primary
 		if errs[down] == nil {
@@ -98,6 +107,26 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 		return q, true, nil
 	}
 	return st, true, nil
+}
+
+// ownOrder returns objs with the stamps of objects this writer wrote, by
+// a clock no further ahead than its own now is (plus MaxClockSkew), placed
+// by their versions rather than by when the side stored them: the journal
+// entries this process appended are placed by its own clock (see record),
+// and a writer whose clock runs fast would otherwise take its own earlier
+// tombstone, placed an hour ahead, for newer than its own later write,
+// placed by the storage's clock. A version beyond its own clock (written
+// before the clock stepped back) keeps the storage's place. Only reads'
+// decisions use it: the reconciler places every writer's changes by the
+// storage's clock.
+func (f *Failover) ownOrder(objs [2]sideObject) [2]sideObject {
+	limit := f.opts.Now().UnixNano() + int64(f.opts.MaxClockSkew)
+	for i, o := range objs {
+		if o.exists && o.s.v.Writer == f.opts.WriterID && o.s.v.Wall <= limit {
+			objs[i].s.at = time.Time{}
+		}
+	}
+	return objs
 }
 
 // decide works out the state of a pending key whose state is unknown from
