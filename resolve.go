@@ -85,7 +85,11 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 			return p, true, errs[s.id]
 		}
 	}
-	st, ok := decide(p, f.ownOrder(objs), f.opts.MaxClockSkew)
+	q, own := f.ownOrder(p, objs)
+	st, ok := decide(q, own, f.opts.MaxClockSkew)
+	if ok && st.deleted && !st.latest.v.IsZero() {
+		st.latest = p.hintDel // as the journal gave it
+	}
 	if ok && !st.deleted {
 		// The state keeps the stamps as the sides gave them.
 		for id := range objs {
@@ -109,24 +113,32 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 	return st, true, nil
 }
 
-// ownOrder returns objs with the stamps of objects this writer wrote, by
-// a clock no further ahead than its own now is (plus MaxClockSkew), placed
-// by their versions rather than by when the side stored them: the journal
-// entries this process appended are placed by its own clock (see record),
-// and a writer whose clock runs fast would otherwise take its own earlier
-// tombstone, placed an hour ahead, for newer than its own later write,
-// placed by the storage's clock. A version beyond its own clock (written
-// before the clock stepped back) keeps the storage's place. Only reads'
-// decisions use it: the reconciler places every writer's changes by the
-// storage's clock.
-func (f *Failover) ownOrder(objs [2]sideObject) [2]sideObject {
+// ownOrder returns p and objs with the stamps of the changes this writer
+// made, by a clock no further ahead than its own now is (plus
+// MaxClockSkew), placed by their versions rather than by when they were
+// stored: the journal entries this process appended are placed by its own
+// clock (see record), while the objects on the sides, and the entries a
+// listing of the journal returns, are placed by the storage's clock, and
+// a writer whose clock runs fast would otherwise take its own earlier
+// tombstone, placed an hour ahead, for newer than its own later write, or
+// the reverse. A version beyond its own clock (written before the clock
+// stepped back) keeps the storage's place. Only reads' decisions use it:
+// the reconciler places every writer's changes by the storage's clock.
+func (f *Failover) ownOrder(p keyState, objs [2]sideObject) (keyState, [2]sideObject) {
 	limit := f.opts.Now().UnixNano() + int64(f.opts.MaxClockSkew)
-	for i, o := range objs {
-		if o.exists && o.s.v.Writer == f.opts.WriterID && o.s.v.Wall <= limit {
-			objs[i].s.at = time.Time{}
+	own := func(s *stamp) {
+		if !s.v.IsZero() && s.v.Writer == f.opts.WriterID && s.v.Wall <= limit {
+			s.at = time.Time{}
 		}
 	}
-	return objs
+	own(&p.hintPut)
+	own(&p.hintDel)
+	for i := range objs {
+		if objs[i].exists {
+			own(&objs[i].s)
+		}
+	}
+	return p, objs
 }
 
 // decide works out the state of a pending key whose state is unknown from
