@@ -204,7 +204,8 @@ func (r *records) record(s journal.Side) error {
 // recordAfter records, once, that side s is missing a change that reached
 // a side, or may have. If the journal cannot record it, the caller fails,
 // but the change may stand all the same, on some sides and not others:
-// entries for both sides are kept in the index, so that this process
+// entries for both sides (for the primary alone, in Redirect mode) are
+// kept in the index, so that this process
 // answers for the change (its reads and listings weigh it, as recorded
 // entries), and the next Drain records them. An entry for a side that has
 // the change, or for a change no side has, is settled by its repair with
@@ -213,6 +214,11 @@ func (r *records) recordAfter(s journal.Side) error {
 	err := r.record(s)
 	if err != nil {
 		for _, s := range sideIDs {
+			// In Redirect mode the secondary holds only temporary copies:
+			// no change is ever repaired onto it.
+			if s == journal.Secondary && r.f.opts.Mode == Redirect {
+				continue
+			}
 			if r.e[s] == nil {
 				e := r.f.keep(r.key, r.op, r.v, s, r.size)
 				r.e[s] = &e

@@ -1448,3 +1448,35 @@ func TestFastWritersOwnWriteAfterItsOwnDeleteDoesNotReadAsDeleted(t *testing.T) 
 		assert.NoError(t, r.b.Delete(r.ctx, "k"), "a delete of the key the acknowledged write holds")
 	})
 }
+
+// A Redirect-mode write stored on the secondary whose entry the journal
+// could not record is kept for the primary alone: an entry kept for the
+// secondary too made a later pass copy the object back onto the
+// secondary, which in Redirect mode holds only temporary copies, after the
+// repair for the primary had removed its temporary copy; another writer's
+// delete then met a copy it did not know of (several-writer chaos).
+func TestRedirectedWriteWhoseEntryCouldNotBeRecordedIsKeptForThePrimaryAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSidesRig(t, failoverblob.Options{})
+		r.faults[primary].Outage(nil)
+		r.faults[secondary].Refuse(func(key string) error {
+			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
+				return errors.New("refused")
+			}
+			return nil
+		})
+		require.Error(t, r.write("k", "v1"), "a redirected write whose entry cannot be recorded")
+		require.Equal(t, "v1", r.content(secondary, "k"), "the secondary after the failed write")
+		assert.Equal(t, 1, r.f.Status().Pending, "entries kept for the failed write")
+
+		r.faults[secondary].Refuse(nil)
+		r.heal()
+		for range 3 {
+			_, err := r.f.Drain(r.ctx)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, "v1", r.content(primary, "k"), "the primary after the drains")
+		assert.Equal(t, "<absent>", r.content(secondary, "k"), "the secondary after the drains")
+		assert.Zero(t, r.f.Status().Pending, "entries after the drains")
+	})
+}
