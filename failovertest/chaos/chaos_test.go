@@ -478,3 +478,50 @@ func anyViolation(res seedResult, substr string) bool {
 	}
 	return false
 }
+
+// An IfNotExist write overtaken by an acknowledged delete of its key
+// through the same instance answers unavailable by design: the check does
+// not count that answer as unavailable while quiet, but counts the same
+// answer with no such delete, or with a delete that began before it.
+func TestCheckExemptsAnIfNotExistWriteOvertakenByADelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRun((&Options{Keys: 1, RecoverWithin: 9 * time.Second}).withDefaults(), 1, singleBucket)
+		defer func() {
+			for _, b := range r.raw {
+				_ = b.Close()
+			}
+		}()
+		w := r.writers[0]
+		if err := w.start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		inst := w.acquire()
+		inst.release()
+		time.Sleep(time.Minute) // no fault at all
+		now := time.Now()
+		put := func() *op {
+			return &op{index: 1, inst: inst, kind: opPutIfAbsent, key: "chaos/k00", call: 10, ret: 20, start: now, end: now, out: outUnavailable}
+		}
+		del := func(call int64) *op {
+			return &op{index: 2, inst: inst, kind: opDelete, key: "chaos/k00", call: call, ret: call + 1, start: now, end: now, out: outOK}
+		}
+		for _, c := range []struct {
+			name string
+			ops  []*op
+			want int
+		}{
+			{"overtaken by a delete", []*op{put(), del(12)}, 0},
+			{"no delete", []*op{put()}, 1},
+			{"a delete begun before it", []*op{put(), del(5)}, 1},
+		} {
+			a := &analysis{r: r, ops: c.ops}
+			a.checkAnswers()
+			if got := a.report.UnavailableWhenQuiet; got != c.want {
+				t.Errorf("%s: %d unavailable answers while quiet, want %d (violations %q)", c.name, got, c.want, a.violations)
+			}
+		}
+		if err := r.closeWriters(); err != nil {
+			t.Error(err)
+		}
+	})
+}

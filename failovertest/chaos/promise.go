@@ -251,7 +251,7 @@ func (a *analysis) checkAnswers() {
 		return
 	}
 	for _, o := range a.ops {
-		if o.out != outUnavailable || o.crashed || o.inst == nil || a.overtakenByIfNotExist(o) {
+		if o.out != outUnavailable || o.crashed || o.inst == nil || a.overtakenByIfNotExist(o) || a.overtakenByDelete(o) {
 			continue
 		}
 		if a.reachable(o, journal.Primary) && a.reachable(o, journal.Secondary) {
@@ -283,6 +283,23 @@ func (a *analysis) reachable(o *op, side journal.Side) bool {
 		}
 	}
 	return true
+}
+
+// overtakenByDelete reports whether o, an IfNotExist write, ran alongside
+// an acknowledged delete of its key through the same instance that began
+// after it: whether the key was absent just before that delete cannot be
+// told, and the write answers unavailable by design (see README,
+// Semantics).
+func (a *analysis) overtakenByDelete(o *op) bool {
+	if o.kind != opPutIfAbsent {
+		return false
+	}
+	for _, x := range a.ops {
+		if x.kind == opDelete && x.out == outOK && x.key == o.key && x.inst == o.inst && x.call > o.call && x.call < o.ret {
+			return true
+		}
+	}
+	return false
 }
 
 // overtakenByIfNotExist reports whether o, a write, ran alongside an
