@@ -100,7 +100,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			// repair is moving: it goes now, so that such a repair finds
 			// its source gone (see repairKey.copyRaced), and the primary
 			// is looked at again.
-			f.removeOlderCopy(rec)
+			_ = f.removeOlder(rec, f.sides[journal.Secondary]) // the tombstone covers it if not
 			f.sweepRacedCopy(rec)
 		}
 		return nil
@@ -126,14 +126,19 @@ func (f *Failover) sweepRacedCopy(rec *records) {
 	if !f.sharedJournal() {
 		return
 	}
-	pr := f.sides[journal.Primary]
-	o, err := f.inspect(rec.ctx, pr, rec.key)
-	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
-		return
-	}
-	if err := pr.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs); err != nil {
+	if err := f.removeOlder(rec, f.sides[journal.Primary]); err != nil {
 		f.opts.Logger.Debug("failoverblob: a copy written back over a delete is left to the tombstone", "key", rec.key, "err", err)
 	}
+}
+
+// removeOlder removes the object s holds of the key a delete (rec) is for,
+// if it is older than the delete, conditionally on what it examined.
+func (f *Failover) removeOlder(rec *records, s *side) error {
+	o, err := f.inspect(rec.ctx, s, rec.key)
+	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
+		return err
+	}
+	return s.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
 }
 
 // deleteAmbiguous settles a Redirect-mode delete whose tombstone was
@@ -199,19 +204,6 @@ func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound 
 		f.sweepRacedCopy(rec)
 	}
 	return nil
-}
-
-// removeOlderCopy removes, after a Redirect-mode delete (rec) of a key with
-// pending work took effect on the primary, the secondary's redirected copy
-// if it holds one older than the delete (conditionally on what it
-// examined); the tombstone covers it if not.
-func (f *Failover) removeOlderCopy(rec *records) {
-	sec := f.sides[journal.Secondary]
-	o, err := f.inspect(rec.ctx, sec, rec.key)
-	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
-		return
-	}
-	_ = sec.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
 }
 
 // tombstoneFirst stamps a Redirect-mode delete of key and records its

@@ -73,7 +73,8 @@ func (s *side) direct(ctx context.Context, timeout time.Duration, fn func(ctx co
 }
 
 // writeSmall writes body under key on s's driver with opts (nil: none),
-// around the breaker, for the library's own small objects. A write that
+// for the library's own small objects; the caller decides whether s's
+// breaker counts the call. A write that
 // fails is aborted: its writer is closed once its context is cancelled, so
 // that nothing is committed and the writer is not left open.
 func (s *side) writeSmall(ctx context.Context, key string, body []byte, opts *driver.WriterOptions) error {

@@ -1221,8 +1221,7 @@ func TestMirrorDeleteOfAnUnresolvedKeyNeitherSideHasIsNotFound(t *testing.T) {
 // unavailable, its tombstone kept, and a second delete is NotFound.
 func TestDeleteWhoseTombstoneAnotherInstanceAppliedIsNotNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
-		opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
 		fl := newFleet(t, 2, opts)
 		w, b := fl.in[0], fl.in[1]
 		ctx := fl.ctx
@@ -1265,8 +1264,7 @@ func TestDeleteWhoseTombstoneAnotherInstanceAppliedIsNotNotFound(t *testing.T) {
 // instance may apply it in between.
 func TestDeleteWithoutPendingWorkWhoseTombstoneAnotherInstanceAppliedIsNotNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
-		fl := newFleet(t, 2, failoverblob.Options{Breaker: never, ProbeInterval: -1})
+		fl := newFleet(t, 2, failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1})
 		a, b := fl.in[0], fl.in[1]
 		ctx := fl.ctx
 		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
@@ -1289,6 +1287,12 @@ func TestDeleteWithoutPendingWorkWhoseTombstoneAnotherInstanceAppliedIsNotNotFou
 	})
 }
 
+// neverTrips returns breaker settings that never open, so that a test's
+// faults fail single calls without taking a side down.
+func neverTrips() *circuit.Settings {
+	return &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
+}
+
 // racedDelete sets up a Redirect-mode repair racing another instance's
 // delete of the same key: w redirected k, d (opened before, so it knows of
 // no pending work for k) deletes k while r's repair of k waits on its write
@@ -1304,8 +1308,7 @@ func racedDelete(t *testing.T, rWrite, dSecondaryDelete time.Duration) (*fleet, 
 // since w's write, and knows of k's pending work.
 func racedDeleteBy(t *testing.T, rWrite, dSecondaryDelete time.Duration, dKnows bool) (*fleet, *instance, *instance, error) {
 	t.Helper()
-	never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
-	opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+	opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
 	fl := newFleet(t, 3, opts)
 	w, d, r := fl.in[0], fl.in[1], fl.in[2]
 	ctx := fl.ctx
@@ -1377,8 +1380,7 @@ func TestDeleteRemovesACopyARepairWroteBackMeanwhile(t *testing.T) {
 // keys fail while the sides were healthy.)
 func TestDeleteOfAnAbsentKeyWithAnUnknownStateIsNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		never := &circuit.Settings{ReadyToTrip: func(circuit.Counts) bool { return false }}
-		opts := failoverblob.Options{Breaker: never, ProbeInterval: -1}
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
 		fl := newFleet(t, 2, opts)
 		w, b := fl.in[0], fl.in[1]
 		ctx := fl.ctx

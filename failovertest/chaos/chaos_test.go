@@ -347,17 +347,7 @@ func TestCheckCountsAStreamThatFailsAfterTheHealAsPartOfTheFault(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const recoverWithin, idle = 9 * time.Second, 3 * time.Second
-				r := newRun((&Options{Keys: 1, RecoverWithin: recoverWithin}).withDefaults(), 1, singleBucket)
-				defer func() {
-					for _, b := range r.raw {
-						_ = b.Close()
-					}
-				}()
-				w := r.writers[0]
-				if err := w.start(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-				inst := w.acquire()
+				r, inst := startedRun(t, recoverWithin)
 				r.sched.troubleBegins(journal.Primary)
 				r.in[journal.Primary].Set(failovertest.OpWrite, c.fault)
 				// A hanging commit waits for the stream's context: the
@@ -485,17 +475,7 @@ func anyViolation(res seedResult, substr string) bool {
 // answer with no such delete, or with a delete that began before it.
 func TestCheckExemptsAnIfNotExistWriteOvertakenByADelete(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newRun((&Options{Keys: 1, RecoverWithin: 9 * time.Second}).withDefaults(), 1, singleBucket)
-		defer func() {
-			for _, b := range r.raw {
-				_ = b.Close()
-			}
-		}()
-		w := r.writers[0]
-		if err := w.start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		inst := w.acquire()
+		r, inst := startedRun(t, 9*time.Second)
 		inst.release()
 		time.Sleep(time.Minute) // no fault at all
 		now := time.Now()
@@ -524,4 +504,22 @@ func TestCheckExemptsAnIfNotExistWriteOvertakenByADelete(t *testing.T) {
 			t.Error(err)
 		}
 	})
+}
+
+// startedRun returns a run of one key over a single bucket, checked with
+// recoverWithin, its writer started, and that writer's instance acquired.
+// Its sides are closed when t ends; the caller closes the writers.
+func startedRun(t *testing.T, recoverWithin time.Duration) (*run, *instance) {
+	t.Helper()
+	r := newRun((&Options{Keys: 1, RecoverWithin: recoverWithin}).withDefaults(), 1, singleBucket)
+	t.Cleanup(func() {
+		for _, b := range r.raw {
+			_ = b.Close()
+		}
+	})
+	w := r.writers[0]
+	if err := w.start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, w.acquire()
 }

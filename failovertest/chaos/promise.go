@@ -291,11 +291,14 @@ func (a *analysis) reachable(o *op, side journal.Side) bool {
 // told, and the write answers unavailable by design (see README,
 // Semantics).
 func (a *analysis) overtakenByDelete(o *op) bool {
-	if o.kind != opPutIfAbsent {
-		return false
-	}
+	return o.kind == opPutIfAbsent && a.overtakenBy(o, opDelete)
+}
+
+// overtakenBy reports whether an acknowledged operation of kind on o's key,
+// through o's instance, began while o ran.
+func (a *analysis) overtakenBy(o *op, kind opKind) bool {
 	for _, x := range a.ops {
-		if x.kind == opDelete && x.out == outOK && x.key == o.key && x.inst == o.inst && x.call > o.call && x.call < o.ret {
+		if x.kind == kind && x.out == outOK && x.key == o.key && x.inst == o.inst && x.call > o.call && x.call < o.ret {
 			return true
 		}
 	}
@@ -306,13 +309,5 @@ func (a *analysis) overtakenByDelete(o *op) bool {
 // acknowledged IfNotExist write of its key through the same instance that
 // began after it.
 func (a *analysis) overtakenByIfNotExist(o *op) bool {
-	if o.kind != opPut && o.kind != opCopy {
-		return false
-	}
-	for _, x := range a.ops {
-		if x.kind == opPutIfAbsent && x.out == outOK && x.key == o.key && x.inst == o.inst && x.call > o.call && x.call < o.ret {
-			return true
-		}
-	}
-	return false
+	return (o.kind == opPut || o.kind == opCopy) && a.overtakenBy(o, opPutIfAbsent)
 }
