@@ -391,6 +391,7 @@ func Check(t *testing.T, open func(ctx context.Context, env Env) (Target, error)
 					fmt.Fprintf(&b, "\n  - %s", v)
 				}
 				fmt.Fprintf(&b, "\nreplay: %s", o.Replay(seed))
+				b.WriteString(res.story)
 				t.Error(b.String())
 			})
 		}
@@ -407,6 +408,7 @@ type seedResult struct {
 	report     Report
 	violations []string
 	unknown    []string // keys whose linearizability check timed out
+	story      string   // what happened to the keys the violations name (see analysis.story)
 	err        error    // the seed could not run
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,7 +350,7 @@ func TestCheckCountsAStreamThatFailsAfterTheHealAsPartOfTheFault(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				const recoverWithin, idle = 9 * time.Second, 3 * time.Second
 				r, inst := startedRun(t, recoverWithin)
-				r.sched.troubleBegins(journal.Primary)
+				r.sched.troubleBegins(journal.Primary, "write-applied-then-hang")
 				r.in[journal.Primary].Set(failovertest.OpWrite, c.fault)
 				// A hanging commit waits for the stream's context: the
 				// failover bucket's idle watchdog.
@@ -458,6 +460,38 @@ func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 	if res.report.StaleOverwrites == 0 {
 		t.Errorf("a reconciler restoring old values: no stale overwrite found in %q", res.violations)
 	}
+	// The seed's story tells the first key the violations name: the
+	// operations on it, the changes its sides took and who made them, and
+	// the fault windows, in time order.
+	key := regexp.MustCompile(keyPrefix + `k\d+`).FindString(res.violations[0])
+	for _, want := range []string{"story of " + key, "op #", "primary: #", "by reconciler of writer 0 instance 0", " begins", " ends"} {
+		if !strings.Contains(res.story, want) {
+			t.Errorf("the story of a failed seed does not say %q:%s", want, res.story)
+		}
+	}
+	if !storySorted(res.story) {
+		t.Errorf("the story of a failed seed is not in time order:%s", res.story)
+	}
+}
+
+// storySorted reports whether the times at the start of a story's lines
+// never go back.
+func storySorted(story string) bool {
+	last := -1.0
+	for _, line := range strings.Split(story, "\n") {
+		var secs float64
+		if _, err := fmt.Sscanf(strings.TrimSpace(line), "%fs", &secs); err != nil {
+			if strings.HasPrefix(line, "story of") {
+				last = -1 // a new key's story
+			}
+			continue
+		}
+		if secs < last {
+			return false
+		}
+		last = secs
+	}
+	return true
 }
 
 func anyViolation(res seedResult, substr string) bool {

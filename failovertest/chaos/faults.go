@@ -114,11 +114,11 @@ type schedule struct {
 	trouble [2][]span // by side: when it had a fault window, in order
 }
 
-// troubleBegins notes that side has a fault window from now on.
-func (s *schedule) troubleBegins(side journal.Side) {
+// troubleBegins notes that side has a fault window of kind from now on.
+func (s *schedule) troubleBegins(side journal.Side, kind string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.trouble[side] = append(s.trouble[side], span{start: time.Now()})
+	s.trouble[side] = append(s.trouble[side], span{start: time.Now(), kind: kind})
 }
 
 // healSide heals side and ends its fault window, if it had one.
@@ -218,7 +218,7 @@ func (s *schedule) run(ctx context.Context) {
 		var down [2]bool
 		if s.rng.Float64() < s.bothDown {
 			for _, i := range sides {
-				s.troubleBegins(i)
+				s.troubleBegins(i, bothDownKind)
 				s.takeDown(i, s.rng)
 				down[i] = true
 			}
@@ -230,7 +230,7 @@ func (s *schedule) run(ctx context.Context) {
 					continue
 				}
 				k := s.pick()
-				s.troubleBegins(i)
+				s.troubleBegins(i, k.name)
 				k.apply(i, s.rng)
 				down[i] = k.down
 				s.windows[k.name]++

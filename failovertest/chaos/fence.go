@@ -36,6 +36,7 @@ type fence struct {
 // its Close).
 type span struct {
 	start, end time.Time
+	kind       string // a fault window's kind (see faultKinds)
 	// failed is when a stream first failed after it opened (a read, a
 	// write or its Close failed, other than for its instance's crash);
 	// zero if it did not.

@@ -156,6 +156,7 @@ func (inst *instance) release() { inst.callers.Done() }
 func (w *writer) reconcile(ctx context.Context) (int, error) {
 	inst := w.acquire()
 	defer inst.release()
+	ctx = context.WithValue(ctx, reconcilerKey{}, reconcilerOf{writer: w.n, instance: inst.n})
 	return inst.target.Reconcile(ctx)
 }
 

@@ -207,7 +207,7 @@ func (r *run) check() seedResult {
 	if len(a.violations) > 0 {
 		a.report.FailedSeeds = []int64{r.seed}
 	}
-	return seedResult{report: a.report, violations: a.violations, unknown: a.unknown}
+	return seedResult{report: a.report, violations: a.violations, unknown: a.unknown, story: a.story()}
 }
 
 // collect turns operations into mutations and sightings, and counts them.

@@ -40,9 +40,15 @@ type commit struct {
 	prevOp     int64   // the client operation that made the state before; 0: none or unknown
 	op         int64   // the client operation that made it; 0: none
 	reconciler bool    // made by a reconcile pass
-	uncertain  bool    // the call failed: the change may or may not take effect
-	at         int64   // logical time of the history when it was made
+	by         reconcilerOf
+	uncertain  bool      // the call failed: the change may or may not take effect
+	at         int64     // logical time of the history when it was made
+	when       time.Time // the run's time (virtual, or real over the wire) when it was made
 }
+
+// reconcilerOf names the reconcile pass behind a call to a side: its
+// writer and the writer's instance.
+type reconcilerOf struct{ writer, instance int }
 
 // valueUnknown is a side's state that the log cannot know: a change whose
 // call failed may land at any time, and changes that ran at once landed in
@@ -79,7 +85,8 @@ func (l *commitLog) apply(ctx context.Context, side journal.Side, key string, ch
 	}
 	c := commit{side: side, key: key, value: value(), prev: l.current[side][key], at: l.now()}
 	c.op, _ = ctx.Value(opKey{}).(int64)
-	c.reconciler = ctx.Value(reconcilerKey{}) != nil
+	c.by, c.reconciler = ctx.Value(reconcilerKey{}).(reconcilerOf)
+	c.when = time.Now()
 	c.prevOp = l.madeBy[side][key]
 	l.madeBy[side][key] = c.op
 	if c.value == 0 {

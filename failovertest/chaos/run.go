@@ -234,12 +234,11 @@ func (r *run) exercise(t *testing.T) (err error) {
 // pace.retry up to 32 times it), so that a run that does not converge
 // stays cheap.
 func (r *run) settle(ctx context.Context) {
-	rctx := context.WithValue(ctx, reconcilerKey{}, true)
 	wait := r.pace.retry
 	for {
 		pending, errs := 0, []error(nil)
 		for _, w := range r.writers {
-			n, err := w.reconcile(rctx)
+			n, err := w.reconcile(ctx)
 			pending += n
 			if err != nil {
 				errs = append(errs, fmt.Errorf("writer %d: %w", w.n, err))
@@ -272,9 +271,8 @@ func (r *run) finalFault(msg string) {
 // on, as Run would, racing the clients.
 func (r *run) reconcileNowAndThen(ctx context.Context, w *writer) {
 	rng := rand.New(rand.NewPCG(uint64(r.seed), 0xdea1+uint64(w.n)))
-	rctx := context.WithValue(ctx, reconcilerKey{}, true)
 	for sleep(ctx, r.pace.reconcileMin+time.Duration(rng.Int64N(int64(r.pace.reconcileSpan)))) == nil {
-		_, _ = w.reconcile(rctx)
+		_, _ = w.reconcile(ctx)
 		r.drains.Add(1)
 	}
 }

@@ -375,7 +375,8 @@ func (l *commitLog) end(ctx context.Context, f *flight, how landing, value value
 	}
 	c := commit{side: f.side, key: f.key, value: value, prev: l.current[f.side][f.key], prevOp: l.madeBy[f.side][f.key], at: l.now()}
 	c.op, _ = ctx.Value(opKey{}).(int64)
-	c.reconciler = ctx.Value(reconcilerKey{}) != nil
+	c.by, c.reconciler = ctx.Value(reconcilerKey{}).(reconcilerOf)
+	c.when = time.Now()
 	if how == unsure {
 		c.uncertain = true
 		k.unsure = true
