@@ -73,7 +73,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			primaryHad = false
 		}
 	}
-	copied, rec, err := f.tombstoneFirst(ctx, key, pending)
+	copied, unsure, rec, err := f.tombstoneFirst(ctx, key, pending)
 	if err != nil {
 		return err
 	}
@@ -95,11 +95,12 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		case copied:
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
 			f.sweepRacedCopy(rec)
-		case pending && f.sharedJournal():
+		case (pending || unsure) && f.sharedJournal():
 			// The secondary may hold a redirected copy another instance's
-			// repair is moving: it goes now, so that such a repair finds
-			// its source gone (see repairKey.copyRaced), and the primary
-			// is looked at again.
+			// repair is moving (the key has pending work, or the
+			// secondary could not say): it goes now, so that such a
+			// repair finds its source gone (see repairKey.copyRaced), and
+			// the primary is looked at again.
 			_ = f.removeOlder(rec, f.sides[journal.Secondary]) // the tombstone covers it if not
 			f.sweepRacedCopy(rec)
 		}
@@ -213,21 +214,22 @@ func (f *Failover) deleteUnresolved(rec *records, p keyState, h *hook, notFound 
 // another instance during an outage and not yet reconciled, which that
 // instance's reconciler would copy back over the delete. The version is
 // stamped after the secondary is asked, so it is newer than the copy (the
-// clock has seen its version). copied says the secondary holds a copy.
-func (f *Failover) tombstoneFirst(ctx context.Context, key string, pending bool) (copied bool, rec *records, err error) {
+// clock has seen its version). copied says the secondary holds a copy,
+// unsure that it could not say.
+func (f *Failover) tombstoneFirst(ctx context.Context, key string, pending bool) (copied, unsure bool, rec *records, err error) {
 	if pending {
 		rec = f.newRecords(ctx, key, journal.Delete, f.clock.Now(), 0)
-		return false, rec, rec.record(journal.Primary)
+		return false, false, rec, rec.record(journal.Primary)
 	}
 	o, ierr := f.inspect(ctx, f.sides[journal.Secondary], key)
 	rec = f.newRecords(ctx, key, journal.Delete, f.clock.Now(), 0)
 	if ierr == nil && !o.exists {
-		return false, rec, nil
+		return false, false, rec, nil
 	}
 	if err := rec.record(journal.Primary); err != nil {
-		return false, nil, unavailable(errors.Join(ierr, err), "deleting %q needs a tombstone for the secondary's copy, which cannot be recorded", key)
+		return false, false, nil, unavailable(errors.Join(ierr, err), "deleting %q needs a tombstone for the secondary's copy, which cannot be recorded", key)
 	}
-	return o.exists, rec, nil
+	return o.exists, ierr != nil, rec, nil
 }
 
 // tombstone settles a Redirect-mode delete while the primary is down

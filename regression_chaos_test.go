@@ -1414,6 +1414,54 @@ func TestRepairRacingADeleteThatKnewOfThePendingWorkUndoesItsCopy(t *testing.T) 
 	})
 }
 
+// A Redirect-mode delete by an instance that knows of no pending work for
+// the key, whose look at the secondary failed, records its tombstone and
+// deletes the key on the primary; it used to leave the secondary's
+// redirected copy, which a repair by another instance that had listed the
+// journal before the tombstone was recorded then wrote back onto the
+// primary, after the delete was acknowledged (seed 6741 of the
+// several-writer configuration). The delete removes the copy older than it
+// as it does for a key with pending work, so that the repair finds its
+// source gone and undoes its copy.
+func TestDeleteThatCouldNotAskTheSecondaryRemovesItsRedirectedCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 3, opts)
+		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		ctx := fl.ctx
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
+		w.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1, redirected"), nil))
+		w.f.Force(failoverblob.ForceNone)
+		time.Sleep(time.Second)
+
+		// r's pass lists the journal, then its look at k's primary waits
+		// while d deletes k.
+		var looks atomic.Int64
+		r.faults[0].Refuse(func(key string) error {
+			if key == "k" && looks.Add(1) == 1 {
+				time.Sleep(2 * time.Second)
+			}
+			return nil
+		})
+		drained := make(chan error, 1)
+		go func() {
+			_, err := r.f.Drain(ctx)
+			drained <- err
+		}()
+		synctest.Wait()
+		d.faults[1].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by an instance that cannot tell whether the secondary holds a copy")
+		<-drained
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass that raced the delete")
+		assert.Equal(t, "<not found>", fl.in[0].read(ctx, "k"), "a read by the writer")
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err, "the next pass")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+	})
+}
+
 // A writer whose clock runs an hour fast places the journal entries it
 // appended by its own clock, and an object on a side by when the side
 // stored it: once a change whose entry could not be recorded made it read
