@@ -403,6 +403,9 @@ func (p *pass) settle(g *keyGroup) {
 	// acknowledgement fails is settled again by a later pass, whoever
 	// holds the lease then.
 	p.claims.finished(g, err == nil)
+	if errors.Is(err, errRepairDeferred) {
+		return // its entries stay for a later pass; no failure
+	}
 	if err != nil || len(settled) == 0 {
 		p.done(g, r, err)
 		return

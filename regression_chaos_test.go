@@ -1462,6 +1462,49 @@ func TestDeleteThatCouldNotAskTheSecondaryRemovesItsRedirectedCopy(t *testing.T)
 	})
 }
 
+// A writer whose clock runs an hour fast, whose pass could not list the
+// side holding its own tombstone's entry, took the tombstone from its
+// index, stamped an hour ahead, and deleted a later write by another
+// writer (seed 3288 of the fast-clock configuration). A pass applies such
+// a delete only from a listed entry, which the journal's storage places;
+// the key waits for a pass that lists it.
+func TestFastWritersUnlistedTombstoneDoesNotDeleteALaterWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 0, failoverblob.Options{})
+		slow := fl.start(failoverblob.Options{WriterID: "slow", Breaker: neverTrips(), ProbeInterval: -1})
+		fast := fl.start(failoverblob.Options{WriterID: "fast", Now: ahead(time.Hour), Breaker: neverTrips(), ProbeInterval: -1})
+		ctx := fl.ctx
+		// A redirected write whose entry is kept on the primary.
+		journalOnly := func(key string) error {
+			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
+				return errors.New("refused")
+			}
+			return nil
+		}
+		slow.faults[1].Refuse(journalOnly)
+		slow.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, slow.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
+		slow.f.Force(failoverblob.ForceNone)
+		slow.faults[1].Refuse(nil)
+		time.Sleep(time.Second)
+		// The fast writer's delete: its tombstone is kept on the secondary.
+		require.NoError(t, fast.f.Bucket().Delete(ctx, "k"), "the fast writer's delete")
+		time.Sleep(time.Second)
+		require.NoError(t, slow.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a later write by the other writer")
+		require.Equal(t, "v2", fl.content(0, "k"))
+
+		fast.faults[1].Set(failovertest.OpList, failovertest.Fault{})
+		_, _ = fast.f.Drain(ctx) // the secondary's journal cannot be listed
+		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after a pass that could not list the fast writer's tombstone")
+		fast.faults[1].Heal()
+		_, err := fast.f.Drain(ctx)
+		require.NoError(t, err, "a pass that lists every entry")
+		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after a pass that listed the tombstone")
+		assert.Equal(t, "v2", slow.read(ctx, "k"), "a read by the other writer")
+		assert.Zero(t, fast.f.Status().Pending, "entries the fast writer has pending once its pass listed every entry")
+	})
+}
+
 // A writer whose clock runs an hour fast places the journal entries it
 // appended by its own clock, and an object on a side by when the side
 // stored it: once a change whose entry could not be recorded made it read

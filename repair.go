@@ -43,6 +43,10 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		return r.rep, all, nil
 	}
 	changes, err := f.changesOf(key, entries, read)
+	if errors.Is(err, errRepairDeferred) {
+		f.opts.Logger.Debug("failoverblob: repair deferred", "key", key, "side", missing.String(), "reason", err)
+		return r.rep, nil, err
+	}
 	if err != nil {
 		return r.rep, nil, err
 	}
@@ -366,6 +370,10 @@ func (r *repairKey) copyRaced() error {
 	return fmt.Errorf("the %s's copy of %q was deleted during its repair (a tombstone newer than it was recorded): the copy is undone, and the tombstone left to the next pass", r.src.id, r.key)
 }
 
+// errRepairDeferred is a repair left for a later pass, which is no
+// failure (see changesOf).
+var errRepairDeferred = errors.New("repair deferred")
+
 // change is one change to a key that a side may be missing.
 type change struct {
 	op journal.Op
@@ -381,19 +389,31 @@ type change struct {
 // when the journal's storage stored it, or was acknowledged once a repair
 // applied it; the index stamps it by this process's clock alone, which, if
 // it ran fast, would place it after changes other writers made later.
+//
+// The index's change is left out where an entry listed is the same change
+// (the same version), which the entry places by the journal's storage. A
+// delete this process committed (which the index stamps by its clock
+// alone, see Options.MaxClockSkew) whose entry was not listed (made after
+// the listing, or kept on a side whose listing failed) is not applied: the
+// key's repair waits for a pass that lists it.
 func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time) ([]change, error) {
 	changes := make([]change, 0, len(entries)+1)
+	listed := make(map[Version]bool, len(entries))
 	for _, e := range entries {
 		v, err := ParseVersion(e.Version)
 		if err != nil {
 			return nil, err
 		}
 		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e)}})
+		listed[v] = true
 	}
-	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {
+	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {
 		op := journal.Put
 		if p.deleted {
 			op = journal.Delete
+			if p.latest.at.IsZero() {
+				return nil, fmt.Errorf("%w: %q was deleted by this process after the journal was listed, or its tombstone is kept on a side whose journal could not be listed; its repair waits for a listing that holds the tombstone", errRepairDeferred, key)
+			}
 		}
 		changes = append(changes, change{op, p.latest})
 	}
