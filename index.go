@@ -374,17 +374,24 @@ func (x *index) keptDue(key string, under bool, every time.Duration) bool {
 // is not yet recorded in the journal (see keep); with under set, whether a
 // change of any key under the prefix key is.
 func (x *index) unrecorded(key string, under bool) bool {
+	_, ok := x.unrecordedKey(key, under)
+	return ok
+}
+
+// unrecordedKey returns a key (key itself, or with under one under the
+// prefix key) with a change that waits to be recorded, if there is one.
+func (x *index) unrecordedKey(key string, under bool) (string, bool) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if !under {
-		return x.keptKeys[key] > 0
+		return key, x.keptKeys[key] > 0
 	}
 	for k := range x.keptKeys {
 		if strings.HasPrefix(k, key) {
-			return true
+			return k, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // keepUnlisted carries into fresh, a listing that could not read every side

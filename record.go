@@ -290,15 +290,20 @@ func (f *Failover) keptRecorded(ctx context.Context, key string, under bool) err
 	if under {
 		match = func(k string) bool { return strings.HasPrefix(k, key) }
 	}
+	var err error
 	if f.idx.keptDue(key, under, journalRetry) {
-		if f.recordKeptOf(ctx, match) == nil && !f.idx.unrecorded(key, under) {
+		if err = f.recordKeptOf(ctx, match); err == nil && !f.idx.unrecorded(key, under) {
 			return nil
 		}
 	}
-	if under {
-		return unavailable(nil, "a change under %q that failed may have reached a side, and the journal could not record it yet", key)
+	waiting, ok := f.idx.unrecordedKey(key, under)
+	switch {
+	case !ok:
+		return nil
+	case under:
+		return unavailable(err, "a change of %q (under %q) that failed may have reached a side, and the journal could not record it yet", waiting, key)
 	}
-	return unavailable(nil, "a change of %q that failed may have reached a side, and the journal could not record it yet", key)
+	return unavailable(err, "a change of %q that failed may have reached a side, and the journal could not record it yet", key)
 }
 
 // recorded reports whether the entry for side s is recorded.
