@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"gocloud.dev/blob/driver"
 
@@ -77,6 +78,15 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 	if err != nil {
 		return err
 	}
+	// The secondary may hold a redirected copy that another instance's
+	// repair is moving (the key has pending work, or the secondary could
+	// not say): it is looked at beside the primary's delete, so that it goes
+	// as soon after that delete as can be (see below).
+	var secondaryLook func() (sideObject, error)
+	if (pending || unsure) && f.sharedJournal() {
+		secondaryLook = f.lookBeside(ctx, f.sides[journal.Secondary], key)
+		defer secondaryLook()
+	}
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	if isNotFound(err) && !copied && pending && !p.known {
 		return f.deleteUnresolved(rec, p, h, err, primaryHad)
@@ -95,13 +105,15 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		case copied:
 			_ = f.sides[journal.Secondary].delete(ctx, f.opts.CallTimeout, key, nil)
 			f.sweepRacedCopy(rec)
-		case (pending || unsure) && f.sharedJournal():
-			// The secondary may hold a redirected copy another instance's
-			// repair is moving (the key has pending work, or the
-			// secondary could not say): it goes now, so that such a
-			// repair finds its source gone (see repairKey.copyRaced), and
+		case secondaryLook != nil:
+			// The redirected copy goes now, so that a repair moving it
+			// finds its source gone (see repairKey.copyRaced); a repair
+			// that looked at the primary after its delete and at the
+			// secondary before this removal may still copy it there, so
 			// the primary is looked at again.
-			_ = f.removeOlder(rec, f.sides[journal.Secondary]) // the tombstone covers it if not
+			if o, err := secondaryLook(); err == nil {
+				_ = f.removeIfOlder(rec, f.sides[journal.Secondary], o) // the tombstone covers it if not
+			}
 			f.sweepRacedCopy(rec)
 		}
 		return nil
@@ -136,10 +148,41 @@ func (f *Failover) sweepRacedCopy(rec *records) {
 // if it is older than the delete, conditionally on what it examined.
 func (f *Failover) removeOlder(rec *records, s *side) error {
 	o, err := f.inspect(rec.ctx, s, rec.key)
-	if err != nil || !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
+	if err != nil {
 		return err
 	}
+	return f.removeIfOlder(rec, s, o)
+}
+
+// removeIfOlder removes o, what s held of the key a delete (rec) is for
+// when it was looked at, if it is older than the delete, conditionally on
+// it.
+func (f *Failover) removeIfOlder(rec *records, s *side, o sideObject) error {
+	if !o.exists || o.s.compare(stamp{v: rec.v}, f.opts.MaxClockSkew) >= 0 {
+		return nil
+	}
 	return s.remove(rec.ctx, f.opts.CallTimeout, rec.key, o.attrs)
+}
+
+// lookBeside starts a look at what s holds of key, beside the caller's
+// next calls; the function it returns waits for the look and returns it,
+// and must be called before the caller returns.
+func (f *Failover) lookBeside(ctx context.Context, s *side, key string) func() (sideObject, error) {
+	type look struct {
+		o   sideObject
+		err error
+	}
+	done := make(chan look, 1)
+	go func() {
+		o, err := f.inspect(ctx, s, key)
+		done <- look{o, err}
+	}()
+	var once sync.Once
+	var l look
+	return func() (sideObject, error) {
+		once.Do(func() { l = <-done })
+		return l.o, l.err
+	}
 }
 
 // deleteAmbiguous settles a Redirect-mode delete whose tombstone was
