@@ -1462,6 +1462,46 @@ func TestDeleteThatCouldNotAskTheSecondaryRemovesItsRedirectedCopy(t *testing.T)
 	})
 }
 
+// A Redirect-mode delete of a key with pending work looks at the
+// secondary's redirected copy beside its delete on the primary, and
+// removes it as soon as that delete returns: a repair by another instance
+// that looks at the primary after the delete and at the secondary before
+// the copy goes writes the copy back (seed 439 of the fast-clock
+// configuration), so the time between the two is kept as short as can be.
+func TestDeleteLooksAtTheRedirectedCopyBesideThePrimarysDelete(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		w, d := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		w.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("redirected"), nil))
+		w.f.Force(failoverblob.ForceNone)
+		time.Sleep(time.Second)
+		require.NoError(t, d.f.Refresh(ctx))
+
+		const slow = 3 * time.Second // the primary's delete
+		d.faults[0].Set(failovertest.OpDelete, failovertest.Fault{Latency: slow})
+		var calls []time.Duration // d's calls on k to the secondary, from the delete's start
+		start := time.Now()
+		d.faults[1].Refuse(func(key string) error {
+			if key == "k" {
+				calls = append(calls, time.Since(start))
+			}
+			return nil
+		})
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"))
+		var after []time.Duration
+		for _, c := range calls {
+			if c >= slow {
+				after = append(after, c)
+			}
+		}
+		assert.Equal(t, []time.Duration{slow}, after, "the delete's calls on the secondary once the primary's delete returned (all of them, from its start: %v): the copy's removal alone, the look having been made beside", calls)
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary")
+	})
+}
+
 // A writer whose clock runs an hour fast, whose pass could not list the
 // side holding its own tombstone's entry, took the tombstone from its
 // index, stamped an hour ahead, and deleted a later write by another
