@@ -261,7 +261,9 @@ func (f *Failover) recordKeptOf(ctx context.Context, match func(key string) bool
 			continue
 		}
 		recorded, err := f.opts.Journal.Append(ctx, journal.Entry{
-			Key: r.key, Op: r.op, Version: r.s.v.String(), Missing: r.missing, Size: r.size, Recorded: r.at,
+			// Recorded now: the time since the change was stamped places
+			// it (see entryAt).
+			Key: r.key, Op: r.op, Version: r.s.v.String(), Missing: r.missing, Size: r.size, Recorded: f.opts.Now(),
 		})
 		if err == nil {
 			f.idx.recordedKept(id, recorded)

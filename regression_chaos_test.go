@@ -1502,6 +1502,49 @@ func TestDeleteLooksAtTheRedirectedCopyBesideThePrimarysDelete(t *testing.T) {
 	})
 }
 
+// A writer whose clock runs an hour fast, whose delete failed with the
+// primary down and the journal unwritable, keeps the tombstone and records
+// it at its next pass, later: the entry, placed by when the journal's
+// storage stored it, then came after a write another writer made between
+// the two, and its repair deleted that acknowledged write (seed 362 of the
+// fast-clock configuration). An entry is placed at the time its storage
+// stored it less the time the writer took, by its own clock, to record it
+// after the change.
+func TestFastWritersTombstoneRecordedLateDoesNotDeleteALaterWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 0, failoverblob.Options{})
+		slow := fl.start(failoverblob.Options{WriterID: "slow", Breaker: neverTrips(), ProbeInterval: -1})
+		fast := fl.start(failoverblob.Options{WriterID: "fast", Now: ahead(time.Hour), Breaker: neverTrips(), ProbeInterval: -1})
+		ctx := fl.ctx
+		require.NoError(t, slow.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
+		time.Sleep(time.Second)
+
+		// The fast writer's delete: the primary is down, and neither side
+		// takes the journal's objects.
+		journalOnly := func(key string) error {
+			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
+				return errors.New("refused")
+			}
+			return nil
+		}
+		fast.faults[0].Outage(nil)
+		fast.faults[1].Refuse(journalOnly)
+		require.Error(t, fast.f.Bucket().Delete(ctx, "k"), "a delete whose tombstone cannot be recorded")
+		fast.faults[0].Heal()
+		fast.faults[1].Refuse(nil)
+		time.Sleep(10 * time.Second)
+
+		require.NoError(t, slow.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a later write by the other writer")
+		assert.Equal(t, "v2", slow.read(ctx, "k"))
+		time.Sleep(10 * time.Second)
+
+		_, err := fast.f.Drain(ctx) // records the kept tombstone, then repairs
+		require.NoError(t, err)
+		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after the fast writer's pass")
+		assert.Equal(t, "v2", slow.read(ctx, "k"), "a read by the other writer")
+	})
+}
+
 // A writer whose clock runs an hour fast, whose pass could not list the
 // side holding its own tombstone's entry, took the tombstone from its
 // index, stamped an hour ahead, and deleted a later write by another

@@ -117,7 +117,7 @@ func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.S
 // its hints: an unparsable version is the zero one.
 func entryStamp(e journal.Entry) stamp {
 	v, _ := ParseVersion(e.Version)
-	return stamp{v: v, at: entryAt(e)}
+	return stamp{v: v, at: entryAt(e, v)}
 }
 
 // repairKey is the repair of one key on one side: dst, the side missing
@@ -404,7 +404,7 @@ func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e)}})
+		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e, v)}})
 		listed[v] = true
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {

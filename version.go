@@ -209,15 +209,22 @@ func (s stamp) order(skew time.Duration) Version {
 	return v
 }
 
-// entryAt is the time a journal entry places its change at (see
-// stamp.order): when the journal's storage stored it, where the journal can
-// tell, so that an entry from a clock that ran fast is placed by the
-// storage's clock; else when it was recorded.
-func entryAt(e journal.Entry) time.Time {
-	if !e.Stored.IsZero() {
-		return e.Stored
+// entryAt is the time a journal entry of a change stamped v places the
+// change at (see stamp.order): where the journal can tell when its
+// storage stored the entry, that time less the time the writer took, by
+// its own clock, from stamping the change to recording it (a clock that
+// runs fast still measures intervals), so that an entry from a clock that
+// ran fast is placed by the storage's clock, and one recorded late (a
+// change whose entry could not be recorded at first, see records.keep) at
+// when it was made; else when it was recorded.
+func entryAt(e journal.Entry, v Version) time.Time {
+	if e.Stored.IsZero() {
+		return e.Recorded
 	}
-	return e.Recorded
+	if took := e.Recorded.UnixNano() - v.Wall; !e.Recorded.IsZero() && !v.IsZero() && took > 0 {
+		return e.Stored.Add(-time.Duration(took))
+	}
+	return e.Stored
 }
 
 // compare returns -1, 0 or +1 as s is older than, the same as, or newer
