@@ -1502,6 +1502,53 @@ func TestDeleteLooksAtTheRedirectedCopyBesideThePrimarysDelete(t *testing.T) {
 	})
 }
 
+// A writer whose clock runs an hour fast deletes a key whose redirected
+// write another instance's repair is copying to the primary: the copy,
+// stored after the tombstone was, placed by when it was stored, came out
+// newer than the tombstone, and the deleted object stayed for good (seed
+// 8865 of the fast-clock configuration). Two versions of one writer that
+// both ran fast are ordered by that writer's clock.
+func TestFastWritersDeleteOfAKeyWhoseWriteIsBeingCopiedTakesEffect(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 0, failoverblob.Options{})
+		fast := fl.start(failoverblob.Options{WriterID: "fast", Now: ahead(time.Hour), Breaker: neverTrips(), ProbeInterval: -1})
+		r := fl.start(failoverblob.Options{WriterID: "other", Breaker: neverTrips(), ProbeInterval: -1})
+		ctx := fl.ctx
+		fast.f.Force(failoverblob.ForceSecondary)
+		require.NoError(t, fast.f.Bucket().WriteAll(ctx, "k", []byte("v1, redirected"), nil))
+		time.Sleep(time.Second)
+
+		// r's pass lists the journal, then its look at k's primary waits
+		// while the fast writer deletes k; the delete's removal of the
+		// redirected copy fails, so the copy is there for r to move.
+		var looks atomic.Int64
+		r.faults[0].Refuse(func(key string) error {
+			if key == "k" && looks.Add(1) == 1 {
+				time.Sleep(2 * time.Second)
+			}
+			return nil
+		})
+		drained := make(chan error, 1)
+		go func() {
+			_, err := r.f.Drain(ctx)
+			drained <- err
+		}()
+		synctest.Wait()
+		fast.faults[1].Set(failovertest.OpDelete, failovertest.Fault{})
+		require.NoError(t, fast.f.Bucket().Delete(ctx, "k"), "the fast writer's delete, with the primary down for it")
+		fast.faults[1].Heal()
+		fast.f.Force(failoverblob.ForceNone)
+		require.NoError(t, <-drained, "the pass that copied the redirected write")
+		require.Equal(t, "v1, redirected", fl.content(0, "k"), "the primary after the copy (the tombstone is for the next pass)")
+
+		time.Sleep(time.Second)
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err, "the next pass")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<not found>", r.read(ctx, "k"), "a read by the other instance")
+	})
+}
+
 // A writer whose clock runs an hour fast, whose delete failed with the
 // primary down and the journal unwritable, keeps the tombstone and records
 // it at its next pass, later: the entry, placed by when the journal's

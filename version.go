@@ -229,10 +229,18 @@ func entryAt(e journal.Entry, v Version) time.Time {
 
 // compare returns -1, 0 or +1 as s is older than, the same as, or newer
 // than t. The same version is the same change wherever it is stored;
-// different versions are compared as order places them.
+// different versions are compared as order places them, except two
+// versions of one writer that both ran fast: its clock orders its own
+// changes, while the time a side stored one may be later than the change
+// (a copy the reconciler made). A version that ran fast and one that did
+// not are placed by order even from one writer: its clock stepped back
+// between them (see Options.MaxClockSkew).
 func (s stamp) compare(t stamp, skew time.Duration) int {
 	if s.v == t.v {
 		return 0
+	}
+	if s.v.Writer == t.v.Writer && s.fast(skew) && t.fast(skew) {
+		return s.v.Compare(t.v)
 	}
 	if c := s.order(skew).Compare(t.order(skew)); c != 0 {
 		return c
