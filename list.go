@@ -136,6 +136,28 @@ func (l *lister) resolve() error {
 	return nil
 }
 
+// takeState takes into the listing the state of k that the index holds
+// now, and reports whether there is one to list it by: a known state, or
+// none at all (k has no pending work left, and the side's object stands for
+// itself).
+func (l *lister) takeState(k string) bool {
+	p, ok := l.f.idx.get(k)
+	switch {
+	case !ok:
+		return true
+	case !p.known:
+		return false
+	}
+	i := sort.SearchStrings(l.keys, k)
+	if i == len(l.keys) || l.keys[i] != k {
+		l.keys = append(l.keys, "")
+		copy(l.keys[i+1:], l.keys[i:])
+		l.keys[i] = k
+	}
+	l.states[k] = p
+	return true
+}
+
 // refuse leaves the key k out of the listing: a side refuses to answer
 // about it, and neither side holds it (see Failover.refusedNowhere).
 func (l *lister) refuse(k string) {
@@ -145,19 +167,25 @@ func (l *lister) refuse(k string) {
 	l.refused[k] = true
 }
 
-// lostSinceResolve counts as unresolved the keys whose state became
-// unknown after resolve and before the index was read (a change of one
-// that failed part-way, say): neither is there a state to list them by,
-// nor may the side's object stand for itself, since the other side may
-// hold a newer version. A key a side refuses (see refuse) is left out
-// instead: a change of it fails every time.
+// lostSinceResolve resolves again the keys whose state became unknown
+// after resolve and before the index was read (a change of one that failed
+// part-way, or a reading of the journal that took in another instance's
+// entries of it), and takes in the state found, read before the side is.
+// One that cannot be resolved is counted as unresolved: neither is there
+// a state to list it by, nor may the side's object stand for itself, since
+// the other side may hold a newer version. A key a side refuses (see
+// refuse) is left out instead: a change of it fails every time.
 func (l *lister) lostSinceResolve() {
 	for _, k := range l.f.idx.unknown(l.opts.Prefix, l.tok.last, math.MaxInt) {
 		if _, ok := l.unresolved[k]; ok || l.refused[k] || l.stopAt != "" && k >= l.stopAt {
 			continue
 		}
-		if _, _, err := l.f.state(l.ctx, k); err != nil && l.f.refusedNowhere(l.ctx, k, err, l.f.opts.BestEffortList) {
+		_, _, err := l.f.state(l.ctx, k)
+		if err != nil && l.f.refusedNowhere(l.ctx, k, err, l.f.opts.BestEffortList) {
 			l.refuse(k)
+			continue
+		}
+		if err == nil && l.takeState(k) {
 			continue
 		}
 		if l.unresolved == nil {
