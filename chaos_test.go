@@ -148,10 +148,19 @@ var fleetConfigs = []chaosConfig{
 // writerConfigs are the extended configurations of several writers over
 // the same sides, which offer conditional writes and deletes (as S3, GCS
 // and Azure do) to keep their repairs from racing the other writers'
-// changes.
+// changes: three writers with skewed clocks, two with one an hour fast,
+// and three in each mode whose instances restart and crash (a fleet of
+// replicas).
 var writerConfigs = []chaosConfig{
 	{"redirect-writers", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(3, false), true},
 	{"redirect-writers-fast-clock", func() failoverblob.Options { return flapping(failoverblob.Options{}) }, onSides, writers(2, true), true},
+	{"redirect-writers-restarts", func() failoverblob.Options { return failoverblob.Options{} }, onSides, both(writers(3, false), restarts), true},
+	{"mirror-writers-restarts", func() failoverblob.Options { return failoverblob.Options{Mode: failoverblob.Mirror} }, onSides, both(writers(3, false), restarts), true},
+}
+
+// both applies a and then b.
+func both(a, b func(o *chaos.Options)) func(o *chaos.Options) {
+	return func(o *chaos.Options) { a(o); b(o) }
 }
 
 // extendedConfigs are the configurations TestChaos runs with
