@@ -299,10 +299,21 @@ type keyGroup struct {
 	key     string
 	missing journal.Side
 	entries []journal.Entry
+	// other is the group of the same key's entries for the other side, or
+	// nil: changes a repair weighs, though it does not settle them.
+	other *keyGroup
+}
+
+// others returns the entries of the other side's group of g's key.
+func (g *keyGroup) others() []journal.Entry {
+	if g.other == nil {
+		return nil
+	}
+	return g.other.entries
 }
 
 // groupEntries groups entries by key and missing side, in the order each
-// group first appears.
+// group first appears, and pairs the two groups of a key.
 func groupEntries(entries []journal.Entry) []*keyGroup {
 	type id struct {
 		key     string
@@ -318,6 +329,9 @@ func groupEntries(entries []journal.Entry) []*keyGroup {
 			groups = append(groups, g)
 		}
 		g.entries = append(g.entries, e)
+	}
+	for _, g := range groups {
+		g.other = byID[id{g.key, g.missing.Other()}]
 	}
 	return groups
 }
@@ -398,7 +412,7 @@ func (p *pass) run(groups []*keyGroup) {
 // the next repairs: the repair holds the key's lock, the acknowledgement
 // does not need it.
 func (p *pass) settle(g *keyGroup) {
-	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, p.read)
+	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, g.others(), p.read)
 	// The shard's lease may go once its keys are repaired: an entry whose
 	// acknowledgement fails is settled again by a later pass, whoever
 	// holds the lease then.

@@ -1549,6 +1549,55 @@ func TestFastWritersDeleteOfAKeyWhoseWriteIsBeingCopiedTakesEffect(t *testing.T)
 	})
 }
 
+// In Mirror mode, a write that reached both sides though the primary
+// reported a failure is recorded as missing on the primary; another
+// instance's delete then removed it from the primary and, the secondary
+// being down, recorded a tombstone for the secondary. A pass repaired the
+// primary from that key's entries for the primary alone, and copied the
+// deleted object back there until the secondary's repair removed it from
+// both (seed 2664 of the several-writer Mirror configuration). A repair
+// weighs the key's entries for the other side too.
+func TestMirrorRepairWeighsTheTombstoneRecordedForTheOtherSide(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		w, d := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary stored and reported failed, acknowledged by the secondary")
+		require.Equal(t, 1, w.f.Status().Pending, "entries recorded for the primary")
+		require.Equal(t, "v1", fl.content(0, "k"))
+		require.Equal(t, "v1", fl.content(1, "k"))
+		time.Sleep(time.Second)
+
+		d.faults[1].Outage(nil)
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by another instance, the secondary down")
+		d.faults[1].Heal()
+		require.Equal(t, "<absent>", fl.content(0, "k"))
+
+		var copied []string
+		ropts := opts
+		ropts.OnRepair = func(r failoverblob.Repair) {
+			if r.Action == failoverblob.ActionCopied {
+				copied = append(copied, r.Side.String())
+			}
+		}
+		r := fl.start(ropts)
+		// The secondary's repair cannot apply the tombstone yet (whichever
+		// of the key's two repairs the pass makes first).
+		r.faults[1].Set(failovertest.OpDelete, failovertest.Fault{})
+		_, _ = r.f.Drain(ctx)
+		assert.Empty(t, copied, "sides the deleted object was copied onto")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after a pass that could not delete on the secondary")
+		r.faults[1].Heal()
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Empty(t, copied, "sides the deleted object was copied onto")
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+	})
+}
+
 // A writer whose clock runs an hour fast, whose delete failed with the
 // primary down and the journal unwritable, keeps the tombstone and records
 // it at its next pass, later: the entry, placed by when the journal's

@@ -22,9 +22,14 @@ import (
 // harmless: meanwhile the key reads as pending, from the side the repair
 // left it on.
 //
+// others are the entries of the key listed for the other side: changes
+// too (a tombstone recorded for the secondary is a delete the primary
+// has), which the repair orders the key's changes by, and leaves for that
+// side's repair to settle.
+//
 // read is when a listing of the journal that read every entry began, the
 // one entries come from (zero if it could not read them all).
-func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries []journal.Entry, read time.Time) (Repair, []journal.Entry, error) {
+func (f *Failover) repair(ctx context.Context, key string, missing journal.Side, entries, others []journal.Entry, read time.Time) (Repair, []journal.Entry, error) {
 	defer f.locks.lock(key).Unlock()
 	defer f.stale.changing(key)()
 	// Entries withdrawn since the journal was listed (a refused delete's
@@ -42,7 +47,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if len(entries) == 0 {
 		return r.rep, all, nil
 	}
-	changes, err := f.changesOf(key, entries, read)
+	changes, err := f.changesOf(key, append(entries[:len(entries):len(entries)], f.unretracted(others)...), read)
 	if errors.Is(err, errRepairDeferred) {
 		f.opts.Logger.Debug("failoverblob: repair deferred", "key", key, "side", missing.String(), "reason", err)
 		return r.rep, nil, err
