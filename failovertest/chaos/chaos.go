@@ -343,7 +343,11 @@ func (o *Options) withDefaults() Options {
 // by the same order; and the sides converge. A fast clock (FastClock) is
 // held to the same order.
 //
-// Each failure names the seed, the operation and how to replay it.
+// Each failure names the seed, the operation and how to replay it, and
+// tells the story of the keys the violations name: both sides' fault
+// windows, the operations on the key, and every change the sides took, with
+// the operation or reconcile pass that made it, in time order (a failing
+// seed does not always fail again when replayed).
 //
 // With Options.Sides the same clients, checks and report run over the wire
 // and in real time: the sides are buckets the caller provides (real SDK
