@@ -474,6 +474,20 @@ func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 	}
 }
 
+// A story follows a long key that messages shorten to its first 60
+// bytes.
+func TestStoryFollowsAKeyTheMessagesShorten(t *testing.T) {
+	long := keyPrefix + "k91-" + strings.Repeat("long", 275)
+	a := &analysis{r: &run{prefix: keyPrefix, keys: []string{keyPrefix + "k00", long}, keyInfo: map[string]keyInfo{keyPrefix + "k00": {}, long: {}}}}
+	o := &op{index: 7, key: long, kind: opDelete}
+	if got := a.fullKey(regexp.MustCompile(keyPrefix + `[A-Za-z0-9._/-]+`).FindString(o.String())); got != long {
+		t.Errorf("the key a message about %s names: %.80s..., want the whole key", o, got)
+	}
+	if got := a.fullKey(keyPrefix + "k00"); got != keyPrefix+"k00" {
+		t.Errorf("fullKey(k00) = %q", got)
+	}
+}
+
 // storySorted reports whether the times at the start of a story's lines
 // never go back.
 func storySorted(story string) bool {

@@ -40,6 +40,9 @@ func (a *analysis) story() string {
 	named := map[string][]*op{} // by key: the operations the violations naming it name
 	for _, v := range a.violations {
 		ks := keyRE.FindAllString(v, -1)
+		for i, k := range ks {
+			ks[i] = a.fullKey(k)
+		}
 		for _, k := range ks {
 			if !slices.Contains(keys, k) {
 				keys = append(keys, k)
@@ -79,7 +82,7 @@ func (a *analysis) story() string {
 			}
 		}
 		evs := a.eventsOf(k, from, to)
-		fmt.Fprintf(&b, "\nstory of %s", k)
+		fmt.Fprintf(&b, "\nstory of %s", shorten(k))
 		if !from.IsZero() {
 			fmt.Fprintf(&b, " from %v to %v", from.Sub(t0).Round(time.Millisecond), to.Sub(t0).Round(time.Millisecond))
 		}
@@ -94,6 +97,20 @@ func (a *analysis) story() string {
 		}
 	}
 	return b.String()
+}
+
+// fullKey returns the run's key that k, as a message shows it, names: a
+// message shortens a long key (see op.String).
+func (a *analysis) fullKey(k string) string {
+	if _, ok := a.r.keyInfo[k]; ok {
+		return k
+	}
+	for _, key := range a.r.keys {
+		if strings.HasPrefix(key, k) {
+			return key
+		}
+	}
+	return k
 }
 
 // eventsOf returns the events of key between from and to (all of them if
