@@ -83,6 +83,12 @@ func (w *writer) ready() error {
 // primary's precondition cannot see it, or a write overtaken by a newer
 // change.
 func (w *writer) giveWay() (done bool, err error) {
+	if w.opts.IfNotExist && w.f.idx.cameBefore(w.key, w.version) {
+		// A delete answered success as coming after this write, which was
+		// in flight (see mirrorDelete.unseen): the write takes its place
+		// just before that delete, which removed it, whatever came since.
+		return true, nil
+	}
 	if w.opts.IfNotExist {
 		if err := w.f.journalKnown(w.ctx); err != nil {
 			return true, err // whether the key exists may be on the side not read

@@ -354,6 +354,11 @@ func (d *mirrorDelete) settle() error {
 			return err
 		}
 	}
+	if d.afterFlights() && d.f.opts.Ack != AckBoth {
+		// The writes in flight stamped before this delete must take their
+		// place before it, whatever they meet when they commit.
+		d.f.idx.deleteAfterFlights(d.rec.key, d.rec.v)
+	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
 	if (pr.found || sec.found) && !d.pending {
 		// A key without pending work is the same on both sides: the
@@ -378,8 +383,21 @@ func (d *mirrorDelete) settle() error {
 // tombstone, gives way to it when it commits: the delete then answers
 // success, as having come after that write.
 func (d *mirrorDelete) unseen() bool {
+	return d.missedWhereItMayBe() && !d.f.idx.inFlightBefore(d.rec.key, d.rec.v)
+}
+
+// afterFlights reports whether the delete answers success only as coming
+// after the writes of the key in flight stamped before it (see unseen).
+func (d *mirrorDelete) afterFlights() bool {
+	return d.missedWhereItMayBe() && d.f.idx.inFlightBefore(d.rec.key, d.rec.v)
+}
+
+// missedWhereItMayBe reports whether the delete found nothing on the
+// secondary for a key with no pending work, and missed the primary, which
+// may hold it.
+func (d *mirrorDelete) missedWhereItMayBe() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
-	return pr.missed && sec.answered && !sec.found && !d.pending && !d.f.idx.inFlightBefore(d.rec.key, d.rec.v)
+	return pr.missed && sec.answered && !sec.found && !d.pending
 }
 
 // foundNowhere reports whether no side had the key to delete, the primary

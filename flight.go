@@ -12,6 +12,10 @@ type flight struct {
 	deleted     bool // latest is a delete
 	conditional bool // latest is an IfNotExist write, which found the key absent
 	found       bool // latest is a delete that removed an object of the key
+	// afterFlights is the newest delete that answered success only as
+	// coming after the writes of the key in flight stamped before it (see
+	// mirrorDelete.unseen): those writes take their place before it.
+	afterFlights Version
 }
 
 // begin counts a write of key opening and stamps its version with stamp,
@@ -87,6 +91,25 @@ func (x *index) conditional(key string, v Version) {
 	if fl := x.flights[key]; fl != nil && fl.latest.Compare(v) == 0 {
 		fl.conditional = true
 	}
+}
+
+// deleteAfterFlights records that the delete stamped v answered success
+// only as coming after the writes of key in flight stamped before it.
+func (x *index) deleteAfterFlights(key string, v Version) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if fl := x.flights[key]; fl != nil && v.Compare(fl.afterFlights) > 0 {
+		fl.afterFlights = v
+	}
+}
+
+// cameBefore reports whether a delete answered success as coming after
+// the write of key in flight stamped v (see deleteAfterFlights).
+func (x *index) cameBefore(key string, v Version) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	fl := x.flights[key]
+	return fl != nil && v.Compare(fl.afterFlights) < 0
 }
 
 // deleteFound records that the delete of key at version v, just

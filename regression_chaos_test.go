@@ -793,6 +793,44 @@ func TestMirrorDeleteOfAMissingKeyIsNotFoundDespiteALaterWriteInFlight(t *testin
 	})
 }
 
+// A Mirror-mode delete that could not ask the primary and found nothing on
+// the secondary answers success when a write of the key stamped before it
+// is in flight: the write comes first, and the delete removes it. An
+// IfNotExist write in that place failed when it committed later (the
+// delete, or a write made since, said the key existed, or was deleted
+// meanwhile), so that the delete had nothing to remove, and neither had a
+// place in any order (seed 1034 of the mirror-either-memory
+// configuration). The write succeeds, and is deleted.
+func TestIfNotExistWriteADeleteCameAfterSucceeds(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		t.Run(fmt.Sprintf("a later write meanwhile=%t", later), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+				require.NoError(t, r.write("k", "v"))
+				require.NoError(t, r.b.Delete(r.ctx, "k"))
+				time.Sleep(time.Second)
+				w, err := r.b.NewWriter(r.ctx, "k", &blob.WriterOptions{ContentType: "text/plain", IfNotExist: true})
+				require.NoError(t, err)
+				_, err = w.Write([]byte("if not exist"))
+				require.NoError(t, err)
+
+				r.faults[primary].Set(failovertest.OpDelete, failovertest.Fault{Hang: true})
+				require.NoError(t, r.b.Delete(r.ctx, "k"), "a delete that could not ask the primary, an earlier write in flight")
+				r.faults[primary].Heal()
+				want := "<not found>"
+				if later {
+					time.Sleep(time.Second)
+					require.NoError(t, r.write("k", "later"), "a write after the delete")
+					want = "later"
+				}
+				time.Sleep(2 * time.Minute) // the primary's breaker closes again
+				assert.NoError(t, w.Close(), "the IfNotExist write the delete came after")
+				assert.Equal(t, want, r.read("k"))
+			})
+		})
+	}
+}
+
 // appendStalling is a journal whose appends, while stall is set, store the
 // entry and then wait for release before returning (an append whose answer
 // is slow to come back), and whose listings fail while failList is set.
