@@ -275,7 +275,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	groups := groupEntries(entries)
 	claims.plan(groups)
-	p := &pass{f: f, ctx: ctx, listedAt: listedAt, listTook: time.Since(listedAt), claims: claims}
+	p := &pass{f: f, ctx: ctx, listedAt: listedAt, claims: claims}
 	if listErr == nil {
 		p.read = listedAt
 	}
@@ -340,19 +340,9 @@ func groupEntries(entries []journal.Entry) []*keyGroup {
 type pass struct {
 	f        *Failover
 	ctx      context.Context
-	listedAt time.Time     // when the journal was listed
-	listTook time.Duration // how long the listing took
-	read     time.Time     // listedAt, if the listing read every entry
-	claims   *claims       // the leases of the shards repaired
-
-	// later holds the tombstones of a later reading of the journal, for
-	// the repairs of a pass whose listing grew old (see laterTombstones).
-	later struct {
-		sync.Mutex
-		at      time.Time
-		reading bool // a reading is under way, not under the lock
-		byKey   map[string][]journal.Entry
-	}
+	listedAt time.Time // when the journal was listed
+	read     time.Time // listedAt, if the listing read every entry
+	claims   *claims   // the leases of the shards repaired
 
 	// acks takes the repairs whose entries are to be acknowledged, which
 	// goes on beside the next repairs.
@@ -422,11 +412,7 @@ func (p *pass) run(groups []*keyGroup) {
 // the next repairs: the repair holds the key's lock, the acknowledgement
 // does not need it.
 func (p *pass) settle(g *keyGroup) {
-	others := g.others()
-	if later := p.laterTombstones(g.key); len(later) > 0 {
-		others = append(others[:len(others):len(others)], later...)
-	}
-	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, others, p.read)
+	r, settled, err := p.f.repair(p.ctx, g.key, g.missing, g.entries, g.others(), p.read)
 	// The shard's lease may go once its keys are repaired: an entry whose
 	// acknowledgement fails is settled again by a later pass, whoever
 	// holds the lease then.
@@ -439,47 +425,6 @@ func (p *pass) settle(g *keyGroup) {
 		return
 	}
 	p.acks <- settledGroup{g, r, settled}
-}
-
-// laterTombstones returns the tombstones of key that a reading of the
-// journal later than the pass's listing holds, once that listing is older
-// than twice CallTimeout (and than ten times what it took): a delete by
-// another instance since then, recorded for a side it missed, would
-// otherwise be overlooked, and the repair would copy the deleted object
-// back onto the side the delete removed it from (a Mirror-mode delete
-// records its tombstone only after the other side took it). The journal
-// is read again at most that often in a pass, and only its tombstones are
-// kept. The repair weighs them, and leaves them for a later pass to
-// settle. One repair reads; the others meanwhile go on with the tombstones
-// of the reading before, if any.
-func (p *pass) laterTombstones(key string) []journal.Entry {
-	every := max(2*p.f.opts.CallTimeout, 10*p.listTook)
-	if time.Since(p.listedAt) < every {
-		return nil
-	}
-	p.later.Lock()
-	if time.Since(p.later.at) >= every && !p.later.reading {
-		p.later.at, p.later.reading = time.Now(), true
-		p.later.Unlock()
-		entries, err := p.f.opts.Journal.List(p.ctx)
-		var byKey map[string][]journal.Entry
-		if err == nil || errors.Is(err, journal.ErrPartial) {
-			byKey = map[string][]journal.Entry{}
-			for _, e := range entries {
-				if e.Op == journal.Delete {
-					byKey[e.Key] = append(byKey[e.Key], e)
-				}
-			}
-		}
-		p.later.Lock()
-		p.later.reading = false
-		if byKey != nil {
-			p.later.byKey = byKey
-		}
-	}
-	tombstones := p.later.byKey[key]
-	p.later.Unlock()
-	return tombstones
 }
 
 // done takes in the outcome of a group's repair and acknowledgement: it

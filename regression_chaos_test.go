@@ -1636,58 +1636,6 @@ func TestMirrorRepairWeighsTheTombstoneRecordedForTheOtherSide(t *testing.T) {
 	})
 }
 
-// A pass whose listing grew old while it repaired other keys (its sides
-// slow or flaky) met a key that another instance had deleted since, the
-// delete's tombstone recorded for the secondary it missed; the repair,
-// from the old listing, copied the deleted object back onto the primary
-// (several-writer Mirror configuration). A pass reads the journal's
-// tombstones again once its listing is older than twice CallTimeout, and
-// the repair weighs them.
-func TestRepairFromAnOldListingWeighsALaterTombstone(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1, CallTimeout: time.Second}
-		fl := newFleet(t, 2, opts)
-		w, d := fl.in[0], fl.in[1]
-		ctx := fl.ctx
-		// Writes the primary stored and reported failed: recorded as
-		// missing there.
-		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 2})
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "a", []byte("a1"), nil))
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("k1"), nil))
-		require.Equal(t, 2, w.f.Status().Pending)
-		time.Sleep(time.Second)
-
-		ropts := opts
-		ropts.ReconcileConcurrency = 1
-		r := fl.start(ropts)
-		// r's first repair waits, long enough for its listing to grow old,
-		// while d deletes the other key.
-		var first atomic.Value
-		r.faults[0].Refuse(func(key string) error {
-			if (key == "a" || key == "k") && first.CompareAndSwap(nil, key) {
-				time.Sleep(5 * time.Second)
-			}
-			return nil
-		})
-		drained := make(chan error, 1)
-		go func() {
-			_, err := r.f.Drain(ctx)
-			drained <- err
-		}()
-		synctest.Wait()
-		victim := "k"
-		if first.Load() == "k" {
-			victim = "a"
-		}
-		d.faults[1].Outage(nil)
-		require.NoError(t, d.f.Bucket().Delete(ctx, victim), "the delete by another instance, the secondary down")
-		d.faults[1].Heal()
-		require.Equal(t, "<absent>", fl.content(0, victim))
-		require.NoError(t, <-drained)
-		assert.Equal(t, "<absent>", fl.content(0, victim), "the primary after the pass whose listing was older than the delete")
-	})
-}
-
 // A writer whose clock runs an hour fast, whose delete failed with the
 // primary down and the journal unwritable, keeps the tombstone and records
 // it at its next pass, later: the entry, placed by when the journal's
