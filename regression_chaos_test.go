@@ -1350,34 +1350,58 @@ func racedDeleteBy(t *testing.T, rWrite, dSecondaryDelete time.Duration, dKnows 
 	fl := newFleet(t, 3, opts)
 	w, d, r := fl.in[0], fl.in[1], fl.in[2]
 	ctx := fl.ctx
-	w.f.Force(failoverblob.ForceSecondary)
-	require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("redirected"), nil))
-	w.f.Force(failoverblob.ForceNone)
+	w.redirect(t, ctx, "k", "redirected")
 	if dKnows {
 		require.NoError(t, d.f.Refresh(ctx))
 		require.Equal(t, 1, d.f.Status().Pending, "entries the deleting instance knows of")
 	}
 
-	// r's calls on k's primary are its look at k, then its copy, which
-	// waits rWrite.
-	var calls atomic.Int64
-	r.faults[0].Refuse(func(key string) error {
-		if key == "k" && calls.Add(1) == 2 {
-			time.Sleep(rWrite)
-		}
-		return nil
-	})
 	if dSecondaryDelete > 0 {
 		d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Latency: dSecondaryDelete})
 	}
-	drained := make(chan error, 1)
-	go func() {
-		_, err := r.f.Drain(ctx)
-		drained <- err
-	}()
-	synctest.Wait() // r's repair waits on its write to the primary
+	// r's calls on k's primary are its look at k, then its copy, which
+	// waits rWrite.
+	drained := r.drainStalled(ctx, "k", 2, rWrite)
 	require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by another instance")
 	return fl, r, d, <-drained
+}
+
+// redirect writes key through in with its writes forced onto the
+// secondary: a redirected write, recorded as missing on the primary.
+func (in *instance) redirect(t *testing.T, ctx context.Context, key, value string) {
+	t.Helper()
+	in.f.Force(failoverblob.ForceSecondary)
+	defer in.f.Force(failoverblob.ForceNone)
+	require.NoError(t, in.f.Bucket().WriteAll(ctx, key, []byte(value), nil))
+}
+
+// drainStalled starts a Drain of in whose nth call about key to the
+// primary first waits d, and returns once the pass waits there; the
+// channel gives the Drain's error.
+func (in *instance) drainStalled(ctx context.Context, key string, nth int64, d time.Duration) <-chan error {
+	var calls atomic.Int64
+	in.faults[0].Refuse(func(k string) error {
+		if k == key && calls.Add(1) == nth {
+			time.Sleep(d)
+		}
+		return nil
+	})
+	drained := make(chan error, 1)
+	go func() {
+		_, err := in.f.Drain(ctx)
+		drained <- err
+	}()
+	synctest.Wait()
+	return drained
+}
+
+// refuseJournal is a side's rule (see failovertest.Injector.Refuse) that
+// refuses the journal's objects.
+func refuseJournal(key string) error {
+	if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
+		return errors.New("refused")
+	}
+	return nil
 }
 
 // A repair whose copy lands on the primary after another instance's delete
@@ -1468,26 +1492,12 @@ func TestDeleteThatCouldNotAskTheSecondaryRemovesItsRedirectedCopy(t *testing.T)
 		w, d, r := fl.in[0], fl.in[1], fl.in[2]
 		ctx := fl.ctx
 		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
-		w.f.Force(failoverblob.ForceSecondary)
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1, redirected"), nil))
-		w.f.Force(failoverblob.ForceNone)
+		w.redirect(t, ctx, "k", "v1, redirected")
 		time.Sleep(time.Second)
 
 		// r's pass lists the journal, then its look at k's primary waits
 		// while d deletes k.
-		var looks atomic.Int64
-		r.faults[0].Refuse(func(key string) error {
-			if key == "k" && looks.Add(1) == 1 {
-				time.Sleep(2 * time.Second)
-			}
-			return nil
-		})
-		drained := make(chan error, 1)
-		go func() {
-			_, err := r.f.Drain(ctx)
-			drained <- err
-		}()
-		synctest.Wait()
+		drained := r.drainStalled(ctx, "k", 1, 2*time.Second)
 		d.faults[1].Set(failovertest.OpAttributes, failovertest.Fault{Times: 1})
 		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by an instance that cannot tell whether the secondary holds a copy")
 		<-drained
@@ -1512,9 +1522,7 @@ func TestDeleteLooksAtTheRedirectedCopyBesideThePrimarysDelete(t *testing.T) {
 		fl := newFleet(t, 2, opts)
 		w, d := fl.in[0], fl.in[1]
 		ctx := fl.ctx
-		w.f.Force(failoverblob.ForceSecondary)
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("redirected"), nil))
-		w.f.Force(failoverblob.ForceNone)
+		w.redirect(t, ctx, "k", "redirected")
 		time.Sleep(time.Second)
 		require.NoError(t, d.f.Refresh(ctx))
 
@@ -1559,19 +1567,7 @@ func TestFastWritersDeleteOfAKeyWhoseWriteIsBeingCopiedTakesEffect(t *testing.T)
 		// r's pass lists the journal, then its look at k's primary waits
 		// while the fast writer deletes k; the delete's removal of the
 		// redirected copy fails, so the copy is there for r to move.
-		var looks atomic.Int64
-		r.faults[0].Refuse(func(key string) error {
-			if key == "k" && looks.Add(1) == 1 {
-				time.Sleep(2 * time.Second)
-			}
-			return nil
-		})
-		drained := make(chan error, 1)
-		go func() {
-			_, err := r.f.Drain(ctx)
-			drained <- err
-		}()
-		synctest.Wait()
+		drained := r.drainStalled(ctx, "k", 1, 2*time.Second)
 		fast.faults[1].Set(failovertest.OpDelete, failovertest.Fault{})
 		require.NoError(t, fast.f.Bucket().Delete(ctx, "k"), "the fast writer's delete, with the primary down for it")
 		fast.faults[1].Heal()
@@ -1655,14 +1651,8 @@ func TestFastWritersTombstoneRecordedLateDoesNotDeleteALaterWrite(t *testing.T) 
 
 		// The fast writer's delete: the primary is down, and neither side
 		// takes the journal's objects.
-		journalOnly := func(key string) error {
-			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
-				return errors.New("refused")
-			}
-			return nil
-		}
 		fast.faults[0].Outage(nil)
-		fast.faults[1].Refuse(journalOnly)
+		fast.faults[1].Refuse(refuseJournal)
 		require.Error(t, fast.f.Bucket().Delete(ctx, "k"), "a delete whose tombstone cannot be recorded")
 		fast.faults[0].Heal()
 		fast.faults[1].Refuse(nil)
@@ -1692,16 +1682,8 @@ func TestFastWritersUnlistedTombstoneDoesNotDeleteALaterWrite(t *testing.T) {
 		fast := fl.start(failoverblob.Options{WriterID: "fast", Now: ahead(time.Hour), Breaker: neverTrips(), ProbeInterval: -1})
 		ctx := fl.ctx
 		// A redirected write whose entry is kept on the primary.
-		journalOnly := func(key string) error {
-			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
-				return errors.New("refused")
-			}
-			return nil
-		}
-		slow.faults[1].Refuse(journalOnly)
-		slow.f.Force(failoverblob.ForceSecondary)
-		require.NoError(t, slow.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
-		slow.f.Force(failoverblob.ForceNone)
+		slow.faults[1].Refuse(refuseJournal)
+		slow.redirect(t, ctx, "k", "v0")
 		slow.faults[1].Refuse(nil)
 		time.Sleep(time.Second)
 		// The fast writer's delete: its tombstone is kept on the secondary.
@@ -1743,12 +1725,7 @@ func TestFastWritersOwnWriteAfterItsOwnDeleteDoesNotReadAsDeleted(t *testing.T) 
 		// The next write's entry cannot be recorded (the primary is down,
 		// the secondary refuses the journal's objects): it fails, and may
 		// have stored its bytes all the same.
-		r.faults[secondary].Refuse(func(key string) error {
-			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
-				return errors.New("refused")
-			}
-			return nil
-		})
+		r.faults[secondary].Refuse(refuseJournal)
 		require.Error(t, r.write("k", "v2"), "a write whose entry cannot be recorded")
 		r.faults[secondary].Refuse(nil)
 		time.Sleep(time.Second)
@@ -1769,12 +1746,7 @@ func TestRedirectedWriteWhoseEntryCouldNotBeRecordedIsKeptForThePrimaryAlone(t *
 	synctest.Test(t, func(t *testing.T) {
 		r := newSidesRig(t, failoverblob.Options{})
 		r.faults[primary].Outage(nil)
-		r.faults[secondary].Refuse(func(key string) error {
-			if strings.HasPrefix(key, failoverblob.ReservedPrefix+"journal/") {
-				return errors.New("refused")
-			}
-			return nil
-		})
+		r.faults[secondary].Refuse(refuseJournal)
 		require.Error(t, r.write("k", "v1"), "a redirected write whose entry cannot be recorded")
 		require.Equal(t, "v1", r.content(secondary, "k"), "the secondary after the failed write")
 		assert.Equal(t, 1, r.f.Status().Pending, "entries kept for the failed write")

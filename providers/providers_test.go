@@ -226,42 +226,37 @@ func TestGCSSmallWriteBuffer(t *testing.T) {
 	require.GreaterOrEqual(t, chunked, uint64(16<<20), "without the path the client allocates its 16 MiB chunk (so the measurement is sound)")
 }
 
-// A write's MD5 reaches GCS, which checks the object against it, as it
-// does through gcsblob alone.
+// A write's MD5 reaches GCS, which checks the object against it: through
+// gcsblob alone, and through a Mirror-mode failover bucket, which hands it
+// over in the write's context rather than as a ContentMD5 the side's
+// portable layer would hash every byte to check again (both its sides are
+// GCS: the caller's hook runs for the first side it reaches).
 func TestGCSWriteSendsItsMD5(t *testing.T) {
-	ctx := context.Background()
-	b, err := providers.OpenBucket(ctx, startGCS(t).url)
-	require.NoError(t, err)
-	defer b.Close()
-	data := []byte("an object with an MD5")
-	var w *storage.Writer
-	err = b.WriteAll(ctx, "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
-		require.True(t, as(&w), "the GCS writer is reachable with As")
-		return nil
-	}})
-	require.NoError(t, err)
-	sum := md5.Sum(data)
-	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
-}
-
-// A write's MD5 reaches GCS through a Mirror-mode failover bucket, which
-// hands it over in the write's context rather than as a ContentMD5 the
-// side's portable layer would hash every byte to check again. Both sides
-// are GCS: the caller's hook runs for the first side it reaches.
-func TestGCSWriteThroughFailoverSendsItsMD5(t *testing.T) {
-	ctx := context.Background()
-	b, err := providers.OpenBucket(ctx, failoverURL(startGCS(t).url, startGCS(t).url, "mode=mirror", "reconcile=false"))
-	require.NoError(t, err)
-	defer b.Close()
-	data := []byte("an object with an MD5")
-	var w *storage.Writer
-	err = b.WriteAll(ctx, "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
-		require.True(t, as(&w), "the GCS writer is reachable with As")
-		return nil
-	}})
-	require.NoError(t, err)
-	sum := md5.Sum(data)
-	require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
+	for _, c := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"gcs", func(t *testing.T) string { return startGCS(t).url }},
+		{"failover", func(t *testing.T) string {
+			return failoverURL(startGCS(t).url, startGCS(t).url, "mode=mirror", "reconcile=false")
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			b, err := providers.OpenBucket(ctx, c.url(t))
+			require.NoError(t, err)
+			defer b.Close()
+			data := []byte("an object with an MD5")
+			var w *storage.Writer
+			err = b.WriteAll(ctx, "k", data, &blob.WriterOptions{BeforeWrite: func(as func(any) bool) error {
+				require.True(t, as(&w), "the GCS writer is reachable with As")
+				return nil
+			}})
+			require.NoError(t, err)
+			sum := md5.Sum(data)
+			require.Equal(t, sum[:], w.MD5, "the MD5 the GCS writer sent")
+		})
+	}
 }
 
 // Each bucket says whether its provider takes a write's MD5
