@@ -1762,3 +1762,49 @@ func TestRedirectedWriteWhoseEntryCouldNotBeRecordedIsKeptForThePrimaryAlone(t *
 		assert.Zero(t, r.f.Status().Pending, "entries after the drains")
 	})
 }
+
+// A Mirror-mode delete by another instance removes the key from the
+// primary, then from the secondary, whose call may take up to CallTimeout
+// (or records a tombstone for it, if it fails). A Verify that looked at
+// the key in between took it for a write that missed the primary and
+// copied the deleted object back there (seed 6148 of the several-writer
+// Mirror configuration, and most of that configuration's failures). Verify
+// now repairs a difference only if it lasts: once Settle has passed, it
+// reads the journal again and looks once more.
+func TestVerifyDoesNotUndoAnotherInstancesDeleteInFlight(t *testing.T) {
+	for _, secondary := range []struct {
+		name  string
+		fault failovertest.Fault
+	}{
+		{"slow", failovertest.Fault{Latency: 8 * time.Second}},
+		{"hanging", failovertest.Fault{Hang: true}}, // until CallTimeout; then a tombstone for it
+	} {
+		t.Run(secondary.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+				fl := newFleet(t, 2, opts)
+				d, v := fl.in[0], fl.in[1]
+				ctx := fl.ctx
+				require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+
+				d.faults[1].Set(failovertest.OpDelete, secondary.fault)
+				deleted := make(chan error, 1)
+				go func() { deleted <- d.f.Bucket().Delete(ctx, "k") }()
+				synctest.Wait()
+				require.Equal(t, "<absent>", fl.content(0, "k"), "the primary, the delete waiting on the secondary")
+				require.Equal(t, "v1", fl.content(1, "k"), "the secondary, the delete waiting on it")
+
+				rep, err := v.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true})
+				require.NoError(t, err)
+				require.NoError(t, <-deleted, "the delete")
+				assert.Zero(t, rep.Repaired, "keys Verify repaired: %+v", rep)
+				assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after Verify")
+				d.faults[1].Heal()
+				_, err = v.f.Drain(ctx)
+				require.NoError(t, err)
+				assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after a pass")
+				assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after a pass")
+			})
+		})
+	}
+}

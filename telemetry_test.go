@@ -400,12 +400,14 @@ func TestTelemetryHookIsAnAnswer(t *testing.T) {
 
 // The verifier's repairs count as reconciled objects: a copy (and its
 // bytes) in Mirror mode, a stale temporary copy removed in Redirect mode.
+// One instance changes the bucket, so they are made at the first look
+// (Settle < 0).
 func TestTelemetryVerifyRepairs(t *testing.T) {
 	t.Run("mirror", func(t *testing.T) {
 		r := newTelemetryRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
 		require.NoError(t, r.write("a", "12345"))
 		require.NoError(t, r.raw[secondary].Delete(r.ctx, "a"))
-		rep, err := r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true})
+		rep, err := r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true, Settle: -1})
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Repaired)
 		r.metrics().check("after Verify", []metricCase{
@@ -417,7 +419,7 @@ func TestTelemetryVerifyRepairs(t *testing.T) {
 		r := newTelemetryRig(t, failoverblob.Options{})
 		require.NoError(t, r.write("a", "12345"))
 		require.NoError(t, r.raw[secondary].WriteAll(r.ctx, "a", []byte("12345"), &blob.WriterOptions{Metadata: attrsOf(t, r.rig, primary, "a")}))
-		rep, err := r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true})
+		rep, err := r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true, Settle: -1})
 		require.NoError(t, err)
 		require.Equal(t, 1, rep.Repaired)
 		r.metrics().check("after Verify", []metricCase{

@@ -28,13 +28,26 @@ type VerifyOptions struct {
 	// MaxKeys stops the scan after this many keys, with a Cursor to resume
 	// from. Zero means no bound.
 	MaxKeys int
+	// Settle is how long a difference must last before Verify repairs it
+	// (with Repair): another instance's change in flight between the two
+	// sides (a Mirror-mode delete that removed the key from the primary
+	// and is still deleting it on the secondary, or recording a tombstone
+	// for it) looks like a write that missed a side, until it ends. Zero
+	// means three times Options.CallTimeout, the longest such a change
+	// takes (its call to the second side, and the journal entry for a
+	// side it missed). A negative value repairs at the first look: only
+	// for a bucket no other instance is changing.
+	Settle time.Duration
 }
 
 // VerifyReport sums up one Verify.
 type VerifyReport struct {
-	Scanned   int   // keys compared
-	Pending   int   // keys skipped because they have pending work: the reconciler settles them
-	Differing int   // keys the sides hold differently without pending work
+	Scanned int // keys compared
+	Pending int // keys skipped because they have pending work: the reconciler settles them
+	// Differing counts the keys the sides hold differently without
+	// pending work: with Repair, those that still did, the same way, once
+	// Settle had passed, or that changed meanwhile and still differ.
+	Differing int
 	Repaired  int   // of those, keys repaired
 	Bytes     int64 // bytes copied by the repairs
 	// Cursor is the last key scanned when the scan stopped early (MaxKeys,
@@ -46,11 +59,11 @@ type VerifyReport struct {
 // Verify is the anti-entropy verifier: it lists both sides page by page,
 // compares every key they hold, and reports (and, with Repair, repairs) the
 // keys the sides hold differently although no journal entry says they
-// should: a write a crash kept from being recorded for the side it missed
-// (in Mirror mode, between one side's commit and the other side's entry),
-// entries lost, objects written around the failover bucket. It reads the
-// journal first (see Refresh), so keys with pending work, which the
-// reconciler settles, are skipped.
+// should: a write a crash kept from being recorded (in Mirror mode,
+// between one side's commit and the other side's entry), entries lost,
+// objects written around the failover bucket. It reads the journal first
+// (see Refresh), so keys with pending work, which the reconciler settles,
+// are skipped.
 //
 // Two sides hold a key alike when both list it with the same size and MD5,
 // or, when the listing cannot tell, when both hold the same version. A key
@@ -64,47 +77,183 @@ type VerifyReport struct {
 //   - on the secondary and, as new or newer, on the primary, in Redirect
 //     mode: the secondary's stale copy is removed.
 //
+// With Repair, a key found differing is repaired only if it still differs
+// the same way once VerifyOptions.Settle has passed and the journal has
+// been read again: another instance's change in flight between the sides
+// (a Mirror-mode delete, between its delete on the primary and its delete
+// on the secondary or the tombstone it records for it) has ended by then,
+// and either the sides agree or the key is pending. Verify holds up to
+// verifyBatch such keys at a time, and waits once for them all.
+//
 // Copies are conditional where the side allows it, and verified by MD5 as
 // the reconciler's are. Verify holds each key's lock while it repairs it.
 // It stops at ctx's end, or after MaxKeys, with a Cursor to resume from.
 func (f *Failover) Verify(ctx context.Context, opts *VerifyOptions) (VerifyReport, error) {
-	var o VerifyOptions
+	v := &verify{f: f}
 	if opts != nil {
-		o = *opts
+		v.o = *opts
 	}
-	var rep VerifyReport
+	if v.o.Settle == 0 {
+		v.o.Settle = 3 * f.opts.CallTimeout
+	}
+	v.resume = v.o.After
 	if err := f.Refresh(ctx); err != nil {
-		return rep, err
+		return v.rep, err
 	}
-	if o.Repair {
+	if v.o.Repair {
 		if err := f.checkDistinct(ctx); err != nil {
-			return rep, err
+			return v.rep, err
 		}
 	}
-	sc := newScan(f, o)
+	err := v.scan(ctx)
+	if herr := v.settle(ctx); herr != nil {
+		err = errors.Join(err, herr)
+		if len(v.held) > 0 {
+			// Keys left unsettled are scanned again from the cursor.
+			v.rep.Cursor = v.resume
+		}
+	}
+	return v.rep, errors.Join(append(v.errs, err)...)
+}
+
+// verifyBatch bounds the keys Verify holds for a second look.
+const verifyBatch = 1000
+
+// verify is one run of Verify.
+type verify struct {
+	f    *Failover
+	o    VerifyOptions
+	rep  VerifyReport
+	errs []error // keys that could not be verified
+
+	// held are the differing keys waiting for their second look (see
+	// Verify), in key order; resume is the cursor before the first of them.
+	held   []heldKey
+	resume string
+}
+
+// heldKey is a key found differing, and what its first look saw.
+type heldKey struct {
+	key  string
+	got  [2]sideObject
+	seen time.Time
+}
+
+// scan compares the keys the sides list, holding those that differ for a
+// second look (with Repair), until the listings end, MaxKeys, or ctx's end.
+func (v *verify) scan(ctx context.Context) error {
+	sc := newScan(v.f, v.o)
 	defer sc.stop()
-	var errs []error
 	for {
-		if o.MaxKeys > 0 && rep.Scanned >= o.MaxKeys {
-			return rep, errors.Join(errs...)
+		if v.o.MaxKeys > 0 && v.rep.Scanned >= v.o.MaxKeys {
+			return nil
 		}
 		key, objs, ok, err := sc.next(ctx)
 		if err != nil {
-			return rep, errors.Join(append(errs, err)...)
+			return err
 		}
 		if !ok {
-			rep.Cursor = ""
-			return rep, errors.Join(errs...)
+			v.rep.Cursor = ""
+			return nil
 		}
 		if err := sc.wait(ctx); err != nil {
-			return rep, errors.Join(append(errs, err)...)
+			return err
 		}
-		rep.Scanned++
-		rep.Cursor = key
-		if err := f.verifyKey(ctx, key, objs, o.Repair, &rep); err != nil {
-			errs = append(errs, fmt.Errorf("verifying %q: %w", key, err))
+		v.rep.Scanned++
+		if err := v.f.verifyKey(ctx, key, objs, v); err != nil {
+			v.errs = append(v.errs, fmt.Errorf("verifying %q: %w", key, err))
+		}
+		v.rep.Cursor = key
+		if len(v.held) == 0 {
+			v.resume = key
+		}
+		if len(v.held) >= verifyBatch {
+			if err := v.settle(ctx); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// hold keeps a differing key for its second look, or repairs it at once
+// when Settle is negative.
+func (v *verify) hold(ctx context.Context, key string, got [2]sideObject) error {
+	if v.o.Settle < 0 {
+		v.rep.Differing++
+		return v.f.repairDifference(ctx, key, got, &v.rep)
+	}
+	v.held = append(v.held, heldKey{key: key, got: got, seen: time.Now()})
+	return nil
+}
+
+// settle takes the second look at the keys held: once Settle has passed
+// since the last of them was seen, it reads the journal again and repairs
+// each that still differs as it did, unless it is pending now.
+func (v *verify) settle(ctx context.Context) error {
+	if len(v.held) == 0 {
+		return nil
+	}
+	t := time.NewTimer(time.Until(v.held[len(v.held)-1].seen.Add(v.o.Settle)))
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+		return ctx.Err()
+	}
+	if err := v.f.Refresh(ctx); err != nil {
+		return fmt.Errorf("reading the journal before repairing the keys found differing: %w", err)
+	}
+	for _, h := range v.held {
+		if err := v.f.recheck(ctx, h, &v.rep); err != nil {
+			v.errs = append(v.errs, fmt.Errorf("verifying %q: %w", h.key, err))
+		}
+	}
+	v.held = v.held[:0]
+	v.resume = v.rep.Cursor
+	return nil
+}
+
+// recheck is a held key's second look: it is repaired if the sides still
+// hold what its first look saw, and counted as differing if they still
+// differ otherwise (a later Verify looks at it again).
+func (f *Failover) recheck(ctx context.Context, h heldKey, rep *VerifyReport) error {
+	if f.idx.pending(h.key) {
+		rep.Pending++
+		return nil
+	}
+	defer f.locks.lock(h.key).Unlock()
+	if f.idx.pending(h.key) {
+		rep.Pending++
+		return nil
+	}
+	got, err := f.inspectBoth(ctx, h.key)
+	if err != nil {
+		return err
+	}
+	if f.alikeByVersion(got) {
+		return nil
+	}
+	rep.Differing++
+	for i := range got {
+		if got[i].exists != h.got[i].exists || got[i].exists && got[i].s.v != h.got[i].s.v {
+			f.opts.Logger.Info("failoverblob: the sides still differ, otherwise than a moment ago; left for a later Verify", "key", h.key)
+			return nil
+		}
+	}
+	return f.repairDifference(ctx, h.key, got, rep)
+}
+
+// inspectBoth reads what each side holds of key.
+func (f *Failover) inspectBoth(ctx context.Context, key string) ([2]sideObject, error) {
+	var got [2]sideObject
+	for _, s := range f.sides {
+		o, err := f.inspect(ctx, s, key)
+		if err != nil {
+			return got, err
+		}
+		got[s.id] = o
+	}
+	return got, nil
 }
 
 // scan walks the two sides' listings together in key order, at a pace.
@@ -184,39 +333,36 @@ func alike(a, b *driver.ListObject) bool {
 }
 
 // verifyKey compares key on the two sides (objs: what each listed, nil
-// when it lacks the key) and repairs it if asked.
-func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.ListObject, repair bool, rep *VerifyReport) error {
+// when it lacks the key), and, with Repair, holds it for a second look if
+// they differ (see Verify).
+func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.ListObject, v *verify) error {
 	if f.alikeByListing(objs) {
 		return nil
 	}
 	if f.idx.pending(key) {
-		rep.Pending++
+		v.rep.Pending++
 		return nil
 	}
 	defer f.locks.lock(key).Unlock()
 	if f.idx.pending(key) {
-		rep.Pending++
+		v.rep.Pending++
 		return nil
 	}
-	var got [2]sideObject
-	for _, s := range f.sides {
-		o, err := f.inspect(ctx, s, key)
-		if err != nil {
-			return err
-		}
-		got[s.id] = o
+	got, err := f.inspectBoth(ctx, key)
+	if err != nil {
+		return err
 	}
 	if f.alikeByVersion(got) {
 		return nil
 	}
 	p, sec := got[journal.Primary], got[journal.Secondary]
-	rep.Differing++
 	f.opts.Logger.Warn("failoverblob: the sides differ without pending work", "key", key,
 		"primary", p.s.v.String(), "secondary", sec.s.v.String(), "primary_has", p.exists, "secondary_has", sec.exists)
-	if !repair {
+	if !v.o.Repair {
+		v.rep.Differing++
 		return nil
 	}
-	return f.repairDifference(ctx, key, got, rep)
+	return v.hold(ctx, key, got)
 }
 
 // alikeByListing reports whether the listings show the sides need no

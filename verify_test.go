@@ -1,6 +1,7 @@
 package failoverblob_test
 
 import (
+	"context"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -108,6 +109,66 @@ func TestVerifySkipsPendingKeysAndResumes(t *testing.T) {
 		}
 		if got := r.content(secondary, "b"); got != "redirected" {
 			t.Errorf("b's pending copy on the secondary: %q, want left to the reconciler", got)
+		}
+	})
+}
+
+// With Repair, a difference is repaired only if it lasts Settle: one that
+// ends meanwhile (another instance's change in flight between the sides)
+// is left alone and not counted; one that changes but still differs is
+// counted, unrepaired, for a later Verify; and a Verify stopped while it
+// waits resumes before the keys it held.
+func TestVerifyRepairsOnlyADifferenceThatLasts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		for _, k := range []string{"a", "b", "c", "d"} {
+			if err := r.write(k, k+"1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"b", "c", "d"} {
+			if err := r.raw[secondary].Delete(r.ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		stopped := make(chan failoverblob.VerifyReport, 1)
+		go func() {
+			rep, _ := r.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true})
+			stopped <- rep
+		}()
+		synctest.Wait()
+		cancel()
+		if rep := <-stopped; rep.Repaired != 0 || rep.Cursor != "a" {
+			t.Errorf("Verify stopped while it waited: %+v, want nothing repaired, cursor a (before b, the first held)", rep)
+		}
+
+		settle := 30 * time.Second
+		done := make(chan failoverblob.VerifyReport, 1)
+		go func() {
+			rep, err := r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true, Settle: settle})
+			if err != nil {
+				t.Error(err)
+			}
+			done <- rep
+		}()
+		synctest.Wait()
+		time.Sleep(settle / 2)
+		// Meanwhile b's difference ends, and c's changes.
+		if err := r.raw[primary].Delete(r.ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.raw[secondary].WriteAll(r.ctx, "c", []byte("other"), nil); err != nil {
+			t.Fatal(err)
+		}
+		rep := <-done
+		if rep.Scanned != 4 || rep.Differing != 2 || rep.Repaired != 1 {
+			t.Errorf("report: %+v, want 4 scanned, 2 differing (c, d), 1 repaired (d)", rep)
+		}
+		for k, want := range map[string][2]string{"b": {"<absent>", "<absent>"}, "c": {"c1", "other"}, "d": {"d1", "d1"}} {
+			if p, s := r.content(primary, k), r.content(secondary, k); p != want[0] || s != want[1] {
+				t.Errorf("%s after Verify: primary %q, secondary %q; want %q, %q", k, p, s, want[0], want[1])
+			}
 		}
 	})
 }

@@ -46,7 +46,7 @@ func TestVerifyResumesChunkByChunk(t *testing.T) {
 	require.NoError(t, s.WriteAll(ctx, "k6", []byte("stray"), nil))
 	u := failoverURL(fileURL(pdir), fileURL(sdir))
 
-	code, stdout, stderr := runHere(t, false, "verify", "-repair", u)
+	code, stdout, stderr := runHere(t, false, "verify", "-repair", "-settle", "-1s", u)
 	require.Equal(t, exitOK, code, stderr)
 	require.Contains(t, stdout, "scanned 6 keys in ")
 	require.Contains(t, stdout, ": 1 differs (1 repaired, 5 B copied)")

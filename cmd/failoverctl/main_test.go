@@ -264,7 +264,7 @@ func TestVerifyFindsAndRepairsAStrayCopy(t *testing.T) {
 	require.Contains(t, r.stdout, "scanned 2 keys in ")
 	require.Contains(t, r.stdout, "stopped after key k2: resume with -after k2")
 
-	r = ctl(t, "verify", "-repair", "-after", "k2", u)
+	r = ctl(t, "verify", "-repair", "-settle", "50ms", "-after", "k2", u)
 	require.Equal(t, exitOK, r.code)
 	require.Contains(t, r.stdout, "scanned 3 keys in ")
 	require.Contains(t, r.stdout, ": 1 differs (1 repaired, 5 B copied)")

@@ -18,6 +18,7 @@ func setupVerify(fs *flag.FlagSet) func(ctx context.Context, e *env, url string)
 	fs.StringVar(&o.After, "after", "", "start after this key: where an earlier run stopped")
 	fs.IntVar(&o.MaxKeys, "max-keys", 0, "stop after this many keys (0: no bound)")
 	fs.IntVar(&o.KeysPerSecond, "keys-per-second", 0, "pace of the scan (0: no bound)")
+	fs.DurationVar(&o.Settle, "settle", 0, "with -repair, how long a difference must last before it is repaired: another instance's change may be in flight between the sides (0: three times the call timeout; negative: at once, for a bucket no instance is changing)")
 	return func(ctx context.Context, e *env, url string) error {
 		if o.MaxKeys < 0 || o.KeysPerSecond < 0 {
 			return usagef("-max-keys and -keys-per-second must not be negative")

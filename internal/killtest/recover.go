@@ -56,7 +56,7 @@ func recoverAndCheck(ctx context.Context, c Config, ch *checker) error {
 		settle(ctx, f, res, "the recovery")
 		checkApart(ctx, c.Mode, raw, known, res)
 		var err error
-		if res.Verify, err = f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true}); err != nil {
+		if res.Verify, err = f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true, Settle: -1}); err != nil {
 			res.violation(fmt.Sprintf("the recovery's Verify failed: %v", err))
 		}
 		settle(ctx, f, res, "the recovery after Verify")
