@@ -1808,3 +1808,91 @@ func TestVerifyDoesNotUndoAnotherInstancesDeleteInFlight(t *testing.T) {
 		})
 	}
 }
+
+// A Mirror-mode repair whose pass listed the journal before a change it
+// does not know of copied that change's object over the side it repairs:
+// w's write missed the primary (an entry for it); d, which knew nothing of
+// it, wrote a newer version to both sides, then deleted the key, which
+// the secondary missed (a tombstone for the secondary, recorded after
+// the pass listed the journal); the pass found the primary empty and the
+// secondary holding d's version, newer than w's, and copied it back
+// onto the primary, after the delete was acknowledged (seed 4211 of the
+// several-writer Mirror configuration). A version newer than every change
+// the pass knows of is a change made since: its own entry, or a
+// tombstone, settles the key, and the repair leaves it.
+func TestMirrorRepairLeavesAVersionNewerThanItKnowsOf(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 3, opts)
+		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		ctx := fl.ctx
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+		time.Sleep(time.Second)
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a newer write by an instance that knows nothing of the first")
+		require.Equal(t, "v2", fl.content(0, "k"))
+
+		// r's pass lists the journal, and its look at k on the primary
+		// waits while d deletes k, the secondary missing the delete.
+		drained := r.drainStalled(ctx, "k", 1, 5*time.Second)
+		d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete, recorded for the secondary")
+		require.Equal(t, "<absent>", fl.content(0, "k"))
+		<-drained
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass that listed the journal before the delete")
+
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+		assert.Zero(t, r.f.Status().Pending, "entries left")
+	})
+}
+
+// A Mirror-mode repair that knows from its own index that the side it
+// repairs held the key's newest change (this instance committed it on
+// both sides after its pass listed the journal) and finds it gone there
+// does not copy it back: a later change removed it (here another
+// instance's delete, which the secondary missed), which the pass has not
+// listed. Its tombstone settles the key at the next pass.
+func TestMirrorRepairDoesNotBringBackAChangeTheSideHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		w, d := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		j := &stallingJournal{Journal: journal.NewBucket(fl.raw[0], fl.raw[1], nil), listed: make(chan struct{}), release: make(chan struct{})}
+		ropts := opts
+		ropts.Journal = j
+		r := fl.start(ropts)
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+		require.NoError(t, r.f.Refresh(ctx))
+		time.Sleep(time.Second)
+
+		// r's pass lists the journal and waits; meanwhile r writes k to
+		// both sides, and d deletes it, the secondary missing the delete.
+		j.stall.Store(true)
+		drained := make(chan error, 1)
+		go func() {
+			_, err := r.f.Drain(ctx)
+			drained <- err
+		}()
+		<-j.listed
+		j.stall.Store(false)
+		require.NoError(t, r.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write of k while the pass waits")
+		time.Sleep(time.Second)
+		d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete, recorded for the secondary")
+		require.Equal(t, "<absent>", fl.content(0, "k"))
+		close(j.release)
+		<-drained
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass that listed the journal before the delete")
+
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the next pass")
+		assert.Zero(t, r.f.Status().Pending, "entries left")
+	})
+}

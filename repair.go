@@ -47,7 +47,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if len(entries) == 0 {
 		return r.rep, all, nil
 	}
-	changes, err := f.changesOf(key, append(entries[:len(entries):len(entries)], f.unretracted(others)...), read)
+	changes, err := f.changesOf(key, missing, append(entries[:len(entries):len(entries)], f.unretracted(others)...), read)
 	if errors.Is(err, errRepairDeferred) {
 		f.opts.Logger.Debug("failoverblob: repair deferred", "key", key, "side", missing.String(), "reason", err)
 		return r.rep, nil, err
@@ -266,9 +266,18 @@ func (r *repairKey) dropSource() {
 // apply brings dst up to the newest of changes (newest first) that a side
 // holds the data of: a delete, or a put whose object exists.
 func (r *repairKey) apply(changes []change) error {
+	if r.superseded(changes) {
+		return nil
+	}
 	for _, c := range changes {
 		if c.op == journal.Delete {
 			return r.applyDelete(c.s)
+		}
+		if c.held && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
+			// dst held this change, and a later change, which the pass
+			// has not listed, removed it.
+			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
+			return nil
 		}
 		if settled, err := r.applyPut(c.s); settled || err != nil {
 			return err
@@ -277,6 +286,26 @@ func (r *repairKey) apply(changes []change) error {
 		// recorded. An older entry may still describe data that exists.
 	}
 	return nil
+}
+
+// superseded reports whether src holds a version of the key newer than
+// every change the pass knows of (changes, newest first), which dst lacks:
+// a change made after the pass listed the journal. If it missed dst, its
+// own entry repairs it; if it reached dst and a delete removed it there
+// since, the delete's tombstone for src removes it from src. Either way
+// the changes the pass knows of are superseded, and copying src's version
+// over dst could bring back a deleted object: the key is left as it is.
+// (A version neither an entry nor a tombstone accounts for, a crash's
+// leftover, is Verify's to repair.)
+func (r *repairKey) superseded(changes []change) bool {
+	if r.temporary || len(changes) == 0 || !r.from.exists || r.from.s.compare(changes[0].s, r.skew) <= 0 {
+		return false
+	}
+	if r.have.exists && r.have.s.compare(r.from.s, r.skew) >= 0 {
+		return false
+	}
+	r.f.opts.Logger.Info("failoverblob: repair skipped: the other side holds a version newer than every change the pass knows of", "key", r.key, "side", r.dst.id.String(), "version", r.from.s.v.String())
+	return true
 }
 
 // applyDelete applies a tombstone stamped s to dst and removes what it
@@ -383,6 +412,11 @@ var errRepairDeferred = errors.New("repair deferred")
 type change struct {
 	op journal.Op
 	s  stamp
+	// held says the side being repaired held the change once: the index
+	// saw it there (this process committed it there, or read it there).
+	// If it no longer holds it, a later change removed it, which the
+	// pass has not listed: the change is not brought back.
+	held bool
 }
 
 // changesOf returns the changes the entries describe, newest first. The
@@ -401,7 +435,7 @@ type change struct {
 // alone, see Options.MaxClockSkew) whose entry was not listed (made after
 // the listing, or kept on a side whose listing failed) is not applied: the
 // key's repair waits for a pass that lists it.
-func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time) ([]change, error) {
+func (f *Failover) changesOf(key string, missing journal.Side, entries []journal.Entry, read time.Time) ([]change, error) {
 	changes := make([]change, 0, len(entries)+1)
 	listed := make(map[Version]bool, len(entries))
 	for _, e := range entries {
@@ -409,7 +443,7 @@ func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{e.Op, stamp{v: v, at: entryAt(e, v)}})
+		changes = append(changes, change{op: e.Op, s: stamp{v: v, at: entryAt(e, v)}})
 		listed[v] = true
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {
@@ -420,7 +454,7 @@ func (f *Failover) changesOf(key string, entries []journal.Entry, read time.Time
 				return nil, fmt.Errorf("%w: %q was deleted by this process after the journal was listed, or its tombstone is kept on a side whose journal could not be listed; its repair waits for a listing that holds the tombstone", errRepairDeferred, key)
 			}
 		}
-		changes = append(changes, change{op, p.latest})
+		changes = append(changes, change{op: op, s: p.latest, held: !p.deleted && p.on[missing]})
 	}
 	skew := f.opts.MaxClockSkew
 	sort.Slice(changes, func(i, j int) bool { return changes[i].s.compare(changes[j].s, skew) > 0 })
