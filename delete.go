@@ -347,6 +347,8 @@ func (d *mirrorDelete) settle() error {
 	switch {
 	case !pr.answered && !sec.answered:
 		return d.bothDown()
+	case d.unresolved():
+		return d.deleteUnresolved()
 	case d.foundNowhere():
 		return d.notFound()
 	case d.onlyPrimaryHad():
@@ -398,6 +400,42 @@ func (d *mirrorDelete) afterFlights() bool {
 func (d *mirrorDelete) missedWhereItMayBe() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
 	return pr.missed && sec.answered && !sec.found && !d.pending
+}
+
+// unresolved reports whether the delete met a key with pending work whose
+// state could not be worked out (a side was down), and only one side
+// answered, that it did not have the key: whether the key exists is up to
+// the other side, which may hold a version the journal records.
+func (d *mirrorDelete) unresolved() bool {
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
+	return d.pending && !d.p.known && pr.answered != sec.answered && !pr.found && !sec.found
+}
+
+// deleteUnresolved settles an unresolved delete (see unresolved) as a
+// read of the key would: if the journal and the side that answered say
+// the key is deleted, the delete is NotFound; if the side that did not
+// answer may hold its newest version, the tombstones stand, so that the
+// delete takes effect if the key does exist, and the delete is
+// unavailable, as a read of the key is (a second delete answers
+// NotFound). Answering success would say the key existed, which a delete
+// of another instance, which this one has not learnt of, may have
+// answered already.
+func (d *mirrorDelete) deleteUnresolved() error {
+	var objs [2]sideObject
+	down := journal.Primary
+	for i, o := range d.on {
+		objs[i].asked = o.answered
+		if !o.answered {
+			down = journal.Side(i)
+		}
+	}
+	q, own := d.f.ownOrder(d.p, objs)
+	if st, ok := decide(q, own, d.f.opts.MaxClockSkew); ok && st.deleted {
+		d.rec.withdraw() // no side holds it: an answer, not a change
+		return d.on[down.Other()].err
+	}
+	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	return unavailable(d.on[down].err, "%q has pending work and the %s, which may hold its newest version, is down; its delete is recorded", d.rec.key, down)
 }
 
 // foundNowhere reports whether no side had the key to delete, the primary

@@ -1896,3 +1896,41 @@ func TestMirrorRepairDoesNotBringBackAChangeTheSideHeld(t *testing.T) {
 		assert.Zero(t, r.f.Status().Pending, "entries left")
 	})
 }
+
+// A Mirror-mode delete of a key with pending work whose state could not
+// be worked out, which the secondary answered it did not have while the
+// primary was down, answered success: but the key had been deleted
+// already, by an instance that knew nothing of the pending work and so
+// recorded nothing, and a second delete must be NotFound (seed 142 of the
+// several-writer Mirror configuration). Whether the key exists is up to
+// the primary, which may hold the write the journal records: the delete
+// is unavailable, as a read is, its tombstone standing.
+func TestMirrorDeleteOfAnUnresolvedKeyIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 3, opts)
+		w, x, d := fl.in[0], fl.in[1], fl.in[2]
+		ctx := fl.ctx
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+		time.Sleep(time.Second)
+		require.NoError(t, x.f.Bucket().Delete(ctx, "k"), "a delete by an instance that knows nothing of the pending work")
+		time.Sleep(time.Second)
+
+		// d learns of the write with the primary down: the key's state
+		// is up to the primary, which may hold the write.
+		d.faults[0].Outage(nil)
+		require.ErrorIs(t, d.f.Refresh(ctx), journal.ErrPartial)
+		require.Equal(t, 1, d.f.Status().Pending)
+		err := d.f.Bucket().Delete(ctx, "k")
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete with the primary down: %v", err)
+		d.faults[0].Heal()
+		err = d.f.Bucket().Delete(ctx, "k")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "the delete again, the primary back: %v", err)
+		_, err = d.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"))
+		assert.Equal(t, "<absent>", fl.content(1, "k"))
+		assert.Zero(t, d.f.Status().Pending)
+	})
+}
