@@ -1934,3 +1934,41 @@ func TestMirrorDeleteOfAnUnresolvedKeyIsUnavailable(t *testing.T) {
 		assert.Zero(t, d.f.Status().Pending)
 	})
 }
+
+// In Redirect mode too, a repair does not bring back over the primary a
+// change the primary held, which a change its pass has not listed removed
+// (here by a delete around the bucket); and it removes the temporary copy
+// older than that change, which, with its entry acknowledged, the
+// verifier would take for a redirected write to move to the primary.
+func TestRedirectRepairRemovesACopyOlderThanAChangeThePrimaryHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 1, opts)
+		w := fl.in[0]
+		ctx := fl.ctx
+		j := &stallingJournal{Journal: journal.NewBucket(fl.raw[0], fl.raw[1], nil), listed: make(chan struct{}), release: make(chan struct{})}
+		ropts := opts
+		ropts.Journal = j
+		r := fl.start(ropts)
+		w.redirect(t, ctx, "k", "v1")
+		require.NoError(t, r.f.Refresh(ctx))
+		time.Sleep(time.Second)
+
+		j.stall.Store(true)
+		drained := make(chan error, 1)
+		go func() {
+			_, err := r.f.Drain(ctx)
+			drained <- err
+		}()
+		<-j.listed
+		j.stall.Store(false)
+		require.NoError(t, r.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write of k while the pass waits")
+		require.Equal(t, "v2", fl.content(0, "k"))
+		time.Sleep(time.Second)
+		require.NoError(t, fl.raw[0].Delete(ctx, "k"), "a delete the pass knows nothing of")
+		close(j.release)
+		require.NoError(t, <-drained)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary's temporary copy after the pass")
+	})
+}

@@ -277,7 +277,7 @@ func (r *repairKey) apply(changes []change) error {
 			// dst held this change, and a later change, which the pass
 			// has not listed, removed it.
 			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
-			return nil
+			return r.dropStaleCopy(c.s)
 		}
 		if settled, err := r.applyPut(c.s); settled || err != nil {
 			return err
@@ -285,6 +285,21 @@ func (r *repairKey) apply(changes []change) error {
 		// No side holds this change: its write failed after the entry was
 		// recorded. An older entry may still describe data that exists.
 	}
+	return nil
+}
+
+// dropStaleCopy removes, in Redirect mode, a temporary copy on src older
+// than s, a change the primary held: the verifier would otherwise take it,
+// with no entry left to account for it, for a redirected write to move to
+// the primary.
+func (r *repairKey) dropStaleCopy(s stamp) error {
+	if !r.temporary || !r.from.exists || r.from.s.compare(s, r.skew) >= 0 {
+		return nil
+	}
+	if err := r.src.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.from.attrs); err != nil {
+		return err
+	}
+	r.rep.Cleaned, r.from.exists = true, false
 	return nil
 }
 
