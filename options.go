@@ -199,8 +199,10 @@ type Options struct {
 	ProbeInterval time.Duration
 
 	// VerifyInterval, if positive, makes Run also run Verify, repairing,
-	// every VerifyInterval (the anti-entropy verifier; see Verify). Zero or
-	// negative means Run does not verify.
+	// every VerifyInterval (the anti-entropy verifier; see Verify), with
+	// the default VerifyOptions.Settle: a difference is repaired once it
+	// has lasted three times CallTimeout. Zero or negative means Run does
+	// not verify.
 	VerifyInterval time.Duration
 	// VerifyKeysPerSecond bounds the pace of the verifier Run runs. Zero
 	// means no bound.
