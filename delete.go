@@ -362,6 +362,7 @@ func (d *mirrorDelete) settle() error {
 		d.f.idx.deleteAfterFlights(d.rec.key, d.rec.v)
 	}
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	d.lookAgain()
 	if (pr.found || sec.found) && !d.pending {
 		// A key without pending work is the same on both sides: the
 		// object removed was its state, not a copy left behind.
@@ -456,6 +457,24 @@ func (d *mirrorDelete) foundNowhere() bool {
 func (d *mirrorDelete) onlyPrimaryHad() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
 	return !d.pending && pr.found && !sec.found && sec.answered
+}
+
+// lookAgain looks again at the side that answered it did not have the key
+// when the other side had it, and removes, conditionally, a copy older
+// than the delete found there: the side was missing a write, which another
+// instance's reconciler may have copied onto it after this delete's call
+// to it, from the side this delete had not reached yet. (That reconciler
+// looks at its source again after its copy, and undoes it if the source
+// is gone: see repairKey.sourceStayed; between the two looks one of them
+// sees the other's change.) A look that fails leaves the copy to the
+// tombstone, if one was recorded, or to that look.
+func (d *mirrorDelete) lookAgain() {
+	for _, s := range d.f.sides {
+		o, other := d.on[s.id], d.on[s.id.Other()]
+		if o.answered && !o.found && other.found {
+			_ = d.f.removeOlder(d.rec, s)
+		}
+	}
 }
 
 // guardSecondary records a tombstone for the secondary, which lacked a key

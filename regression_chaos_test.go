@@ -1972,3 +1972,62 @@ func TestRedirectRepairRemovesACopyOlderThanAChangeThePrimaryHeld(t *testing.T) 
 		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary's temporary copy after the pass")
 	})
 }
+
+// A Mirror-mode repair onto the primary and another instance's delete,
+// which found the key on the secondary only (the primary was missing the
+// write the repair is for), race: the delete removes the key from the
+// primary (nothing there), the repair's copy lands there, and the delete
+// removes the secondary's copy, the repair's source. Whichever comes
+// second sees the other: the repair, looking at its source again after
+// its copy, undoes the copy; the delete, looking at the primary again
+// after the secondary, removes the copy older than it (the several-writer
+// Mirror configuration's remaining failures).
+func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
+	t.Run("the repair's copy lands after the delete", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+			fl := newFleet(t, 3, opts)
+			w, d, r := fl.in[0], fl.in[1], fl.in[2]
+			ctx := fl.ctx
+			w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+			require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+			time.Sleep(time.Second)
+
+			// r's second call about k to the primary, its copy, waits
+			// while d deletes k.
+			drained := r.drainStalled(ctx, "k", 2, 5*time.Second)
+			require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "the delete by an instance that knows nothing of the pending work")
+			require.Error(t, <-drained, "the pass whose copy's source went")
+			assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass")
+			assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the pass")
+			_, err := r.f.Drain(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the next pass")
+			assert.Zero(t, r.f.Status().Pending, "entries left")
+		})
+	})
+	t.Run("the repair's copy lands between the delete's calls", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+			fl := newFleet(t, 3, opts)
+			w, d, r := fl.in[0], fl.in[1], fl.in[2]
+			ctx := fl.ctx
+			w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+			require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+			time.Sleep(time.Second)
+
+			// d's delete on the secondary waits while r's pass copies
+			// the key onto the primary, its source still there.
+			d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Latency: 5 * time.Second})
+			deleted := make(chan error, 1)
+			go func() { deleted <- d.f.Bucket().Delete(ctx, "k") }()
+			synctest.Wait()
+			_, err := r.f.Drain(ctx)
+			require.NoError(t, err)
+			require.Equal(t, "v1", fl.content(0, "k"), "the primary after the pass")
+			require.NoError(t, <-deleted, "the delete")
+			assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the delete")
+			assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the delete")
+		})
+	})
+}

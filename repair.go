@@ -363,9 +363,40 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 			return true, err
 		}
 		r.rep.Action, r.rep.Bytes, r.have = ActionCopied, n, r.from
+		if !r.temporary && r.f.sharedJournal() {
+			return true, r.sourceStayed()
+		}
 		return true, nil
 	}
 	return false, nil
+}
+
+// sourceStayed looks again, after a Mirror-mode repair copied src's
+// object to dst, at src: if it no longer holds the object copied, another
+// instance changed the key meanwhile, and if that was a delete which
+// found the key on src only (dst was missing it) and had removed it from
+// dst before the copy landed, the copy brought a deleted object back. The
+// copy is then undone, conditionally on what it wrote, and the entries
+// left to the next pass, which sees what changed. (The delete looks again
+// at dst too, after its call to src: see mirrorDelete.lookAgain.) If src
+// was overwritten instead, the newer version's own write or entry settles
+// dst, and removing the older copy from it loses nothing.
+func (r *repairKey) sourceStayed() error {
+	o, err := r.f.inspect(r.ctx, r.src, r.key)
+	if err != nil || (o.exists && o.s.v == r.from.s.v) {
+		return nil // a look that fails proves nothing; the copy stands
+	}
+	got, err := r.f.inspect(r.ctx, r.dst, r.key)
+	if err != nil {
+		return err
+	}
+	if got.exists && got.s.v == r.from.s.v {
+		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, got.attrs); err != nil {
+			return err
+		}
+	}
+	r.rep.Action, r.rep.Bytes = ActionNone, 0
+	return fmt.Errorf("the %s's copy of %q changed during its repair onto the %s: the copy is undone, and the key left to the next pass", r.src.id, r.key, r.dst.id)
 }
 
 // cleanUp removes, in Redirect mode, the temporary copy on the secondary
