@@ -2031,3 +2031,30 @@ func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
 		})
 	})
 }
+
+// A Mirror-mode repair whose source is overwritten while it copies keeps
+// its copy: the side it repaired then holds a version the key had, until
+// the newer version's entry is repaired, where undoing the copy would
+// leave it in a state the key never had (it had lost its older version to
+// the copy's conditional write).
+func TestMirrorRepairWhoseSourceWasOverwrittenKeepsItsCopy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 3, opts)
+		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		ctx := fl.ctx
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+		time.Sleep(time.Second)
+
+		drained := r.drainStalled(ctx, "k", 2, 5*time.Second)
+		d.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a newer write the primary missed too")
+		require.NoError(t, <-drained)
+		assert.Equal(t, "v1", fl.content(0, "k"), "the primary after the pass whose source was overwritten")
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after the next pass")
+		assert.Zero(t, r.f.Status().Pending, "entries left")
+	})
+}

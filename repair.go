@@ -372,18 +372,19 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 }
 
 // sourceStayed looks again, after a Mirror-mode repair copied src's
-// object to dst, at src: if it no longer holds the object copied, another
-// instance changed the key meanwhile, and if that was a delete which
-// found the key on src only (dst was missing it) and had removed it from
-// dst before the copy landed, the copy brought a deleted object back. The
-// copy is then undone, conditionally on what it wrote, and the entries
-// left to the next pass, which sees what changed. (The delete looks again
-// at dst too, after its call to src: see mirrorDelete.lookAgain.) If src
-// was overwritten instead, the newer version's own write or entry settles
-// dst, and removing the older copy from it loses nothing.
+// object to dst, at src: if it no longer holds the key, another instance
+// deleted it meanwhile, and if that delete found the key on src only (dst
+// was missing it) and had removed it from dst before the copy landed, the
+// copy brought a deleted object back. The copy is then undone,
+// conditionally on what it wrote, and the entries left to the next pass,
+// which sees what changed. (The delete looks again at dst too, after its
+// call to src: see mirrorDelete.lookAgain.) If src was overwritten
+// instead, the copy stands: the newer version's own write or entry
+// settles dst, and dst holds meanwhile a version the key had, where
+// removing it would leave a state it never had.
 func (r *repairKey) sourceStayed() error {
 	o, err := r.f.inspect(r.ctx, r.src, r.key)
-	if err != nil || (o.exists && o.s.v == r.from.s.v) {
+	if err != nil || o.exists {
 		return nil // a look that fails proves nothing; the copy stands
 	}
 	got, err := r.f.inspect(r.ctx, r.dst, r.key)
@@ -396,7 +397,7 @@ func (r *repairKey) sourceStayed() error {
 		}
 	}
 	r.rep.Action, r.rep.Bytes = ActionNone, 0
-	return fmt.Errorf("the %s's copy of %q changed during its repair onto the %s: the copy is undone, and the key left to the next pass", r.src.id, r.key, r.dst.id)
+	return fmt.Errorf("the %s's copy of %q was deleted during its repair onto the %s: the copy is undone, and the key left to the next pass", r.src.id, r.key, r.dst.id)
 }
 
 // cleanUp removes, in Redirect mode, the temporary copy on the secondary
