@@ -241,9 +241,9 @@ func BenchmarkJournalPutGet(b *testing.B) {
 	}
 }
 
-// With the default journal and nothing pending, a write, a read, a listing
-// and an attributes call reach the sides they would reach without a
-// journal, and nothing else: no journal object is written, listed or
+// With the default journal and nothing pending, a write, a read, a
+// listing, an attributes call and a delete reach the sides they would
+// reach without a journal, and nothing else: no journal object is written, listed or
 // deleted. (New reads the journal once, before the calls counted.)
 func TestHealthyCallsMakeNoJournalCall(t *testing.T) {
 	for _, mode := range []failoverblob.Mode{failoverblob.Redirect, failoverblob.Mirror} {
@@ -277,14 +277,25 @@ func TestHealthyCallsMakeNoJournalCall(t *testing.T) {
 			if _, _, err := bkt.ListPage(ctx, blob.FirstPageToken, 100, nil); err != nil {
 				t.Fatal(err)
 			}
+			// A Mirror-mode delete of a key the sides hold alike looks at
+			// nothing more: it looks again only at a side that did not
+			// have the key the other had.
+			for i := range n {
+				if err := bkt.Delete(ctx, fmt.Sprintf("k%d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			// Per side: what each call makes without a journal.
 			want := map[failovertest.Op]int64{
-				failovertest.OpWrite: n, failovertest.OpRead: n, failovertest.OpAttributes: n, failovertest.OpList: 1,
+				failovertest.OpWrite: n, failovertest.OpRead: n, failovertest.OpAttributes: n, failovertest.OpList: 1, failovertest.OpDelete: n,
 			}
-			wantSec := map[failovertest.Op]int64{}
+			// A Redirect-mode delete looks beside its delete on the
+			// primary at whether the secondary holds a redirected copy
+			// (another instance's, whose entry it may not know of yet).
+			wantSec := map[failovertest.Op]int64{failovertest.OpAttributes: n}
 			if mode == failoverblob.Mirror {
-				wantSec = map[failovertest.Op]int64{failovertest.OpWrite: n}
+				wantSec = map[failovertest.Op]int64{failovertest.OpWrite: n, failovertest.OpDelete: n}
 			}
 			for s, w := range [2]map[failovertest.Op]int64{want, wantSec} {
 				in := [2]*failovertest.Injector{pin, sin}[s]
