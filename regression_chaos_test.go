@@ -1822,13 +1822,8 @@ func TestVerifyDoesNotUndoAnotherInstancesDeleteInFlight(t *testing.T) {
 // tombstone, settles the key, and the repair leaves it.
 func TestMirrorRepairLeavesAVersionNewerThanItKnowsOf(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-		fl := newFleet(t, 3, opts)
-		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		fl, _, d, r := missedPrimary(t)
 		ctx := fl.ctx
-		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
-		time.Sleep(time.Second)
 		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a newer write by an instance that knows nothing of the first")
 		require.Equal(t, "v2", fl.content(0, "k"))
 
@@ -1985,13 +1980,8 @@ func TestRedirectRepairRemovesACopyOlderThanAChangeThePrimaryHeld(t *testing.T) 
 func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
 	t.Run("the repair's copy lands after the delete", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-			fl := newFleet(t, 3, opts)
-			w, d, r := fl.in[0], fl.in[1], fl.in[2]
+			fl, _, d, r := missedPrimary(t)
 			ctx := fl.ctx
-			w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
-			require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
-			time.Sleep(time.Second)
 
 			// r's second call about k to the primary, its copy, waits
 			// while d deletes k.
@@ -2008,13 +1998,8 @@ func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
 	})
 	t.Run("the repair's copy lands between the delete's calls", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-			fl := newFleet(t, 3, opts)
-			w, d, r := fl.in[0], fl.in[1], fl.in[2]
+			fl, _, d, r := missedPrimary(t)
 			ctx := fl.ctx
-			w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
-			require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
-			time.Sleep(time.Second)
 
 			// d's delete on the secondary waits while r's pass copies
 			// the key onto the primary, its source still there.
@@ -2039,13 +2024,8 @@ func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
 // the copy's conditional write).
 func TestMirrorRepairWhoseSourceWasOverwrittenKeepsItsCopy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-		fl := newFleet(t, 3, opts)
-		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		fl, _, d, r := missedPrimary(t)
 		ctx := fl.ctx
-		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
-		time.Sleep(time.Second)
 
 		drained := r.drainStalled(ctx, "k", 2, 5*time.Second)
 		d.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
@@ -2057,4 +2037,18 @@ func TestMirrorRepairWhoseSourceWasOverwrittenKeepsItsCopy(t *testing.T) {
 		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after the next pass")
 		assert.Zero(t, r.f.Status().Pending, "entries left")
 	})
+}
+
+// missedPrimary starts a fleet of three Mirror-mode instances, w, d and r,
+// whose breakers never trip, and writes k = v1 through w with the
+// primary failing the write: a write the primary missed, recorded for it.
+func missedPrimary(t *testing.T) (fl *fleet, w, d, r *instance) {
+	t.Helper()
+	opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+	fl = newFleet(t, 3, opts)
+	w, d, r = fl.in[0], fl.in[1], fl.in[2]
+	w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+	require.NoError(t, w.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil), "a write the primary missed")
+	time.Sleep(time.Second)
+	return fl, w, d, r
 }

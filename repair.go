@@ -387,16 +387,9 @@ func (r *repairKey) sourceStayed() error {
 	if err != nil || o.exists {
 		return nil // a look that fails proves nothing; the copy stands
 	}
-	got, err := r.f.inspect(r.ctx, r.dst, r.key)
-	if err != nil {
+	if err := r.undoCopy(r.from.s.v); err != nil {
 		return err
 	}
-	if got.exists && got.s.v == r.from.s.v {
-		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, got.attrs); err != nil {
-			return err
-		}
-	}
-	r.rep.Action, r.rep.Bytes = ActionNone, 0
 	return fmt.Errorf("the %s's copy of %q was deleted during its repair onto the %s: the copy is undone, and the key left to the next pass", r.src.id, r.key, r.dst.id)
 }
 
@@ -438,17 +431,27 @@ func (r *repairKey) copyRaced() error {
 	if p.hintDel.v.IsZero() || p.hintDel.compare(r.have.s, r.skew) <= 0 {
 		return nil
 	}
+	if err := r.undoCopy(r.have.s.v); err != nil {
+		return err
+	}
+	return fmt.Errorf("the %s's copy of %q was deleted during its repair (a tombstone newer than it was recorded): the copy is undone, and the tombstone left to the next pass", r.src.id, r.key)
+}
+
+// undoCopy removes from dst the copy the repair wrote, version v, if dst
+// still holds it (conditionally on what it holds), and takes the copy out
+// of the repair's report.
+func (r *repairKey) undoCopy(v Version) error {
 	o, err := r.f.inspect(r.ctx, r.dst, r.key)
 	if err != nil {
 		return err
 	}
-	if o.exists && o.s.v == r.have.s.v {
+	if o.exists && o.s.v == v {
 		if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, o.attrs); err != nil {
 			return err
 		}
 	}
 	r.rep.Action, r.rep.Bytes = ActionNone, 0
-	return fmt.Errorf("the %s's copy of %q was deleted during its repair (a tombstone newer than it was recorded): the copy is undone, and the tombstone left to the next pass", r.src.id, r.key)
+	return nil
 }
 
 // errRepairDeferred is a repair left for a later pass, which is no
