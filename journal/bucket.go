@@ -291,23 +291,47 @@ func (j *Bucket) listSide(ctx context.Context, s Side) ([]Entry, error) {
 	}
 }
 
+// EntryInName returns the entry that the object a Bucket journal keeps it
+// in, named name, holds in its name, and the id of the journal that
+// appended it (each Bucket chooses one at random): for tools and tests
+// that watch the journal's objects. ok is
+// false for a name that is not an entry object's, and for an entry too
+// long to be held in a name (its object's body holds it). The entry's ID
+// and Stored are not set.
+func EntryInName(name string) (e Entry, writer string, ok bool) {
+	e, writer, inBody, err := entryInName(name)
+	return e, writer, err == nil && !inBody
+}
+
+// entryInName decodes the entry in the name of the object named name;
+// inBody says the name holds only a hash of it, and the object's body the
+// entry.
+func entryInName(name string) (e Entry, writer string, inBody bool, err error) {
+	rest, found := strings.CutPrefix(name, BucketPrefix)
+	parts := strings.SplitN(rest, "/", 3)
+	if !found || len(parts) != 3 {
+		return Entry{}, "", false, fmt.Errorf("journal: %q is not an entry object", name)
+	}
+	if strings.HasPrefix(parts[2], longMarker) {
+		return Entry{}, parts[0], true, nil
+	}
+	payload, err := b64.DecodeString(strings.ReplaceAll(parts[2], "/", ""))
+	if err != nil {
+		return Entry{}, "", false, fmt.Errorf("journal: %q is not an entry object: %w", name, err)
+	}
+	e, err = decodeEntry(payload)
+	return e, parts[0], false, err
+}
+
 // entryOf decodes the entry in the object named name, from the name where
 // it is there, or else from the object's body.
 func (j *Bucket) entryOf(ctx context.Context, b *blob.Bucket, name string) (Entry, error) {
-	rest := strings.TrimPrefix(name, BucketPrefix)
-	parts := strings.SplitN(rest, "/", 3)
-	if len(parts) != 3 {
-		return Entry{}, fmt.Errorf("journal: %q is not an entry object", name)
-	}
-	if !strings.HasPrefix(parts[2], longMarker) {
-		payload, err := b64.DecodeString(strings.ReplaceAll(parts[2], "/", ""))
-		if err != nil {
-			return Entry{}, fmt.Errorf("journal: %q is not an entry object: %w", name, err)
-		}
-		return decodeEntry(payload)
+	e, _, inBody, err := entryInName(name)
+	if err != nil || !inBody {
+		return e, err
 	}
 	var payload []byte
-	err := j.call(ctx, func(ctx context.Context) (err error) {
+	err = j.call(ctx, func(ctx context.Context) (err error) {
 		payload, err = b.ReadAll(ctx, name)
 		return err
 	})

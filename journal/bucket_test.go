@@ -144,3 +144,45 @@ func TestBucketAppendStoredOnBothSides(t *testing.T) {
 		t.Fatalf("List after Ack = %+v, %v; want none", es, err)
 	}
 }
+
+// EntryInName reads an entry, and the journal that appended it, from the name of the object
+// that keeps it, as a tool watching the journal's objects sees it; an
+// entry too long for a name, and a name that is no entry's, are not read.
+func TestEntryInName(t *testing.T) {
+	ctx := context.Background()
+	p, s := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer p.Close()
+	defer s.Close()
+	j := journal.NewBucket(p, s, nil)
+	short := journal.Entry{Key: "k", Op: journal.Delete, Version: "v1", Missing: journal.Secondary}
+	long := journal.Entry{Key: strings.Repeat("k", 600), Op: journal.Put, Version: "v2", Missing: journal.Secondary}
+	for _, e := range []journal.Entry{short, long} {
+		if _, err := j.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	objs, _, err := p.ListPage(ctx, blob.FirstPageToken, 10, nil)
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("the primary lists %d objects, %v; want the two entries", len(objs), err)
+	}
+	read := 0
+	for _, o := range objs {
+		e, writer, ok := journal.EntryInName(o.Key)
+		if !ok {
+			continue
+		}
+		read++
+		if e.Key != short.Key || e.Op != short.Op || e.Version != short.Version || e.Missing != short.Missing {
+			t.Errorf("EntryInName(%q) = %+v; want %+v", o.Key, e, short)
+		}
+		if writer == "" || !strings.HasPrefix(o.Key, journal.BucketPrefix+writer+"/") {
+			t.Errorf("EntryInName(%q) gives the journal %q, which does not name it", o.Key, writer)
+		}
+	}
+	if read != 1 {
+		t.Errorf("entries read from names: %d, want 1 (the long one is in its object's body)", read)
+	}
+	if _, _, ok := journal.EntryInName("k"); ok {
+		t.Error("EntryInName read an entry from a name that is no entry's")
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/failovertest"
 	"github.com/failoverblob/failoverblob/internal/bucketconv"
 	"github.com/failoverblob/failoverblob/journal"
@@ -425,6 +426,9 @@ func TestCheckCatchesAReconcilerThatLosesWrites(t *testing.T) {
 func restoringOldValues(keys func(ctx context.Context, primary *blob.Bucket) []string) openFunc {
 	return func(_ context.Context, env Env) (Target, error) {
 		primary := env.Primary
+		// Each restore is recorded first, as a repair the secondary's
+		// journal says the primary is missing.
+		j := journal.NewBucket(env.Primary, env.Secondary, nil)
 		var mu sync.Mutex
 		first := map[string][]byte{}
 		attrs := map[string]*blob.Attributes{}
@@ -433,6 +437,8 @@ func restoringOldValues(keys func(ctx context.Context, primary *blob.Bucket) []s
 			defer mu.Unlock()
 			for _, k := range keys(ctx, primary) {
 				if old, ok := first[k]; ok {
+					v := failoverblob.Version{Wall: env.Now().UnixNano(), Writer: "restorer"}
+					_, _ = j.Append(ctx, journal.Entry{Key: k, Op: journal.Put, Version: v.String(), Missing: journal.Primary, Recorded: env.Now()})
 					_ = primary.WriteAll(ctx, k, old, &blob.WriterOptions{Metadata: attrs[k].Metadata})
 					continue
 				}
@@ -461,10 +467,12 @@ func TestCheckCatchesAReconcilerThatRestoresOldValues(t *testing.T) {
 		t.Errorf("a reconciler restoring old values: no stale overwrite found in %q", res.violations)
 	}
 	// The seed's story tells the first key the violations name: the
-	// operations on it, the changes its sides took and who made them, and
-	// the fault windows, in time order.
+	// operations on it, the changes its sides took and who made them, the
+	// journal entries of it stored and removed, and the fault windows, in
+	// time order.
 	key := regexp.MustCompile(keyPrefix + `k\d+`).FindString(res.violations[0])
-	for _, want := range []string{"story of " + key, "op #", "primary: #", "by reconciler of writer 0 instance 0", " begins", " ends"} {
+	for _, want := range []string{"story of " + key, "op #", "primary: #", "by reconciler of writer 0 instance 0", " begins", " ends",
+		"journal on the secondary: put of restorer's version at "} {
 		if !strings.Contains(res.story, want) {
 			t.Errorf("the story of a failed seed does not say %q:%s", want, res.story)
 		}

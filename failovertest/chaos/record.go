@@ -66,6 +66,21 @@ type commitLog struct {
 	madeBy  [2]map[string]int64 // the client operation behind each current state
 	commits []commit
 	flights [2]map[string]*keyFlights // over the wire: changes in flight, by side and key
+	// entries are the journal's entries of the check's keys that reached
+	// a side, and their removals (a journal kept on the sides).
+	entries []entryChange
+}
+
+// entryChange is a journal entry of a key the check owns stored on a side
+// (an append), or removed from it (an acknowledgement, or a withdrawal).
+type entryChange struct {
+	side       journal.Side
+	entry      journal.Entry
+	removed    bool
+	op         int64 // the client operation that made it; 0: none
+	reconciler bool
+	by         reconcilerOf
+	when       time.Time
 }
 
 func newCommitLog(prefix string) *commitLog {
@@ -74,9 +89,26 @@ func newCommitLog(prefix string) *commitLog {
 
 // apply runs change, which mutates key on side, and logs its effect if it
 // succeeds. value reports what the side holds afterwards.
+// value is nil for a delete. A change to a journal entry of a key the
+// check owns is logged as an entryChange.
 func (l *commitLog) apply(ctx context.Context, side journal.Side, key string, change func() error, value func() valueID) error {
+	if e, _, ok := journal.EntryInName(key); ok && strings.HasPrefix(e.Key, l.prefix) {
+		if err := change(); err != nil {
+			return err
+		}
+		c := entryChange{side: side, entry: e, removed: value == nil, when: time.Now()}
+		c.op, _ = ctx.Value(opKey{}).(int64)
+		c.by, c.reconciler = ctx.Value(reconcilerKey{}).(reconcilerOf)
+		l.mu.Lock()
+		l.entries = append(l.entries, c)
+		l.mu.Unlock()
+		return nil
+	}
 	if !strings.HasPrefix(key, l.prefix) {
 		return change()
+	}
+	if value == nil {
+		value = func() valueID { return 0 }
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -102,6 +134,19 @@ func (l *commitLog) snapshot() []commit {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]commit(nil), l.commits...)
+}
+
+// entriesOf returns the changes to the journal entries of key.
+func (l *commitLog) entriesOf(key string) []entryChange {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []entryChange
+	for _, c := range l.entries {
+		if c.entry.Key == key {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // latency draws the virtual time each call to a side takes, so that calls
@@ -378,7 +423,7 @@ func (r *recorder) Delete(ctx context.Context, key string, opts *driver.DeleteOp
 			return err
 		}
 		return r.base.DeleteWithOptions(ctx, key, do)
-	}, func() valueID { return 0 })
+	}, nil)
 }
 
 func (r *recorder) SignedURL(ctx context.Context, key string, opts *driver.SignedURLOptions) (string, error) {

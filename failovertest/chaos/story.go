@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/failoverblob/failoverblob"
 )
 
 // Bounds of a failing seed's story (see analysis.story).
@@ -58,12 +60,7 @@ func (a *analysis) story() string {
 	if len(keys) > storyKeys {
 		keys = keys[:storyKeys]
 	}
-	var t0 time.Time
-	for _, o := range a.ops {
-		if !o.start.IsZero() && (t0.IsZero() || o.start.Before(t0)) {
-			t0 = o.start
-		}
-	}
+	t0 := a.start()
 	var b strings.Builder
 	for _, k := range keys {
 		from, to := time.Time{}, time.Time{}
@@ -97,6 +94,18 @@ func (a *analysis) story() string {
 		}
 	}
 	return b.String()
+}
+
+// start returns when the run's first operation began, which a story
+// counts time from.
+func (a *analysis) start() time.Time {
+	var t0 time.Time
+	for _, o := range a.ops {
+		if !o.start.IsZero() && (t0.IsZero() || o.start.Before(t0)) {
+			t0 = o.start
+		}
+	}
+	return t0
 }
 
 // fullKey returns the run's key that k, as a message shows it, names: a
@@ -152,18 +161,19 @@ func (a *analysis) eventsOf(key string, from, to time.Time) []event {
 		if c.key != key {
 			continue
 		}
-		by := "no operation"
-		switch {
-		case c.reconciler:
-			by = fmt.Sprintf("reconciler of writer %d instance %d", c.by.writer, c.by.instance)
-		case c.op != 0:
-			by = fmt.Sprintf("op #%d", c.op)
-		}
-		text := fmt.Sprintf("%s: %s -> %s, by %s", c.side, valueName(c.prev), valueName(c.value), by)
+		text := fmt.Sprintf("%s: %s -> %s, by %s", c.side, valueName(c.prev), valueName(c.value), madeBy(c.op, c.reconciler, c.by))
 		if c.uncertain {
 			text += " (its call failed: it may land later)"
 		}
 		add(c.when, "%s", text)
+	}
+	t0 := a.start()
+	for _, c := range a.r.log.entriesOf(key) {
+		verb := "stored"
+		if c.removed {
+			verb = "removed"
+		}
+		add(c.when, "journal on the %s: %s %s for the %s, %s, by %s", c.side, c.entry.Op, versionName(c.entry.Version, t0), c.entry.Missing, verb, madeBy(c.op, c.reconciler, c.by))
 	}
 	slices.SortStableFunc(evs, func(x, y event) int {
 		if c := x.when.Compare(y.when); c != 0 {
@@ -185,6 +195,29 @@ func (a *analysis) concerns(o *op, key string) bool {
 		}
 	}
 	return false
+}
+
+// madeBy names, in a story, what made a change: a client operation, or a
+// reconcile pass.
+func madeBy(op int64, reconciler bool, by reconcilerOf) string {
+	switch {
+	case reconciler:
+		return fmt.Sprintf("reconciler of writer %d instance %d", by.writer, by.instance)
+	case op != 0:
+		return fmt.Sprintf("op #%d", op)
+	}
+	return "no operation"
+}
+
+// versionName names a change's version in a story: its writer, and the
+// time its writer's clock gave it, counted from t0 (a clock that runs
+// fast shows ahead of the story's time).
+func versionName(version string, t0 time.Time) string {
+	v, err := failoverblob.ParseVersion(version)
+	if err != nil || v.IsZero() {
+		return fmt.Sprintf("of version %q", version)
+	}
+	return fmt.Sprintf("of %s's version at %.3fs", v.Writer, time.Duration(v.Wall-t0.UnixNano()).Seconds())
 }
 
 // valueName names a side's state of a key in a story.
