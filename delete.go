@@ -414,7 +414,8 @@ func (d *mirrorDelete) unresolved() bool {
 
 // deleteUnresolved settles an unresolved delete (see unresolved) as a
 // read of the key would: if the journal and the side that answered say
-// the key is deleted, the delete is NotFound; if the side that did not
+// the key is deleted, the delete is NotFound (with a journal only this
+// instance reads; see below); if the side that did not
 // answer may hold its newest version, the tombstones stand, so that the
 // delete takes effect if the key does exist, and the delete is
 // unavailable, as a read of the key is (a second delete answers
@@ -431,10 +432,16 @@ func (d *mirrorDelete) deleteUnresolved() error {
 		}
 	}
 	q, own := d.f.ownOrder(d.p, objs)
-	if st, ok := decide(q, own, d.f.opts.MaxClockSkew); ok && st.deleted {
+	if st, ok := decide(q, own, d.f.opts.MaxClockSkew); ok && st.deleted && !d.f.sharedJournal() {
 		d.rec.withdraw() // no side holds it: an answer, not a change
 		return d.on[down.Other()].err
 	}
+	// With a journal other instances read, the tombstones this delete
+	// recorded before it asked the sides (the key is pending) may have
+	// been applied by another instance's reconciler, removing a write this
+	// instance does not know of: whether the delete removed something
+	// cannot be told, so it is unavailable, as deleteAmbiguous answers in
+	// Redirect mode.
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
 	return unavailable(d.on[down].err, "%q has pending work and the %s, which may hold its newest version, is down; its delete is recorded", d.rec.key, down)
 }

@@ -2052,3 +2052,63 @@ func missedPrimary(t *testing.T) (fl *fleet, w, d, r *instance) {
 	time.Sleep(time.Second)
 	return fl, w, d, r
 }
+
+// A repair that leaves a version newer than every change its pass knows
+// of to that version's own entry still applies the tombstone it knows of
+// to what the side it repairs holds older: should that entry never be
+// recorded (its writer crashed between the sides), the deleted version
+// would otherwise stay there, readable.
+func TestSupersededRepairStillAppliesItsTombstone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		d, r := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
+		d.faults[0].Outage(nil)
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "a delete the primary missed")
+		require.Equal(t, "v0", fl.content(0, "k"))
+		time.Sleep(time.Second)
+		// A newer write reached the secondary alone, its writer gone
+		// before it recorded anything.
+		newer := failoverblob.Version{Wall: time.Now().UnixNano(), Writer: "gone"}
+		require.NoError(t, fl.raw[1].WriteAll(ctx, "k", []byte("v2"), &blob.WriterOptions{Metadata: map[string]string{failoverblob.VersionMetadataKey: newer.String()}}))
+
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary: the deleted version")
+		assert.Equal(t, "v2", fl.content(1, "k"), "the secondary: the newer version, left to Verify")
+	})
+}
+
+// A Verify stopped while it looks again at the keys it held resumes
+// before them: none is passed over.
+func TestVerifyStoppedDuringItsSecondLookResumesBeforeTheKeysItHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, failoverblob.Options{Mode: failoverblob.Mirror})
+		for _, k := range []string{"a", "b", "c", "d"} {
+			require.NoError(t, r.write(k, k+"1"))
+		}
+		for _, k := range []string{"b", "c", "d"} {
+			require.NoError(t, r.raw[secondary].Delete(r.ctx, k))
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		defer cancel()
+		var looks atomic.Int64
+		r.faults[primary].Refuse(func(k string) error {
+			if k == "c" && looks.Add(1) == 2 {
+				cancel() // during the second look at c
+			}
+			return nil
+		})
+		rep, err := r.f.Verify(ctx, &failoverblob.VerifyOptions{Repair: true})
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Equal(t, "a", rep.Cursor, "the cursor: %+v", rep)
+		r.faults[primary].Refuse(nil)
+		rep, err = r.f.Verify(r.ctx, &failoverblob.VerifyOptions{Repair: true, After: rep.Cursor})
+		require.NoError(t, err)
+		for _, k := range []string{"b", "c", "d"} {
+			assert.Equal(t, k+"1", r.content(secondary, k), "%s on the secondary after the resumed Verify (%+v)", k, rep)
+		}
+	})
+}

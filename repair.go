@@ -267,7 +267,7 @@ func (r *repairKey) dropSource() {
 // holds the data of: a delete, or a put whose object exists.
 func (r *repairKey) apply(changes []change) error {
 	if r.superseded(changes) {
-		return nil
+		return r.supersede(changes[0])
 	}
 	for _, c := range changes {
 		if c.op == journal.Delete {
@@ -321,6 +321,22 @@ func (r *repairKey) superseded(changes []change) bool {
 	}
 	r.f.opts.Logger.Info("failoverblob: repair skipped: the other side holds a version newer than every change the pass knows of", "key", r.key, "side", r.dst.id.String(), "version", r.from.s.v.String())
 	return true
+}
+
+// supersede settles a superseded repair (see superseded): the newer
+// version is left to its own entry, but a tombstone the pass knows of
+// still removes, conditionally, what dst holds older than it, which would
+// otherwise stay there should that entry never be recorded (its writer
+// crashed).
+func (r *repairKey) supersede(newest change) error {
+	if newest.op != journal.Delete || !r.have.exists || r.have.s.compare(newest.s, r.skew) > 0 {
+		return nil
+	}
+	if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.have.attrs); err != nil {
+		return err
+	}
+	r.rep.Action, r.have.exists = ActionDeleted, false
+	return nil
 }
 
 // applyDelete applies a tombstone stamped s to dst and removes what it

@@ -50,9 +50,12 @@ type VerifyReport struct {
 	Differing int
 	Repaired  int   // of those, keys repaired
 	Bytes     int64 // bytes copied by the repairs
-	// Cursor is the last key scanned when the scan stopped early (MaxKeys,
-	// or ctx done), to pass as VerifyOptions.After; empty when the scan
-	// reached the end.
+	// Cursor is where to resume a scan that stopped early (MaxKeys, or
+	// ctx done), to pass as VerifyOptions.After: the last key scanned, or,
+	// if keys found differing were still waiting for their second look
+	// (see Verify), the key before the first of them. Empty when the scan
+	// reached the end, or stopped before the first key it held (an error
+	// says so): resume from the start.
 	Cursor string
 }
 
@@ -106,11 +109,14 @@ func (f *Failover) Verify(ctx context.Context, opts *VerifyOptions) (VerifyRepor
 		}
 	}
 	err := v.scan(ctx)
-	if herr := v.settle(ctx); herr != nil {
-		err = errors.Join(err, herr)
-		if len(v.held) > 0 {
-			// Keys left unsettled are scanned again from the cursor.
-			v.rep.Cursor = v.resume
+	if len(v.held) > 0 && ctx.Err() == nil {
+		err = errors.Join(err, v.settle(ctx))
+	}
+	if len(v.held) > 0 {
+		// Keys left unsettled are scanned again from the cursor.
+		v.rep.Cursor = v.resume
+		if err == nil {
+			err = ctx.Err()
 		}
 	}
 	return v.rep, errors.Join(append(v.errs, err)...)
@@ -203,7 +209,13 @@ func (v *verify) settle(ctx context.Context) error {
 	if err := v.f.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the journal before repairing the keys found differing: %w", err)
 	}
-	for _, h := range v.held {
+	for i, h := range v.held {
+		if err := ctx.Err(); err != nil {
+			// The keys not looked at again stay held, for the cursor to
+			// resume before them.
+			v.held = v.held[i:]
+			return err
+		}
 		if err := v.f.recheck(ctx, h, &v.rep); err != nil {
 			v.errs = append(v.errs, fmt.Errorf("verifying %q: %w", h.key, err))
 		}
