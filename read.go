@@ -82,34 +82,71 @@ func (r *retries) due() bool {
 // readStrict reads a key this instance knows of no pending work for
 // (Options.StrictReads): another instance may have redirected a newer
 // version this one has not learnt of yet, so both sides' versions are
-// compared and the newer one served.
+// compared and the newer one served. A newer version on the secondary is
+// served only once the journal, read again, has an entry for the key: an
+// acknowledged write that missed the primary is recorded before it is
+// acknowledged, while a copy no entry accounts for (a write or a delete
+// cut by a crash between the sides, or a change still in flight) is not
+// served, as listings and reads on the primary do not show it either,
+// until the reconciler or Verify settles it. The primary's answer is.
 func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) error {
-	return f.readNewest(ctx, key, op, nil)
+	begun := f.readingsBegun.Load()
+	got, err := f.sidesOf(ctx, key)
+	if err != nil {
+		return err
+	}
+	if newestSide(got, f.opts.MaxClockSkew) == journal.Secondary {
+		if err := f.learn(ctx, begun); err != nil {
+			return unavailable(err, "the secondary holds a newer version of %q than the primary, and the journal, which says whether that version is recorded, cannot be read", key)
+		}
+		if f.idx.pending(key) {
+			return f.read(ctx, key, op)
+		}
+	}
+	if !got[journal.Primary].exists {
+		return fmt.Errorf("%w: %q", errNotFound, key)
+	}
+	return op.on(ctx, f.sides[journal.Primary])
+}
+
+// sidesOf reads what each side holds of key, for a strict read.
+func (f *Failover) sidesOf(ctx context.Context, key string) ([2]sideObject, error) {
+	var got [2]sideObject
+	for _, s := range f.sides {
+		o, err := f.inspect(ctx, s, key)
+		switch {
+		case err != nil && s.outage(ctx, err):
+			return got, unavailable(err, "strict reads compare both sides while work is pending, and the %s is down", s.id)
+		case err != nil:
+			return got, err
+		}
+		got[s.id] = o
+	}
+	return got, nil
+}
+
+// newestSide returns the side holding the newer of got's versions (the
+// primary when they are the same, or neither side holds the key).
+func newestSide(got [2]sideObject, skew time.Duration) journal.Side {
+	p, sec := got[journal.Primary], got[journal.Secondary]
+	if sec.exists && (!p.exists || sec.s.compare(p.s, skew) > 0) {
+		return journal.Secondary
+	}
+	return journal.Primary
 }
 
 // readNewest compares both sides' versions of key and reads the newer, or
 // the side that holds known, the newest version this instance knows of,
 // if one does.
 func (f *Failover) readNewest(ctx context.Context, key string, op sideRead, known *Version) error {
-	var got [2]sideObject
-	for _, s := range f.sides {
-		o, err := f.inspect(ctx, s, key)
-		switch {
-		case err != nil && s.outage(ctx, err):
-			return unavailable(err, "strict reads compare both sides while work is pending, and the %s is down", s.id)
-		case err != nil:
-			return err
-		}
-		got[s.id] = o
+	got, err := f.sidesOf(ctx, key)
+	if err != nil {
+		return err
 	}
-	p, sec := got[journal.Primary], got[journal.Secondary]
-	newest := journal.Primary
-	switch {
-	case !p.exists && !sec.exists:
+	if !got[journal.Primary].exists && !got[journal.Secondary].exists {
 		return fmt.Errorf("%w: %q", errNotFound, key)
-	case !p.exists || sec.exists && sec.s.compare(p.s, f.opts.MaxClockSkew) > 0:
-		newest = journal.Secondary
 	}
+	newest := newestSide(got, f.opts.MaxClockSkew)
 	for id, o := range got {
 		if known != nil && o.exists && o.s.v == *known {
 			newest = journal.Side(id)

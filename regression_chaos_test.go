@@ -2112,3 +2112,47 @@ func TestVerifyStoppedDuringItsSecondLookResumesBeforeTheKeysItHeld(t *testing.T
 		}
 	})
 }
+
+// A strict read served the secondary's copy of a key that no journal
+// entry accounts for (a write or a delete cut by a crash between the
+// sides), while listings and reads on the primary said the key was
+// absent, and Verify, which settles such a copy, waits for it to last: a
+// reader saw the key appear and vanish (seeds 12483 of the redirect fleet
+// configuration and 64 of mirror-either). A strict read serves a newer
+// version on the secondary only once the journal has an entry for it, as
+// every acknowledged write's has; until Verify settles the copy, it
+// answers as the primary does.
+func TestStrictReadDoesNotServeACopyNoEntryAccountsFor(t *testing.T) {
+	for _, mode := range []failoverblob.Mode{failoverblob.Redirect, failoverblob.Mirror} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := failoverblob.Options{Mode: mode, StrictReads: true, Breaker: neverTrips(), ProbeInterval: -1}
+				fl := newFleet(t, 1, opts)
+				in := fl.in[0]
+				ctx := fl.ctx
+				// A crash's leftover: a copy on the secondary alone, newer
+				// than nothing on the primary, with no entry.
+				v := failoverblob.Version{Wall: time.Now().UnixNano(), Writer: "crashed"}
+				require.NoError(t, fl.raw[1].WriteAll(ctx, "k", []byte("left"), &blob.WriterOptions{Metadata: map[string]string{failoverblob.VersionMetadataKey: v.String()}}))
+				_, err := in.f.Bucket().ReadAll(ctx, "k")
+				assert.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "a strict read of the key: %v", err)
+				exists, err := in.f.Bucket().Exists(ctx, "k")
+				require.NoError(t, err)
+				assert.False(t, exists, "Exists")
+
+				// Another instance's acknowledged write that missed the
+				// primary has an entry: that one is served.
+				w := fl.start(opts)
+				w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+				if mode == failoverblob.Redirect {
+					w.redirect(t, ctx, "j", "redirected")
+				} else {
+					require.NoError(t, w.f.Bucket().WriteAll(ctx, "j", []byte("redirected"), nil))
+				}
+				got, err := in.f.Bucket().ReadAll(ctx, "j")
+				require.NoError(t, err, "a strict read of another instance's write")
+				assert.Equal(t, "redirected", string(got))
+			})
+		})
+	}
+}
