@@ -125,7 +125,11 @@ type Options struct {
 	// read-your-writes across instances, which otherwise hold once an
 	// instance has learnt of the other's work (see Refresh), at the cost of
 	// a look at each side per read (an Attributes call each), and of the
-	// read while either side is down. An instance with StrictReads that has
+	// read while either side is down. A newer version on the secondary is
+	// served once the journal, read again then, holds an entry for the key,
+	// as every acknowledged write that missed the primary has; a copy no
+	// entry accounts for (a crash's leftover) is answered as the primary
+	// answers, until the reconciler or Verify settles it. An instance with StrictReads that has
 	// not read the whole journal since it opened (a side's part of it could
 	// not be listed) answers reads, listings, deletes and IfNotExist writes
 	// with ErrUnavailable, reading the journal again at most once a second,
