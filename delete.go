@@ -415,13 +415,12 @@ func (d *mirrorDelete) unresolved() bool {
 // deleteUnresolved settles an unresolved delete (see unresolved) as a
 // read of the key would: if the journal and the side that answered say
 // the key is deleted, the delete is NotFound (with a journal only this
-// instance reads; see below); if the side that did not
-// answer may hold its newest version, the tombstones stand, so that the
-// delete takes effect if the key does exist, and the delete is
-// unavailable, as a read of the key is (a second delete answers
-// NotFound). Answering success would say the key existed, which a delete
-// of another instance, which this one has not learnt of, may have
-// answered already.
+// instance reads; see below); if the side that did not answer may hold
+// its newest version, the tombstones stand, so that the delete takes
+// effect if the key does exist, and the delete is unavailable, as a read
+// of the key is (a second delete answers NotFound). Answering success
+// would say the key existed, which a delete of another instance, which
+// this one has not learnt of, may have answered already.
 func (d *mirrorDelete) deleteUnresolved() error {
 	var objs [2]sideObject
 	down := journal.Primary

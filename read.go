@@ -88,7 +88,8 @@ func (r *retries) due() bool {
 // acknowledged, while a copy no entry accounts for (a write or a delete
 // cut by a crash between the sides, or a change still in flight) is not
 // served, as listings and reads on the primary do not show it either,
-// until the reconciler or Verify settles it. The primary's answer is.
+// until the reconciler or Verify settles it: the read answers as the
+// primary does.
 func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) error {
 	begun := f.readingsBegun.Load()
 	got, err := f.sidesOf(ctx, key)
@@ -109,20 +110,14 @@ func (f *Failover) readStrict(ctx context.Context, key string, op sideRead) erro
 	return op.on(ctx, f.sides[journal.Primary])
 }
 
-// sidesOf reads what each side holds of key, for a strict read.
+// sidesOf reads what each side holds of key, for a strict read: a side
+// that is down makes the read unavailable.
 func (f *Failover) sidesOf(ctx context.Context, key string) ([2]sideObject, error) {
-	var got [2]sideObject
-	for _, s := range f.sides {
-		o, err := f.inspect(ctx, s, key)
-		switch {
-		case err != nil && s.outage(ctx, err):
-			return got, unavailable(err, "strict reads compare both sides while work is pending, and the %s is down", s.id)
-		case err != nil:
-			return got, err
-		}
-		got[s.id] = o
+	got, s, err := f.inspectBoth(ctx, key)
+	if err != nil && s.outage(ctx, err) {
+		return got, unavailable(err, "strict reads compare both sides while work is pending, and the %s is down", s.id)
 	}
-	return got, nil
+	return got, err
 }
 
 // newestSide returns the side holding the newer of got's versions (the

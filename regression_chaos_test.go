@@ -1787,10 +1787,7 @@ func TestVerifyDoesNotUndoAnotherInstancesDeleteInFlight(t *testing.T) {
 				ctx := fl.ctx
 				require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
 
-				d.faults[1].Set(failovertest.OpDelete, secondary.fault)
-				deleted := make(chan error, 1)
-				go func() { deleted <- d.f.Bucket().Delete(ctx, "k") }()
-				synctest.Wait()
+				deleted := d.deleteWaitingOnSecondary(ctx, "k", secondary.fault)
 				require.Equal(t, "<absent>", fl.content(0, "k"), "the primary, the delete waiting on the secondary")
 				require.Equal(t, "v1", fl.content(1, "k"), "the secondary, the delete waiting on it")
 
@@ -2003,10 +2000,7 @@ func TestMirrorRepairAndDeleteRacingEachLookAgain(t *testing.T) {
 
 			// d's delete on the secondary waits while r's pass copies
 			// the key onto the primary, its source still there.
-			d.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Latency: 5 * time.Second})
-			deleted := make(chan error, 1)
-			go func() { deleted <- d.f.Bucket().Delete(ctx, "k") }()
-			synctest.Wait()
+			deleted := d.deleteWaitingOnSecondary(ctx, "k", failovertest.Fault{Latency: 5 * time.Second})
 			_, err := r.f.Drain(ctx)
 			require.NoError(t, err)
 			require.Equal(t, "v1", fl.content(0, "k"), "the primary after the pass")
@@ -2037,6 +2031,17 @@ func TestMirrorRepairWhoseSourceWasOverwrittenKeepsItsCopy(t *testing.T) {
 		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after the next pass")
 		assert.Zero(t, r.f.Status().Pending, "entries left")
 	})
+}
+
+// deleteWaitingOnSecondary starts a delete of key through in whose call to
+// the secondary meets fault, and returns once the delete waits there; the
+// channel gives the delete's answer.
+func (in *instance) deleteWaitingOnSecondary(ctx context.Context, key string, fault failovertest.Fault) <-chan error {
+	in.faults[1].Set(failovertest.OpDelete, fault)
+	deleted := make(chan error, 1)
+	go func() { deleted <- in.f.Bucket().Delete(ctx, key) }()
+	synctest.Wait()
+	return deleted
 }
 
 // missedPrimary starts a fleet of three Mirror-mode instances, w, d and r,

@@ -264,7 +264,10 @@ func (r *repairKey) dropSource() {
 }
 
 // apply brings dst up to the newest of changes (newest first) that a side
-// holds the data of: a delete, or a put whose object exists.
+// holds the data of: a delete, or a put whose object exists. It leaves the
+// key when src holds a version newer than all of them (see superseded),
+// or when dst held the newest of them and no longer does (a later change,
+// not listed, removed it).
 func (r *repairKey) apply(changes []change) error {
 	if r.superseded(changes) {
 		return r.supersede(changes[0])

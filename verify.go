@@ -229,16 +229,12 @@ func (v *verify) settle(ctx context.Context) error {
 // hold what its first look saw, and counted as differing if they still
 // differ otherwise (a later Verify looks at it again).
 func (f *Failover) recheck(ctx context.Context, h heldKey, rep *VerifyReport) error {
-	if f.idx.pending(h.key) {
-		rep.Pending++
+	unlock, ok := f.lockSettled(h.key, rep)
+	if !ok {
 		return nil
 	}
-	defer f.locks.lock(h.key).Unlock()
-	if f.idx.pending(h.key) {
-		rep.Pending++
-		return nil
-	}
-	got, err := f.inspectBoth(ctx, h.key)
+	defer unlock()
+	got, _, err := f.inspectBoth(ctx, h.key)
 	if err != nil {
 		return err
 	}
@@ -255,17 +251,35 @@ func (f *Failover) recheck(ctx context.Context, h heldKey, rep *VerifyReport) er
 	return f.repairDifference(ctx, h.key, got, rep)
 }
 
-// inspectBoth reads what each side holds of key.
-func (f *Failover) inspectBoth(ctx context.Context, key string) ([2]sideObject, error) {
+// inspectBoth reads what each side holds of key, the primary first; on a
+// failure it returns the side that failed.
+func (f *Failover) inspectBoth(ctx context.Context, key string) ([2]sideObject, *side, error) {
 	var got [2]sideObject
 	for _, s := range f.sides {
 		o, err := f.inspect(ctx, s, key)
 		if err != nil {
-			return got, err
+			return got, s, err
 		}
 		got[s.id] = o
 	}
-	return got, nil
+	return got, nil, nil
+}
+
+// lockSettled takes key's lock for Verify unless the key has pending work
+// (the reconciler's to settle), which it counts in rep; ok says the lock
+// is held, for the caller to release with unlock.
+func (f *Failover) lockSettled(key string, rep *VerifyReport) (unlock func(), ok bool) {
+	if f.idx.pending(key) {
+		rep.Pending++
+		return nil, false
+	}
+	l := f.locks.lock(key)
+	if f.idx.pending(key) {
+		l.Unlock()
+		rep.Pending++
+		return nil, false
+	}
+	return l.Unlock, true
 }
 
 // scan walks the two sides' listings together in key order, at a pace.
@@ -351,16 +365,12 @@ func (f *Failover) verifyKey(ctx context.Context, key string, objs [2]*driver.Li
 	if f.alikeByListing(objs) {
 		return nil
 	}
-	if f.idx.pending(key) {
-		v.rep.Pending++
+	unlock, ok := f.lockSettled(key, &v.rep)
+	if !ok {
 		return nil
 	}
-	defer f.locks.lock(key).Unlock()
-	if f.idx.pending(key) {
-		v.rep.Pending++
-		return nil
-	}
-	got, err := f.inspectBoth(ctx, key)
+	defer unlock()
+	got, _, err := f.inspectBoth(ctx, key)
 	if err != nil {
 		return err
 	}
