@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"gocloud.dev/blob/driver"
@@ -372,9 +373,34 @@ func (d *mirrorDelete) settle() error {
 	case d.f.opts.Ack == AckBoth && (pr.missed || sec.missed):
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
 	case d.unseen():
+		d.weaken()
 		return sec.err
 	}
 	return nil
+}
+
+// weaken records the tombstone of an unseen delete (see unseen) for the
+// primary again, as an unseen one (see stamp.unseen), and withdraws the
+// entry that recorded it before the secondary answered: the delete found
+// nothing, so its tombstone may remove only what a write cut between the
+// sides left on the primary, not a version another writer's write in
+// flight put on the secondary after the delete looked there (stamped
+// before the delete, or within MaxClockSkew of it), which the answer
+// orders after the delete. If the second entry cannot be recorded, or a
+// crash comes between the two, the first stands, removing whatever older
+// version the primary holds.
+func (d *mirrorDelete) weaken() {
+	f, e := d.f, d.rec.e[journal.Primary]
+	if e == nil || strings.HasPrefix(e.id, keptPrefix) {
+		return
+	}
+	weak, err := f.record(d.rec.ctx, d.rec.key, journal.Delete, d.rec.v, journal.Primary, unseenSize)
+	if err != nil {
+		return
+	}
+	d.rec.e[journal.Primary] = &weak
+	f.supersedeEntry(*e)
+	f.idx.weakened(d.rec.key, d.rec.v)
 }
 
 // unseen reports whether the delete is to answer NotFound, though its

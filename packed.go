@@ -22,6 +22,7 @@ const (
 	flagDeleted
 	flagOnPrimary
 	flagOnSecondary
+	flagUnseenDelete // hintDel is an unseen tombstone (see stamp.unseen)
 )
 
 func unixNano(t time.Time) int64 {
@@ -59,7 +60,7 @@ func (x *index) pack(p keyState) packed {
 	for _, f := range []struct {
 		set  bool
 		flag uint8
-	}{{p.known, flagKnown}, {p.deleted, flagDeleted}, {p.on[0], flagOnPrimary}, {p.on[1], flagOnSecondary}} {
+	}{{p.known, flagKnown}, {p.deleted, flagDeleted}, {p.on[0], flagOnPrimary}, {p.on[1], flagOnSecondary}, {p.hintDel.unseen, flagUnseenDelete}} {
 		if f.set {
 			q.flags |= f.flag
 		}
@@ -68,13 +69,15 @@ func (x *index) pack(p keyState) packed {
 }
 
 func (x *index) unpack(q packed) keyState {
-	return keyState{
+	p := keyState{
 		hintPut: x.unpackStamp(q.hintPut), hintDel: x.unpackStamp(q.hintDel), latest: x.unpackStamp(q.latest),
 		oldest: unixTime(q.oldest), modTime: unixTime(q.modTime), size: q.size,
 		entries: [2]int{int(q.entries[0]), int(q.entries[1])},
 		known:   q.flags&flagKnown != 0, deleted: q.flags&flagDeleted != 0,
 		on: [2]bool{q.flags&flagOnPrimary != 0, q.flags&flagOnSecondary != 0},
 	}
+	p.hintDel.unseen = q.flags&flagUnseenDelete != 0
+	return p
 }
 
 func (x *index) packStamp(s stamp) packedStamp {

@@ -85,6 +85,19 @@ func (f *Failover) retract(e entry) {
 	}
 }
 
+// supersedeEntry withdraws e, whose change another entry of the same
+// version now records (see mirrorDelete.weaken): as retract does, except
+// that the key's hint stays, at the other entry.
+func (f *Failover) supersedeEntry(e entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
+	defer cancel()
+	f.markWithdrawn(e.id, retraction{at: time.Now()})
+	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
+		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
+		f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
+	}
+}
+
 // markWithdrawn records the withdrawal r of the entry id.
 func (f *Failover) markWithdrawn(id string, r retraction) {
 	f.retractedMu.Lock()

@@ -2161,3 +2161,55 @@ func TestStrictReadDoesNotServeACopyNoEntryAccountsFor(t *testing.T) {
 		})
 	}
 }
+
+// A Mirror-mode delete that finds nothing on the secondary while the
+// primary is down answers NotFound and keeps a tombstone for the primary,
+// for what a write cut by a crash between the sides left there. A write of
+// the key by another instance, stamped before the delete and committed on
+// the secondary after the delete looked there, is ordered after the
+// delete by that answer: the tombstone must not remove it, whether the
+// write recorded an entry (the primary was down for it too) or reached the
+// primary before the delete (it recorded nothing).
+func TestUnseenDeleteLeavesAWriteInFlightOnTheSecondary(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		primaryDown bool // for the writer too
+	}{
+		{"the write recorded an entry for the primary", true},
+		{"the write reached the primary first", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+				fl := newFleet(t, 2, opts)
+				w, d := fl.in[0], fl.in[1]
+				ctx := fl.ctx
+				if c.primaryDown {
+					w.faults[0].Outage(nil)
+				}
+				// w's write waits on the secondary.
+				w.faults[1].Set(failovertest.OpWrite, failovertest.Fault{Latency: 5 * time.Second, Times: 1})
+				written := make(chan error, 1)
+				go func() { written <- w.f.Bucket().WriteAll(ctx, "k", []byte("in flight"), nil) }()
+				synctest.Wait()
+				time.Sleep(time.Second)
+
+				d.faults[0].Outage(nil)
+				err := d.f.Bucket().Delete(ctx, "k")
+				require.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "the delete that found nothing on the secondary: %v", err)
+				require.NoError(t, <-written, "the write in flight")
+				require.Equal(t, "in flight", fl.content(1, "k"), "the secondary after the write")
+
+				fl.heal()
+				for _, in := range []*instance{d, w, d} {
+					_, err := in.f.Drain(ctx)
+					require.NoError(t, err)
+				}
+				assert.Equal(t, "in flight", fl.content(0, "k"), "the primary after the drains")
+				assert.Equal(t, "in flight", fl.content(1, "k"), "the secondary after the drains")
+				assert.Equal(t, "in flight", w.read(ctx, "k"), "a read by the writer")
+				assert.Equal(t, "in flight", d.read(ctx, "k"), "a read by the deleter")
+			})
+		})
+	}
+}

@@ -122,7 +122,7 @@ func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.S
 // its hints: an unparsable version is the zero one.
 func entryStamp(e journal.Entry) stamp {
 	v, _ := ParseVersion(e.Version)
-	return stamp{v: v, at: entryAt(e, v)}
+	return stamp{v: v, at: entryAt(e, v), unseen: entryUnseen(e)}
 }
 
 // repairKey is the repair of one key on one side: dst, the side missing
@@ -273,6 +273,9 @@ func (r *repairKey) apply(changes []change) error {
 		return r.supersede(changes[0])
 	}
 	for _, c := range changes {
+		if c.op == journal.Delete && c.s.unseen && r.unseenVoid(changes) {
+			continue
+		}
 		if c.op == journal.Delete {
 			return r.applyDelete(c.s)
 		}
@@ -289,6 +292,23 @@ func (r *repairKey) apply(changes []change) error {
 		// recorded. An older entry may still describe data that exists.
 	}
 	return nil
+}
+
+// unseenVoid reports whether an unseen tombstone (see stamp.unseen) has
+// nothing to remove: src holds a version (one a write put there after the
+// delete found nothing there), or the version dst holds is one a put of
+// changes describes. Either way the object is no write's crash leftover,
+// and the key is brought up to the older changes instead.
+func (r *repairKey) unseenVoid(changes []change) bool {
+	if r.from.exists {
+		return true
+	}
+	for _, c := range changes {
+		if c.op == journal.Put && r.have.exists && r.have.s.v == c.s.v {
+			return true
+		}
+	}
+	return false
 }
 
 // dropStaleCopy removes, in Redirect mode, a temporary copy on src older
@@ -332,8 +352,8 @@ func (r *repairKey) superseded(changes []change) bool {
 // otherwise stay there should that entry never be recorded (its writer
 // crashed).
 func (r *repairKey) supersede(newest change) error {
-	if newest.op != journal.Delete || !r.have.exists || r.have.s.compare(newest.s, r.skew) > 0 {
-		return nil
+	if newest.op != journal.Delete || newest.s.unseen || !r.have.exists || r.have.s.compare(newest.s, r.skew) > 0 {
+		return nil // an unseen tombstone is void where src holds a version
 	}
 	if err := r.dst.remove(r.ctx, r.f.opts.CallTimeout, r.key, r.have.attrs); err != nil {
 		return err
@@ -512,7 +532,7 @@ func (f *Failover) changesOf(key string, missing journal.Side, entries []journal
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{op: e.Op, s: stamp{v: v, at: entryAt(e, v)}})
+		changes = append(changes, change{op: e.Op, s: stamp{v: v, at: entryAt(e, v), unseen: entryUnseen(e)}})
 		listed[v] = true
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {

@@ -155,6 +155,12 @@ func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok
 	switch {
 	case (!objs[0].asked || !objs[1].asked) && p.putBeyond(held, have, skew):
 		return keyState{}, false
+	case p.hintDel.unseen && !objs[journal.Secondary].asked && (have || !p.hintPut.v.IsZero()),
+		p.hintDel.unseen && !objs[journal.Primary].asked && !have && !p.hintPut.v.IsZero():
+		// Whether the unseen tombstone removes what the primary holds
+		// depends on what the secondary holds; or the primary may hold
+		// the version of a put, which the tombstone does not remove.
+		return keyState{}, false
 	case p.deleteCovers(held, have, skew):
 		return keyState{latest: p.hintDel, deleted: true}, true
 	case !have && (!objs[0].asked || !objs[1].asked):
@@ -190,7 +196,14 @@ func newestHeld(objs [2]sideObject, skew time.Duration) (st keyState, have bool)
 
 // deleteCovers reports whether the newest delete the journal holds is as
 // new as held, the newest object found (have false: none).
+//
+// An unseen tombstone (see stamp.unseen) covers only a version the
+// secondary lacks and the newest put the journal holds does not describe,
+// as its repair applies it (see repairKey.unseenVoid).
 func (p keyState) deleteCovers(held keyState, have bool, skew time.Duration) bool {
+	if have && p.hintDel.unseen && (held.on[journal.Secondary] || held.latest.v == p.hintPut.v) {
+		return false
+	}
 	return !p.hintDel.v.IsZero() && (!have || p.hintDel.compare(held.latest, skew) >= 0)
 }
 

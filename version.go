@@ -189,7 +189,21 @@ func (c *clock) Observe(v Version) {
 type stamp struct {
 	v  Version
 	at time.Time
+	// unseen marks the tombstone of a Mirror-mode delete that found nothing
+	// on the secondary while the primary was down (see
+	// mirrorDelete.unseen): it removes from a side only a version that the
+	// other side lacks and no entry of a put describes, a write a crash cut
+	// between the sides. A version another writer's write put on the
+	// secondary after the delete looked there is not its to remove.
+	unseen bool
 }
+
+// unseenSize is the Size of the journal entry of an unseen tombstone (see
+// stamp.unseen); every other delete's entry has Size 0.
+const unseenSize = -1
+
+// entryUnseen reports whether e is an unseen tombstone's entry.
+func entryUnseen(e journal.Entry) bool { return e.Op == journal.Delete && e.Size == unseenSize }
 
 // fast reports whether s was stamped by a clock that ran more than skew
 // ahead of the time it was stored.

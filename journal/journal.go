@@ -72,6 +72,9 @@ type Entry struct {
 	// Missing is the side that lacks the change.
 	Missing Side
 	// Size is the object's size in bytes for a Put, when known; otherwise 0.
+	// The failover bucket records -1 for a Delete whose tombstone removes
+	// only an object no other entry accounts for (a Mirror-mode delete that
+	// found nothing on the side it reached).
 	Size int64
 	// Recorded is when the entry was appended, by the appender's clock.
 	// Append sets it when zero.
