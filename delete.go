@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"gocloud.dev/blob/driver"
@@ -314,7 +313,21 @@ type mirrorDelete struct {
 	opts    *driver.DeleteOptions
 
 	on [2]deleteOutcome // by side
+	// before is what the secondary held of a key with no pending work
+	// when the primary missed the delete, looked at before the tombstone
+	// for the primary was recorded (see lookFirst).
+	before secondaryBefore
 }
+
+// secondaryBefore is what a look at the secondary found (see lookFirst).
+type secondaryBefore int
+
+const (
+	notLooked secondaryBefore = iota
+	lookFailed
+	secondaryHad
+	secondaryLacked
+)
 
 // deleteOutcome is what one side made of a Mirror-mode delete.
 type deleteOutcome struct {
@@ -373,34 +386,9 @@ func (d *mirrorDelete) settle() error {
 	case d.f.opts.Ack == AckBoth && (pr.missed || sec.missed):
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
 	case d.unseen():
-		d.weaken()
 		return sec.err
 	}
 	return nil
-}
-
-// weaken records the tombstone of an unseen delete (see unseen) for the
-// primary again, as an unseen one (see stamp.unseen), and withdraws the
-// entry that recorded it before the secondary answered: the delete found
-// nothing, so its tombstone may remove only what a write cut between the
-// sides left on the primary, not a version another writer's write in
-// flight put on the secondary after the delete looked there (stamped
-// before the delete, or within MaxClockSkew of it), which the answer
-// orders after the delete. If the second entry cannot be recorded, or a
-// crash comes between the two, the first stands, removing whatever older
-// version the primary holds.
-func (d *mirrorDelete) weaken() {
-	f, e := d.f, d.rec.e[journal.Primary]
-	if e == nil || strings.HasPrefix(e.id, keptPrefix) {
-		return
-	}
-	weak, err := f.record(d.rec.ctx, d.rec.key, journal.Delete, d.rec.v, journal.Primary, unseenSize)
-	if err != nil {
-		return
-	}
-	d.rec.e[journal.Primary] = &weak
-	f.supersedeEntry(*e)
-	f.idx.weakened(d.rec.key, d.rec.v)
 }
 
 // unseen reports whether the delete is to answer NotFound, though its
@@ -532,16 +520,35 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 	err = s.delete(d.rec.ctx, f.opts.CallTimeout, d.rec.key, d.opts)
 	o.err = err
 	switch {
+	case err == nil && id == journal.Secondary && d.rec.unseen:
+		// A write put the key on the secondary after the look: the
+		// tombstone for the primary removes what the primary holds older
+		// too.
+		o.answered, o.found = true, true
+		return d.strengthen()
 	case err == nil:
 		o.answered, o.found = true, true
+	case isNotFound(err) && id == journal.Secondary && d.before == lookFailed && f.sharedJournal():
+		// Whether the key was there before the tombstone for the primary,
+		// which another instance's reconciler may have applied since
+		// (removing the key from both sides), cannot be told. (With a
+		// journal only this instance reads, nothing applies it meanwhile.)
+		o.missed = true
+		return true, d.ambiguous(err)
 	case isNotFound(err):
 		// The secondary is asked even when the primary did not have the
 		// key: a delete cut by a crash between the two sides (the
 		// primary's comes first) leaves the key on the secondary alone,
-		// with nothing recorded.
-		o.answered = true
+		// with nothing recorded. If it held the key before the tombstone
+		// for the primary was recorded, it no longer does: this delete's
+		// tombstone, applied by another instance's reconciler, or another
+		// delete, removed it; either way this delete found it.
+		o.answered, o.found = true, d.before == secondaryHad
 	case s.outage(d.rec.ctx, err):
 		o.missed = true
+		if id == journal.Primary {
+			d.lookFirst()
+		}
 		return d.recordOrFail(id)
 	case id == journal.Primary, !d.on[journal.Primary].answered:
 		// Refused before anything was deleted (by the primary, or by the
@@ -555,6 +562,60 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 		return d.recordOrFail(id)
 	}
 	return false, nil
+}
+
+// lookFirst looks, for a delete the primary missed of a key with no
+// pending work, at what the secondary holds, before the tombstone for the
+// primary is recorded. If it lacks the key, the tombstone is an unseen one
+// (see stamp.unseen): the delete will find nothing there unless a write
+// puts the key there meanwhile, and such a write, ordered after the
+// delete, is not the tombstone's to remove from the primary. If it holds
+// the key, the delete finds it whatever the secondary answers next: the
+// tombstone, once recorded, may be applied by another instance's
+// reconciler, removing the key from both sides before this delete asks
+// the secondary. Not with AckBoth, which leaves the secondary be. The look
+// costs one call, on this path alone.
+func (d *mirrorDelete) lookFirst() {
+	f := d.f
+	if d.pending || f.opts.Ack == AckBoth {
+		return
+	}
+	o, err := f.inspect(d.rec.ctx, f.sides[journal.Secondary], d.rec.key)
+	switch {
+	case err != nil:
+		d.before = lookFailed
+	case o.exists:
+		d.before = secondaryHad
+	default:
+		d.before = secondaryLacked
+		d.rec.unseen = true
+	}
+}
+
+// strengthen records the tombstone for the primary again, as an ordinary
+// one, for an unseen delete that found the key on the secondary after all
+// (see lookFirst): the tombstone removes what the primary holds older than
+// it, the object the delete removed from the secondary included.
+func (d *mirrorDelete) strengthen() (done bool, err error) {
+	d.rec.unseen = false
+	if d.rec.e[journal.Primary] != nil {
+		d.rec.also = append(d.rec.also, d.rec.e[journal.Primary])
+		d.rec.e[journal.Primary] = nil
+	}
+	if err := d.rec.recordAfter(journal.Primary); err != nil {
+		return true, unavailable(err, "delete of %q reached the secondary; its tombstone for the primary, which is down, cannot be recorded", d.rec.key)
+	}
+	return false, nil
+}
+
+// ambiguous settles a delete the primary missed whose call to the
+// secondary answered NotFound, where whether the key was there before its
+// tombstone for the primary was recorded is unknown (see lookFirst): the
+// tombstone stands, and the delete is unavailable, as deleteAmbiguous
+// answers in Redirect mode; a second delete answers NotFound.
+func (d *mirrorDelete) ambiguous(notFound error) error {
+	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	return unavailable(notFound, "the secondary does not hold %q, perhaps through this delete's tombstone for the primary, which another instance may have applied before the secondary was asked; the delete is recorded", d.rec.key)
 }
 
 func (d *mirrorDelete) recordOrFail(s journal.Side) (done bool, err error) {

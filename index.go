@@ -147,25 +147,12 @@ func (x *index) count(m *packedMap, key string, missing journal.Side, op journal
 	case h.v.IsZero() || s.compare(*h, x.skew) > 0:
 		*h = s
 	case s.v == h.v && !s.unseen:
-		// One delete's tombstone recorded twice, before and after it was
-		// made unseen (see mirrorDelete.weaken): until the first entry is
-		// withdrawn, it counts as it was first recorded.
+		// One delete's tombstone recorded twice, unseen and then not (see
+		// mirrorDelete.strengthen): it counts as an ordinary one.
 		h.unseen = false
 	}
 	x.store(m, key, p)
 	return prev
-}
-
-// weakened records that the tombstone of key stamped v, the key's newest
-// delete, is now an unseen one (see stamp.unseen): the entry that recorded
-// it otherwise is being withdrawn.
-func (x *index) weakened(key string, v Version) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if p, ok := x.load(x.m, key); ok && p.hintDel.v == v {
-		p.hintDel.unseen = true
-		x.store(x.m, key, p)
-	}
 }
 
 // entryName is the name of the journal entry id for recentAdd and

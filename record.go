@@ -85,19 +85,6 @@ func (f *Failover) retract(e entry) {
 	}
 }
 
-// supersedeEntry withdraws e, whose change another entry of the same
-// version now records (see mirrorDelete.weaken): as retract does, except
-// that the key's hint stays, at the other entry.
-func (f *Failover) supersedeEntry(e entry) {
-	ctx, cancel := context.WithTimeout(context.Background(), f.opts.CallTimeout)
-	defer cancel()
-	f.markWithdrawn(e.id, retraction{at: time.Now()})
-	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
-		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
-		f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
-	}
-}
-
 // markWithdrawn records the withdrawal r of the entry id.
 func (f *Failover) markWithdrawn(id string, r retraction) {
 	f.retractedMu.Lock()
@@ -194,6 +181,11 @@ type records struct {
 	v    Version
 	size int64
 	e    [2]*entry // by missing side
+	// unseen makes the entry for the primary an unseen tombstone (see
+	// stamp.unseen); a tombstone the journal could not record is kept as
+	// an ordinary one.
+	unseen bool
+	also   []*entry // entries recorded before e's, for the same change
 }
 
 // newRecords returns the records of a change of key, none recorded yet.
@@ -206,7 +198,11 @@ func (r *records) record(s journal.Side) error {
 	if r.e[s] != nil {
 		return nil
 	}
-	e, err := r.f.record(r.ctx, r.key, r.op, r.v, s, r.size)
+	size := r.size
+	if r.unseen && r.op == journal.Delete && s == journal.Primary {
+		size = unseenSize
+	}
+	e, err := r.f.record(r.ctx, r.key, r.op, r.v, s, size)
 	if err != nil {
 		return err
 	}
@@ -330,13 +326,14 @@ func (r *records) recorded(s journal.Side) bool { return r.e[s] != nil }
 // second appended over the first's hint: the hint before the change is
 // the one the first entry found, and every entry goes back to it.
 func (r *records) withdraw() {
+	all := append(r.e[:], r.also...)
 	var prev *stamp
-	for _, e := range r.e {
+	for _, e := range all {
 		if e != nil && e.prev.v != r.v {
 			prev = &e.prev
 		}
 	}
-	for _, e := range r.e {
+	for _, e := range all {
 		if e != nil {
 			w := *e
 			if prev != nil {

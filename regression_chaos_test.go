@@ -2213,3 +2213,33 @@ func TestUnseenDeleteLeavesAWriteInFlightOnTheSecondary(t *testing.T) {
 		})
 	}
 }
+
+// A Mirror-mode delete the primary missed records its tombstone for the
+// primary before it asks the secondary, and another instance's reconciler
+// may apply that tombstone meanwhile, removing the key from both sides: the
+// delete, which the secondary then answers NotFound, found the key all the
+// same (the secondary held it before the tombstone), and answers success.
+func TestMirrorDeleteWhoseTombstoneAnotherInstanceAppliedFoundTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 2, opts)
+		d, r := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+		time.Sleep(time.Second)
+
+		d.faults[0].Outage(nil)
+		deleted := d.deleteWaitingOnSecondary(ctx, "k", failovertest.Fault{Latency: 5 * time.Second})
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		require.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the other instance's pass")
+		require.NoError(t, <-deleted, "the delete whose tombstone the other instance applied")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(d.f.Bucket().Delete(ctx, "k")), "a second delete")
+		d.faults[0].Heal()
+		time.Sleep(2 * time.Minute)
+		_, err = d.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the drains")
+		assert.Equal(t, "<not found>", r.read(ctx, "k"), "a read")
+	})
+}
