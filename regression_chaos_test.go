@@ -2243,3 +2243,27 @@ func TestMirrorDeleteWhoseTombstoneAnotherInstanceAppliedFoundTheKey(t *testing.
 		assert.Equal(t, "<not found>", r.read(ctx, "k"), "a read")
 	})
 }
+
+// A key pending through a tombstone alone is not answered NotFound while
+// neither side can be asked: the entry may be one left behind (its
+// acknowledgement removed it from one side of the two it was kept on),
+// older than what the sides hold.
+func TestTombstoneAloneIsNoAnswerWhileBothSidesAreDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 1, failoverblob.Options{Mode: failoverblob.Mirror})
+		ctx := fl.ctx
+		old := failoverblob.Version{Wall: time.Now().UnixNano(), Writer: "gone"}
+		time.Sleep(time.Second)
+		require.NoError(t, fl.in[0].f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil))
+		left := journal.NewBucket(fl.raw[0], fl.raw[1], nil)
+		_, err := left.Append(ctx, journal.Entry{Key: "k", Op: journal.Delete, Version: old.String(), Missing: journal.Primary})
+		require.NoError(t, err)
+
+		c := fl.start(failoverblob.Options{Mode: failoverblob.Mirror})
+		c.faults[0].Outage(nil)
+		c.faults[1].Outage(nil)
+		assert.Equal(t, "<unavailable>", c.read(ctx, "k"), "a read with both sides down")
+		fl.heal()
+		assert.Equal(t, "v2", c.read(ctx, "k"), "a read once they are back")
+	})
+}

@@ -153,6 +153,11 @@ func (f *Failover) ownOrder(p keyState, objs [2]sideObject) (keyState, [2]sideOb
 func decide(p keyState, objs [2]sideObject, skew time.Duration) (st keyState, ok bool) {
 	held, have := newestHeld(objs, skew)
 	switch {
+	case !objs[0].asked && !objs[1].asked:
+		// Nothing is answered on the strength of entries alone: a
+		// tombstone may be an entry left behind, older than what the
+		// sides hold.
+		return keyState{}, false
 	case (!objs[0].asked || !objs[1].asked) && p.putBeyond(held, have, skew):
 		return keyState{}, false
 	case p.hintDel.unseen && !objs[journal.Secondary].asked && (have || !p.hintPut.v.IsZero()),

@@ -245,6 +245,12 @@ func (j *Bucket) List(ctx context.Context) ([]Entry, error) {
 		}
 	}
 	if len(errs) > 0 {
+		// An entry found on the side listed may be kept on the other one
+		// too (see bothCode): its acknowledgement must remove it there
+		// as well, or a later listing would find it again.
+		for i := range all {
+			all[i].ID = bothCode + all[i].ID[len(bothCode):]
+		}
 		return all, fmt.Errorf("%w: %w", ErrPartial, errors.Join(errs...))
 	}
 	return all, nil

@@ -186,3 +186,45 @@ func TestEntryInName(t *testing.T) {
 		t.Error("EntryInName read an entry from a name that is no entry's")
 	}
 }
+
+// An entry kept on both sides (its append on one side failed, and stored
+// it all the same) and listed while one side cannot be listed is
+// acknowledged on both: acknowledged on the side listed alone, it stayed on
+// the other, and a later listing found it again, a change already repaired
+// made pending once more.
+func TestBucketAcknowledgesAnEntryListedInPartOnBothSides(t *testing.T) {
+	ctx := context.Background()
+	raw := [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}
+	var sides [2]*blob.Bucket
+	var faults [2]*failovertest.Injector
+	for i := range raw {
+		defer raw[i].Close()
+		sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
+	}
+	j := journal.NewBucket(sides[0], sides[1], nil)
+	// The append to the primary stores the entry and reports a failure; it
+	// is then stored on the secondary too.
+	faults[journal.Primary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
+	if _, err := j.Append(ctx, journal.Entry{Key: "k", Op: journal.Delete, Version: "v1", Missing: journal.Secondary}); err != nil {
+		t.Fatal(err)
+	}
+	for s := range raw {
+		objs, _, err := raw[s].ListPage(ctx, blob.FirstPageToken, 10, &blob.ListOptions{Prefix: journal.BucketPrefix})
+		if err != nil || len(objs) != 1 {
+			t.Fatalf("side %d holds %d entries (%v); want the entry on both", s, len(objs), err)
+		}
+	}
+
+	faults[journal.Secondary].Set(failovertest.OpList, failovertest.Fault{})
+	listed, err := j.List(ctx)
+	if !errors.Is(err, journal.ErrPartial) || len(listed) != 1 {
+		t.Fatalf("List with the secondary failing = %d entries, %v; want 1 and ErrPartial", len(listed), err)
+	}
+	faults[journal.Secondary].Clear(failovertest.OpList)
+	if err := j.Ack(ctx, listed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := j.List(ctx); err != nil || len(again) != 0 {
+		t.Errorf("List after the entry was acknowledged = %v, %v; want none", again, err)
+	}
+}
