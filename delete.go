@@ -116,6 +116,12 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			}
 			f.sweepRacedCopy(rec)
 		}
+		if pending && !p.known && f.idx.isUnsure(key) {
+			// As in Mirror mode (see mirrorDelete.unknownBefore): what the
+			// primary removed may be an older copy a tombstone the index
+			// lacks covers.
+			return unavailable(err, "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", key)
+		}
 		return nil
 	case isNotFound(err) && rec.recorded(journal.Primary) && f.sharedJournal():
 		return f.deleteAmbiguous(rec, h, err)
@@ -387,8 +393,22 @@ func (d *mirrorDelete) settle() error {
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
 	case d.unseen():
 		return sec.err
+	case d.pending && !d.p.known && d.f.idx.isUnsure(d.rec.key):
+		return d.unknownBefore()
 	}
 	return nil
+}
+
+// unknownBefore answers a delete of a key with pending work whose journal
+// entries could not all be read (see index.markUnsure), which found the
+// key on a side: what it removed there may be an older copy that a
+// tombstone the index lacks covers, as well as the key's newest version,
+// so whether the key existed cannot be told. Its tombstones stand, and it
+// is unavailable, as a read of the key is; a second delete answers
+// NotFound.
+func (d *mirrorDelete) unknownBefore() error {
+	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
+	return unavailable(errors.Join(pr.err, sec.err), "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", d.rec.key)
 }
 
 // unseen reports whether the delete is to answer NotFound, though its
