@@ -1781,8 +1781,7 @@ func TestVerifyDoesNotUndoAnotherInstancesDeleteInFlight(t *testing.T) {
 	} {
 		t.Run(secondary.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-				fl := newFleet(t, 2, opts)
+				fl := mirrorFleet(t, 2)
 				d, v := fl.in[0], fl.in[1]
 				ctx := fl.ctx
 				require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
@@ -1899,8 +1898,7 @@ func TestMirrorRepairDoesNotBringBackAChangeTheSideHeld(t *testing.T) {
 // is unavailable, as a read is, its tombstone standing.
 func TestMirrorDeleteOfAnUnresolvedKeyIsUnavailable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-		fl := newFleet(t, 3, opts)
+		fl := mirrorFleet(t, 3)
 		w, x, d := fl.in[0], fl.in[1], fl.in[2]
 		ctx := fl.ctx
 		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
@@ -2044,13 +2042,19 @@ func (in *instance) deleteWaitingOnSecondary(ctx context.Context, key string, fa
 	return deleted
 }
 
+// mirrorFleet starts a fleet of n Mirror-mode instances whose breakers
+// never trip and which send no probes.
+func mirrorFleet(t *testing.T, n int) *fleet {
+	t.Helper()
+	return newFleet(t, n, failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1})
+}
+
 // missedPrimary starts a fleet of three Mirror-mode instances, w, d and r,
 // whose breakers never trip, and writes k = v1 through w with the
 // primary failing the write: a write the primary missed, recorded for it.
 func missedPrimary(t *testing.T) (fl *fleet, w, d, r *instance) {
 	t.Helper()
-	opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-	fl = newFleet(t, 3, opts)
+	fl = mirrorFleet(t, 3)
 	w, d, r = fl.in[0], fl.in[1], fl.in[2]
 	w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
 	require.NoError(t, w.f.Bucket().WriteAll(fl.ctx, "k", []byte("v1"), nil), "a write the primary missed")
@@ -2065,8 +2069,7 @@ func missedPrimary(t *testing.T) (fl *fleet, w, d, r *instance) {
 // would otherwise stay there, readable.
 func TestSupersededRepairStillAppliesItsTombstone(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-		fl := newFleet(t, 2, opts)
+		fl := mirrorFleet(t, 2)
 		d, r := fl.in[0], fl.in[1]
 		ctx := fl.ctx
 		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
@@ -2180,8 +2183,7 @@ func TestUnseenDeleteLeavesAWriteInFlightOnTheSecondary(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-				fl := newFleet(t, 2, opts)
+				fl := mirrorFleet(t, 2)
 				w, d := fl.in[0], fl.in[1]
 				ctx := fl.ctx
 				if c.primaryDown {
@@ -2221,8 +2223,7 @@ func TestUnseenDeleteLeavesAWriteInFlightOnTheSecondary(t *testing.T) {
 // same (the secondary held it before the tombstone), and answers success.
 func TestMirrorDeleteWhoseTombstoneAnotherInstanceAppliedFoundTheKey(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		opts := failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1}
-		fl := newFleet(t, 2, opts)
+		fl := mirrorFleet(t, 2)
 		d, r := fl.in[0], fl.in[1]
 		ctx := fl.ctx
 		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))

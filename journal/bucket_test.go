@@ -45,14 +45,7 @@ func TestBucketOnFileSides(t *testing.T) {
 // returns what it can read when a side is down, with ErrPartial.
 func TestBucketKeepsEntriesWithTheData(t *testing.T) {
 	ctx := context.Background()
-	raw := [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}
-	var sides [2]*blob.Bucket
-	var faults [2]*failovertest.Injector
-	for i := range raw {
-		defer raw[i].Close()
-		sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
-	}
-	j := journal.NewBucket(sides[0], sides[1], nil)
+	raw, j, faults := faultyBucketJournal(t)
 	long := strings.Repeat("k", 900)
 	for _, e := range []journal.Entry{
 		{Key: "redirected", Version: "v1", Missing: journal.Primary},
@@ -194,14 +187,7 @@ func TestEntryInName(t *testing.T) {
 // made pending once more.
 func TestBucketAcknowledgesAnEntryListedInPartOnBothSides(t *testing.T) {
 	ctx := context.Background()
-	raw := [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}
-	var sides [2]*blob.Bucket
-	var faults [2]*failovertest.Injector
-	for i := range raw {
-		defer raw[i].Close()
-		sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
-	}
-	j := journal.NewBucket(sides[0], sides[1], nil)
+	raw, j, faults := faultyBucketJournal(t)
 	// The append to the primary stores the entry and reports a failure; it
 	// is then stored on the secondary too.
 	faults[journal.Primary].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
@@ -227,4 +213,16 @@ func TestBucketAcknowledgesAnEntryListedInPartOnBothSides(t *testing.T) {
 	if again, err := j.List(ctx); err != nil || len(again) != 0 {
 		t.Errorf("List after the entry was acknowledged = %v, %v; want none", again, err)
 	}
+}
+
+// faultyBucketJournal returns a journal on two in-memory sides, each
+// behind a fault injector, with the sides themselves.
+func faultyBucketJournal(t *testing.T) (raw [2]*blob.Bucket, j *journal.Bucket, faults [2]*failovertest.Injector) {
+	var sides [2]*blob.Bucket
+	for i := range raw {
+		raw[i] = memblob.OpenBucket(nil)
+		t.Cleanup(func() { raw[i].Close() })
+		sides[i], faults[i] = failovertest.Wrap(raw[i], nil)
+	}
+	return raw, journal.NewBucket(sides[0], sides[1], nil), faults
 }
