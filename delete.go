@@ -116,10 +116,9 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			}
 			f.sweepRacedCopy(rec)
 		}
-		if pending && !p.known && f.idx.isUnsure(key) {
+		if pending && !p.known && f.inDoubt(key, p) {
 			// As in Mirror mode (see mirrorDelete.unknownBefore): what the
-			// primary removed may be an older copy a tombstone the index
-			// lacks covers.
+			// primary removed may be an older copy a tombstone covers.
 			return unavailable(err, "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", key)
 		}
 		return nil
@@ -393,18 +392,18 @@ func (d *mirrorDelete) settle() error {
 		return unavailable(errors.Join(pr.err, sec.err), "delete of %q reached only one side; a repair is recorded", d.rec.key)
 	case d.unseen():
 		return sec.err
-	case d.pending && !d.p.known && d.f.idx.isUnsure(d.rec.key):
+	case d.pending && !d.p.known && d.f.inDoubt(d.rec.key, d.p):
 		return d.unknownBefore()
 	}
 	return nil
 }
 
-// unknownBefore answers a delete of a key with pending work whose journal
-// entries could not all be read (see index.markUnsure), which found the
-// key on a side: what it removed there may be an older copy that a
-// tombstone the index lacks covers, as well as the key's newest version,
-// so whether the key existed cannot be told. Its tombstones stand, and it
-// is unavailable, as a read of the key is; a second delete answers
+// unknownBefore answers a delete of a key with pending work whose state
+// could not be worked out before it, in doubt (see inDoubt), which found
+// the key on a side: what it removed there may be an older copy a
+// tombstone covers, as well as the key's newest version, so whether the
+// key existed cannot be told. Its tombstones stand, and it is
+// unavailable, as a read of the key is; a second delete answers
 // NotFound.
 func (d *mirrorDelete) unknownBefore() error {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
@@ -477,6 +476,14 @@ func (d *mirrorDelete) deleteUnresolved() error {
 	// Redirect mode.
 	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
 	return unavailable(d.on[down].err, "%q has pending work and the %s, which may hold its newest version, is down; its delete is recorded", d.rec.key, down)
+}
+
+// inDoubt reports whether what a delete of key, a key with pending work
+// whose state p could not be worked out, finds on a side may be an older
+// copy a tombstone covers: the journal holds a tombstone of the key, or
+// its entries of the key could not all be read (see index.markUnsure).
+func (f *Failover) inDoubt(key string, p keyState) bool {
+	return !p.hintDel.v.IsZero() || f.idx.isUnsure(key)
 }
 
 // foundNowhere reports whether no side had the key to delete, the primary

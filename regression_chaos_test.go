@@ -978,7 +978,10 @@ func TestWithdrawnEntryListedBeforeItsAppendReturnedLeavesItsKeyUnavailable(t *t
 // unavailable to reads, but a delete goes ahead all the same: it must see
 // what the index knows of the key, and a second delete of it then answers
 // NotFound. It was given no state at all, took the key for one that may
-// exist, and answered success again.
+// exist, and answered success again. (The delete that removes the
+// secondary's copy cannot tell whether that copy is older than the kept
+// tombstone, and is unavailable; it was answered success, which the first
+// delete, having failed, allows too.)
 func TestSecondDeleteOfAKeyWithAKeptChangeIsNotFound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := &appendFailing{Journal: journal.NewMemory()}
@@ -998,8 +1001,11 @@ func TestSecondDeleteOfAKeyWithAKeptChangeIsNotFound(t *testing.T) {
 		if got := r.read("k"); got != "<unavailable>" {
 			t.Fatalf("k reads %s with its change kept unrecorded, want unavailable", got)
 		}
-		if err := r.b.Delete(r.ctx, "k"); err != nil {
-			t.Fatalf("delete of the secondary's copy: %v", err)
+		if err := r.b.Delete(r.ctx, "k"); !errors.Is(err, failoverblob.ErrUnavailable) {
+			t.Fatalf("delete of the secondary's copy: %v, want ErrUnavailable", err)
+		}
+		if got := r.content(secondary, "k"); got != "<absent>" {
+			t.Errorf("the secondary after the delete of its copy holds %s", got)
 		}
 		if err := r.b.Delete(r.ctx, "k"); gcerrors.Code(err) != gcerrors.NotFound {
 			t.Errorf("delete again: %v, want NotFound", err)
@@ -2266,5 +2272,32 @@ func TestTombstoneAloneIsNoAnswerWhileBothSidesAreDown(t *testing.T) {
 		assert.Equal(t, "<unavailable>", c.read(ctx, "k"), "a read with both sides down")
 		fl.heal()
 		assert.Equal(t, "v2", c.read(ctx, "k"), "a read once they are back")
+	})
+}
+
+// A delete of a key with pending work whose state could not be worked out
+// (the primary down, the secondary not answering its look) that found the
+// key on the secondary cannot tell whether what it removed was the key's
+// newest version or an older copy a tombstone covers: here an
+// acknowledged delete that missed the secondary left it. It is
+// unavailable, not a success, and a second delete is NotFound (seed 638
+// of mirror-either).
+func TestMirrorDeleteThatFoundACopyATombstoneMayCoverIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := mirrorFleet(t, 1)
+		a := fl.in[0]
+		ctx := fl.ctx
+		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil))
+		a.faults[1].Outage(nil)
+		require.NoError(t, a.f.Bucket().Delete(ctx, "k"), "a delete the secondary missed")
+		require.Equal(t, "v1", fl.content(1, "k"))
+
+		g := fl.start(failoverblob.Options{Mode: failoverblob.Mirror, Breaker: neverTrips(), ProbeInterval: -1})
+		g.faults[0].Outage(nil)
+		g.faults[1].Set(failovertest.OpAttributes, failovertest.Fault{})
+		err := g.f.Bucket().Delete(ctx, "k")
+		require.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete that removed the secondary's older copy")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after it")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(g.f.Bucket().Delete(ctx, "k")), "a second delete")
 	})
 }
