@@ -2301,3 +2301,38 @@ func TestMirrorDeleteThatFoundACopyATombstoneMayCoverIsUnavailable(t *testing.T)
 		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(g.f.Bucket().Delete(ctx, "k")), "a second delete")
 	})
 }
+
+// A pass whose listing could not read one side's part of the journal does
+// not copy onto a side that lacks the key: another instance's delete may
+// have removed it there, its tombstone kept on that very part (the other
+// side was down for it). Here the pass copied the redirected copy back
+// onto the primary after an acknowledged delete (seed 219 of the
+// several-writer Redirect configuration with restarts).
+func TestRepairFromAPartialListingDoesNotCopyOntoASideThatLacksTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 1, opts)
+		w := fl.in[0]
+		ctx := fl.ctx
+		w.faults[0].Outage(nil)
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a redirected write")
+		w.faults[0].Heal()
+
+		d := fl.start(opts)
+		d.faults[1].Outage(nil)
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write to the primary")
+		require.NoError(t, d.f.Bucket().Delete(ctx, "k"), "a delete, its tombstone kept on the primary")
+		require.Equal(t, "v1", fl.content(1, "k"), "the redirected copy the delete could not reach")
+
+		// w's pass reads only the secondary's part of the journal.
+		w.faults[0].Set(failovertest.OpList, failovertest.Fault{})
+		_, _ = w.f.Drain(ctx)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after a pass that read the journal in part")
+		w.faults[0].Clear(failovertest.OpList)
+		_, err := w.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after a pass that read the whole journal")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after it")
+		assert.Equal(t, "<not found>", w.read(ctx, "k"), "a read")
+	})
+}

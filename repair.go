@@ -42,6 +42,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		dst: f.sides[missing], src: f.sides[missing.Other()],
 		// The secondary holds only temporary copies in Redirect mode.
 		temporary: f.opts.Mode == Redirect && missing == journal.Primary,
+		partial:   read.IsZero() && f.sharedJournal(),
 		rep:       Repair{Key: key, Side: missing, Entries: len(entries)},
 	}
 	if len(entries) == 0 {
@@ -68,6 +69,9 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		return r.rep, all, nil
 	}
 	if err := r.apply(changes); err != nil {
+		if errors.Is(err, errRepairDeferred) {
+			f.opts.Logger.Debug("failoverblob: repair deferred", "key", key, "side", missing.String(), "reason", err)
+		}
 		return r.rep, nil, err
 	}
 	if err := r.cleanUp(); err != nil {
@@ -134,6 +138,10 @@ type repairKey struct {
 	skew      time.Duration
 	dst, src  *side
 	temporary bool // src holds only a temporary copy (Redirect mode)
+	// partial says the pass's listing of a journal other instances write
+	// could not read every entry: a tombstone it missed may be why dst
+	// lacks the key (see applyPut).
+	partial bool
 
 	have, from sideObject // what dst and src hold
 	// source is a reader of the key on src opened beside the look at
@@ -396,6 +404,11 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 	switch {
 	case r.have.exists && r.have.s.compare(s, r.skew) >= 0:
 		return true, nil // dst already has this change or a newer one
+	case r.from.exists && r.from.s.compare(s, r.skew) >= 0 && r.partial && !r.have.exists:
+		// dst lacks the key, perhaps through another instance's delete
+		// whose tombstone is kept on the side whose part of the journal
+		// the pass could not read: copying could bring the key back.
+		return true, fmt.Errorf("%w: the %s lacks %q, and the journal was not read whole; its repair waits for a listing that is", errRepairDeferred, r.dst.id, r.key)
 	case r.from.exists && r.from.s.compare(s, r.skew) >= 0:
 		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.attrs, r.have.attrs, r.takeSource())
 		if err != nil {
