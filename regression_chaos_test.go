@@ -2336,3 +2336,46 @@ func TestRepairFromAPartialListingDoesNotCopyOntoASideThatLacksTheKey(t *testing
 		assert.Equal(t, "<not found>", w.read(ctx, "k"), "a read")
 	})
 }
+
+// A pass whose listing could not read one side's part of the journal
+// leaves the entries of the keys it repairs for a pass that reads it all:
+// acknowledged, the entry of a write to the primary went, and a tombstone
+// older than it, kept on the part not read, stood for the key alone, so
+// that an instance reading the journal took the key for deleted while the
+// primary, which held the acknowledged write, was down (seed 513 of the
+// redirect fleet configuration). Nor does an instance that has never read
+// the primary's part of the journal (it opened while the primary was down)
+// take a tombstone for the key's state while the primary cannot be asked:
+// that part may hold a newer change.
+func TestRepairFromAPartialListingLeavesTheEntriesForAWholeOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 1, opts)
+		a := fl.in[0]
+		ctx := fl.ctx
+		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v0"), nil))
+		a.faults[0].Outage(nil)
+		require.NoError(t, a.f.Bucket().Delete(ctx, "k"), "a delete while the primary is down")
+		a.faults[0].Heal()
+		a.faults[1].Outage(nil)
+		time.Sleep(time.Second)
+		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write to the primary, its entry kept there")
+		a.faults[1].Heal()
+
+		// a's pass reads only the primary's part of the journal.
+		a.faults[1].Set(failovertest.OpList, failovertest.Fault{})
+		_, _ = a.f.Drain(ctx)
+		a.faults[1].Clear(failovertest.OpList)
+
+		g := fl.start(opts)
+		g.faults[0].Outage(nil)
+		assert.Equal(t, "<unavailable>", g.read(ctx, "k"), "a read by an instance that read the whole journal, the primary down")
+		h := fl.start(opts, 0)
+		assert.Equal(t, "<unavailable>", h.read(ctx, "k"), "a read by an instance opened while the primary was down")
+		g.faults[0].Heal()
+		h.faults[0].Heal()
+		time.Sleep(2 * time.Minute)
+		assert.Equal(t, "v2", g.read(ctx, "k"), "a read once the primary is back")
+		assert.Equal(t, "v2", h.read(ctx, "k"), "a read by the other instance once the primary is back")
+	})
+}

@@ -78,6 +78,15 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		return r.rep, nil, err
 	}
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", r.rep.Action.String(), "bytes", r.rep.Bytes, "cleaned", r.rep.Cleaned)
+	if r.partial {
+		// The part of the journal not read may hold older entries of the
+		// key, which would then outlive the entries acknowledged here and
+		// stand for the key's state alone: a tombstone older than a put
+		// whose entry went would make the key read as deleted while the
+		// side holding the put is down. The entries wait for a pass that
+		// reads the whole journal, which settles them with nothing to do.
+		return r.rep, nil, fmt.Errorf("%w: the journal was not read whole; the entries of %q wait for a listing that is", errRepairDeferred, key)
+	}
 	return r.rep, all, nil
 }
 

@@ -87,6 +87,13 @@ func (f *Failover) resolve(ctx context.Context, key string, p keyState) (keyStat
 	}
 	q, own := f.ownOrder(p, objs)
 	st, ok := decide(q, own, f.opts.MaxClockSkew)
+	if ok && st.deleted && (!objs[0].asked || !objs[1].asked) && !f.idx.journalRead() {
+		// The part of the journal this instance has never read (kept on
+		// a side that was down whenever it listed) may hold a change of
+		// the key newer than its tombstones, made while the other side
+		// was down, which the side not asked may hold.
+		ok = false
+	}
 	if ok && st.deleted && !st.latest.v.IsZero() {
 		st.latest = p.hintDel // as the journal gave it
 	}
