@@ -136,8 +136,15 @@ func (w *writer) giveWay() (done bool, err error) {
 // other). If it fails, the side's answer would say the deleted object
 // exists: the write fails.
 func (w *writer) clearTombstone() error {
-	if p, ok := w.f.idx.get(w.key); !ok || !p.known || !p.deleted {
+	p, ok := w.f.idx.get(w.key)
+	if !ok || !p.known || !p.deleted {
 		return nil
+	}
+	if p.hintDel.unseen {
+		// The delete found nothing, and what a side holds now may be
+		// another writer's write, which its tombstone does not remove
+		// (see stamp.unseen): removing it would lose that write.
+		return unavailable(nil, "writing %q with IfNotExist: its delete found nothing on the secondary, and whether the key exists is up to its repair", w.key)
 	}
 	for _, sw := range w.sw {
 		if sw == nil {

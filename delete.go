@@ -380,7 +380,13 @@ func (d *mirrorDelete) settle() error {
 		// place before it, whatever they meet when they commit.
 		d.f.idx.deleteAfterFlights(d.rec.key, d.rec.v)
 	}
-	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	if !d.rec.unseen || !d.unseen() {
+		// An unseen delete answered NotFound leaves the key's state to be
+		// worked out from the sides, as its repair will: a write by
+		// another instance that lands on the secondary after it, stamped
+		// before it, stands (see stamp.unseen).
+		d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	}
 	d.lookAgain()
 	if (pr.found || sec.found) && !d.pending {
 		// A key without pending work is the same on both sides: the

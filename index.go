@@ -224,7 +224,10 @@ func (x *index) sync(entries []journal.Entry, complete bool, withdrawn func(id s
 			continue
 		}
 		p, _ := x.load(fresh, key)
-		newer := p.hintPut.compare(old.latest, x.skew) > 0 || p.hintDel.compare(old.latest, x.skew) > 0
+		newer := p.hintPut.compare(old.latest, x.skew) > 0 || p.hintDel.compare(old.latest, x.skew) > 0 ||
+			// A put that came in below an unseen tombstone may be a write
+			// the tombstone leaves standing (see stamp.unseen).
+			old.deleted && p.hintDel.unseen && p.hintPut.v != old.hintPut.v && !p.hintPut.v.IsZero()
 		if !newer {
 			p.known, p.latest, p.deleted, p.on, p.size, p.modTime = true, old.latest, old.deleted, old.on, old.size, old.modTime
 			x.store(fresh, key, p)

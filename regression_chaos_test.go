@@ -2207,8 +2207,16 @@ func TestUnseenDeleteLeavesAWriteInFlightOnTheSecondary(t *testing.T) {
 				require.Equal(t, gcerrors.NotFound, gcerrors.Code(err), "the delete that found nothing on the secondary: %v", err)
 				require.NoError(t, <-written, "the write in flight")
 				require.Equal(t, "in flight", fl.content(1, "k"), "the secondary after the write")
+				if c.primaryDown {
+					// The deleter learns of the write's entry, and reads
+					// the write, the primary still down.
+					_, _ = d.f.Drain(ctx)
+					assert.Equal(t, "in flight", d.read(ctx, "k"), "a read by the deleter that learnt of the write")
+				}
 
 				fl.heal()
+				err = d.f.Bucket().WriteAll(ctx, "k", []byte("conditional"), &blob.WriterOptions{IfNotExist: true})
+				require.Error(t, err, "an IfNotExist write by the deleter before the drains")
 				for _, in := range []*instance{d, w, d} {
 					_, err := in.f.Drain(ctx)
 					require.NoError(t, err)
@@ -2377,5 +2385,27 @@ func TestRepairFromAPartialListingLeavesTheEntriesForAWholeOne(t *testing.T) {
 		time.Sleep(2 * time.Minute)
 		assert.Equal(t, "v2", g.read(ctx, "k"), "a read once the primary is back")
 		assert.Equal(t, "v2", h.read(ctx, "k"), "a read by the other instance once the primary is back")
+	})
+}
+
+// An object under the journal's prefix that is no entry (a driver's
+// leftover temporary file, say) does not fail every listing of its side:
+// it made every pass read the journal in part, and such a pass repairs
+// nothing onto a side that lacks the key, so a redirected write stayed on
+// the secondary alone for good.
+func TestStrayObjectUnderTheJournalPrefixDoesNotStopRepairs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1}
+		fl := newFleet(t, 1, opts)
+		a := fl.in[0]
+		ctx := fl.ctx
+		require.NoError(t, fl.raw[0].WriteAll(ctx, journal.BucketPrefix+"w/0000000000000001/AAAA.1a2b.tmp", []byte("x"), nil))
+		a.faults[0].Outage(nil)
+		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a redirected write")
+		a.faults[0].Heal()
+		time.Sleep(time.Minute)
+		_, err := a.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "v1", fl.content(0, "k"), "the primary after a pass")
 	})
 }

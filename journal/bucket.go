@@ -281,6 +281,13 @@ func (j *Bucket) listSide(ctx context.Context, s Side) ([]Entry, error) {
 		}
 		token = next
 		for _, o := range objs {
+			if _, _, _, err := entryInName(o.Key); err != nil {
+				// Not an entry this journal wrote (a driver's leftover
+				// temporary file, say): it would fail every listing of
+				// the side for good, and with it every repair that
+				// waits for a whole listing.
+				continue
+			}
 			e, err := j.entryOf(ctx, b, o.Key)
 			switch {
 			case gcerrors.Code(err) == gcerrors.NotFound:
