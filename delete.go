@@ -117,9 +117,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			f.sweepRacedCopy(rec)
 		}
 		if pending && !p.known && f.inDoubt(key, p) {
-			// As in Mirror mode (see mirrorDelete.unknownBefore): what the
-			// primary removed may be an older copy a tombstone covers.
-			return unavailable(err, "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", key)
+			return deletedInDoubt(err, key)
 		}
 		return nil
 	case isNotFound(err) && rec.recorded(journal.Primary) && f.sharedJournal():
@@ -399,28 +397,29 @@ func (d *mirrorDelete) settle() error {
 	case d.unseen():
 		return sec.err
 	case d.pending && !d.p.known && d.f.inDoubt(d.rec.key, d.p):
-		return d.unknownBefore()
+		return deletedInDoubt(errors.Join(pr.err, sec.err), d.rec.key)
 	}
 	return nil
 }
 
-// unknownBefore answers a delete of a key with pending work whose state
-// could not be worked out before it, in doubt (see inDoubt), which found
-// the key on a side: what it removed there may be an older copy a
-// tombstone covers, as well as the key's newest version, so whether the
-// key existed cannot be told. Its tombstones stand, and it is
-// unavailable, as a read of the key is; a second delete answers
-// NotFound.
-func (d *mirrorDelete) unknownBefore() error {
-	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
-	return unavailable(errors.Join(pr.err, sec.err), "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", d.rec.key)
+// deletedInDoubt answers, in either mode, a delete of a key with pending
+// work whose state could not be worked out before it, in doubt (see
+// inDoubt), which found the key on a side (cause: what the sides
+// answered): what it removed there may be an older copy a tombstone
+// covers, as well as the key's newest version, so whether the key existed
+// cannot be told. Its tombstones stand, and it is unavailable, as a read
+// of the key is; a second delete answers NotFound.
+func deletedInDoubt(cause error, key string) error {
+	return unavailable(cause, "the state of %q before its delete could not be worked out, so whether it existed cannot be told; its delete is recorded", key)
 }
 
 // unseen reports whether the delete is to answer NotFound, though its
 // tombstone for the primary stays: the secondary did not have a key with no
 // pending work while the primary, which may hold it (see foundNowhere),
 // was down. Once the primary is back, the tombstone removes what a write
-// cut between the sides left there, as the answer says nothing is. A
+// cut between the sides left there, as the answer says nothing is; when
+// the look before it found the secondary without the key (see lookFirst),
+// it removes nothing else (see stamp.unseen). A
 // write of the key in flight in this process, stamped before the
 // tombstone, gives way to it when it commits: the delete then answers
 // success, as having come after that write.

@@ -35,7 +35,7 @@ func (f *Failover) record(ctx context.Context, key string, op journal.Op, v Vers
 		}
 		return entry{}, fmt.Errorf("failoverblob: recording that the %s is missing %s of %q: %w", missing, op, key, err)
 	}
-	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now, unseen: op == journal.Delete && size == unseenSize}}
+	e := entry{id: id, key: key, missing: missing, op: op, s: stamp{v: v, at: now, unseen: unseenEntry(op, size)}}
 	e.prev = f.idx.added(key, missing, op, e.s, now, id)
 	f.warnIfUnreconciled()
 	return e, nil

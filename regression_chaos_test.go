@@ -2322,9 +2322,7 @@ func TestRepairFromAPartialListingDoesNotCopyOntoASideThatLacksTheKey(t *testing
 		fl := newFleet(t, 1, opts)
 		w := fl.in[0]
 		ctx := fl.ctx
-		w.faults[0].Outage(nil)
-		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a redirected write")
-		w.faults[0].Heal()
+		w.redirect(t, ctx, "k", "v1")
 
 		d := fl.start(opts)
 		d.faults[1].Outage(nil)
@@ -2400,9 +2398,7 @@ func TestStrayObjectUnderTheJournalPrefixDoesNotStopRepairs(t *testing.T) {
 		a := fl.in[0]
 		ctx := fl.ctx
 		require.NoError(t, fl.raw[0].WriteAll(ctx, journal.BucketPrefix+"w/0000000000000001/AAAA.1a2b.tmp", []byte("x"), nil))
-		a.faults[0].Outage(nil)
-		require.NoError(t, a.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a redirected write")
-		a.faults[0].Heal()
+		a.redirect(t, ctx, "k", "v1")
 		time.Sleep(time.Minute)
 		_, err := a.f.Drain(ctx)
 		require.NoError(t, err)

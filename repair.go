@@ -135,7 +135,7 @@ func (f *Failover) ackEntries(ctx context.Context, key string, missing journal.S
 // its hints: an unparsable version is the zero one.
 func entryStamp(e journal.Entry) stamp {
 	v, _ := ParseVersion(e.Version)
-	return stamp{v: v, at: entryAt(e, v), unseen: entryUnseen(e)}
+	return entryStampOf(e, v)
 }
 
 // repairKey is the repair of one key on one side: dst, the side missing
@@ -554,7 +554,7 @@ func (f *Failover) changesOf(key string, missing journal.Side, entries []journal
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{op: e.Op, s: stamp{v: v, at: entryAt(e, v), unseen: entryUnseen(e)}})
+		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v)})
 		listed[v] = true
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {

@@ -202,8 +202,14 @@ type stamp struct {
 // stamp.unseen); every other delete's entry has Size 0.
 const unseenSize = -1
 
-// entryUnseen reports whether e is an unseen tombstone's entry.
-func entryUnseen(e journal.Entry) bool { return e.Op == journal.Delete && e.Size == unseenSize }
+// unseenEntry reports whether an entry of op with size records an unseen
+// tombstone.
+func unseenEntry(op journal.Op, size int64) bool { return op == journal.Delete && size == unseenSize }
+
+// entryStampOf is the stamp of the change e records, of version v.
+func entryStampOf(e journal.Entry, v Version) stamp {
+	return stamp{v: v, at: entryAt(e, v), unseen: unseenEntry(e.Op, e.Size)}
+}
 
 // fast reports whether s was stamped by a clock that ran more than skew
 // ahead of the time it was stored.
