@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gocloud.dev/blob"
 
@@ -34,6 +35,7 @@ type Failover struct {
 	// is the number of the last one begun whose listing the index took in.
 	readingsBegun, readingsTaken atomic.Int64
 	instance                     string       // this instance's name in reconcile leases and probe canaries
+	opened                       time.Time    // when New was called, by Options.Now
 	running                      atomic.Int32 // Runs running
 	journalTries                 retries      // journalKnown's readings of the journal
 	unsureTries                  retries      // state's readings of the journal for keys it is unsure of
@@ -105,6 +107,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	f.stale = newStaleCache(o)
 	f.leasesLeft.Store(true)
 	f.instance = newInstanceID(f.clock.writer)
+	f.opened = o.Now()
 	// Options reports what is in effect: the writer id chosen, and the
 	// breakers' settings with their defaults (the caller's are not changed).
 	f.opts.WriterID = f.clock.writer

@@ -91,6 +91,13 @@ type Options struct {
 	// IdleTimeout bounds the time a streamed read or write to a side may go
 	// without progress (including the final commit of a write). Zero means
 	// 30 seconds.
+	//
+	// CallTimeout and IdleTimeout together bound how long after its journal
+	// entry a write may still commit: a pass that finds no side holding
+	// the write of another instance's entry leaves the entry for
+	// 2×CallTimeout + 2×IdleTimeout + MaxClockSkew after it was stored
+	// before taking the write for one that failed. Instances sharing a
+	// journal should set both alike.
 	IdleTimeout time.Duration
 
 	// SpoolMemory is how many bytes of each streamed write in Redirect mode

@@ -305,10 +305,57 @@ func (r *repairKey) apply(changes []change) error {
 		if settled, err := r.applyPut(c.s); settled || err != nil {
 			return err
 		}
+		if c.landing {
+			// Its write may still be committing: taking it for failed
+			// would acknowledge its entry, and the write, once landed
+			// and acknowledged, would have none.
+			return fmt.Errorf("%w: no side holds the write of %q that an entry recorded %s, which may still be committing", errRepairDeferred, r.key, c.s.v)
+		}
 		// No side holds this change: its write failed after the entry was
 		// recorded. An older entry may still describe data that exists.
 	}
 	return nil
+}
+
+// mayLand reports whether e records a put whose write may still be
+// committing: another instance's (or an earlier opening's) write, which
+// records its entry before or while it commits, and whose entry was
+// stored less than landingTime ago. A write this instance opened since
+// New is never committing while its key is repaired, which holds the
+// key's lock as the write's commit does.
+func (f *Failover) mayLand(e journal.Entry) bool {
+	if e.Op != journal.Put || f.appendedHere(e) {
+		return false
+	}
+	at := e.Stored
+	if at.IsZero() {
+		at = e.Recorded
+	}
+	// An entry stamped far in the future comes from a clock that ran
+	// fast, not from a write in flight: the window is bounded both ways.
+	d, bound := f.opts.Now().Sub(at), f.landingTime()
+	return d < bound && d > -bound
+}
+
+// appendedHere reports whether this instance, since New, appended e.
+func (f *Failover) appendedHere(e journal.Entry) bool {
+	if e.Recorded.Before(f.opened) {
+		return false
+	}
+	if j, ok := f.opts.Journal.(*journal.Bucket); ok {
+		return j.Appended(e.ID)
+	}
+	// A local journal has one writer at a time.
+	return true
+}
+
+// landingTime bounds how long after its entry was stored a write may
+// still commit: the entry's append, tried on each side in turn, then the
+// commit on each side in turn (a Mirror-mode write with a condition),
+// each bounded by the idle watchdog, and the clocks' disagreement. It
+// assumes the instances sharing a journal have the same timeouts.
+func (f *Failover) landingTime() time.Duration {
+	return 2*f.opts.CallTimeout + 2*f.opts.IdleTimeout + f.opts.MaxClockSkew
 }
 
 // unseenVoid reports whether an unseen tombstone (see stamp.unseen) has
@@ -528,6 +575,9 @@ type change struct {
 	// If it no longer holds it, a later change removed it, which the
 	// pass has not listed: the change is not brought back.
 	held bool
+	// landing says the change is a put whose write may still be
+	// committing (see Failover.mayLand).
+	landing bool
 }
 
 // changesOf returns the changes the entries describe, newest first. The
@@ -554,7 +604,7 @@ func (f *Failover) changesOf(key string, missing journal.Side, entries []journal
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v)})
+		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e)})
 		listed[v] = true
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {

@@ -161,6 +161,18 @@ var sideCode = [2]string{"p:", "s:"}
 
 const bothCode = "b:"
 
+// Appended reports whether the entry with ID id (as Append or List
+// returned it) was appended through this journal, rather than by another
+// instance sharing its storage or by an earlier opening of it.
+func (j *Bucket) Appended(id string) bool {
+	for _, code := range append(sideCode[:], bothCode) {
+		if name, ok := strings.CutPrefix(id, code); ok {
+			return strings.HasPrefix(name, BucketPrefix+j.writer+"/")
+		}
+	}
+	return false
+}
+
 // Append implements Journal. It writes the entry on the side that is not
 // e.Missing, or on the other side if that one fails. The entry is durable
 // as the side's storage is once Append returns nil. If both writes fail,

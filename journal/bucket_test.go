@@ -226,3 +226,40 @@ func faultyBucketJournal(t *testing.T) (raw [2]*blob.Bucket, j *journal.Bucket, 
 	}
 	return raw, journal.NewBucket(sides[0], sides[1], nil), faults
 }
+
+// Appended tells the entries a journal appended from those another
+// journal over the same sides appended (another instance's, or an earlier
+// opening's), whichever side keeps them.
+func TestBucketAppendedTellsItsOwnEntries(t *testing.T) {
+	ctx := context.Background()
+	p, s := memblob.OpenBucket(nil), memblob.OpenBucket(nil)
+	defer p.Close()
+	defer s.Close()
+	mine, other := journal.NewBucket(p, s, nil), journal.NewBucket(p, s, nil)
+	own := map[string]bool{}
+	for i, j := range []*journal.Bucket{mine, other, mine, other} {
+		missing := journal.Side(i / 2)
+		id, err := j.Append(ctx, journal.Entry{Key: "k", Op: journal.Put, Version: "v", Missing: missing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mine.Appended(id) != (j == mine) || other.Appended(id) != (j == other) {
+			t.Errorf("entry %q appended by the %s journal: Appended says first %t, second %t", id, map[bool]string{true: "first", false: "second"}[j == mine], mine.Appended(id), other.Appended(id))
+		}
+		own[id] = j == mine
+	}
+	es, err := mine.List(ctx)
+	if err != nil || len(es) != 4 {
+		t.Fatalf("List = %+v, %v; want 4 entries", es, err)
+	}
+	for _, e := range es {
+		if mine.Appended(e.ID) != own[e.ID] {
+			t.Errorf("listed entry %q: Appended = %t, want %t", e.ID, mine.Appended(e.ID), own[e.ID])
+		}
+	}
+	for _, id := range []string{"", "p:", "x:" + journal.BucketPrefix, "p:other/prefix"} {
+		if mine.Appended(id) {
+			t.Errorf("Appended(%q) = true, want false", id)
+		}
+	}
+}

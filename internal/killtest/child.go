@@ -138,6 +138,8 @@ func runChild(c childConfig) error {
 			Timeout:     5 * time.Millisecond,
 		},
 		MaxClockSkew:         recoveryClockSkew,
+		CallTimeout:          childCallTimeout,
+		IdleTimeout:          childIdleTimeout,
 		SpoolMemory:          1 << 10, // larger values spool to a file
 		SpoolDir:             c.path("tmp"),
 		ReconcileInterval:    childReconcileInterval,

@@ -28,6 +28,16 @@ const recoveryClockSkew = 20 * time.Millisecond
 // reconcile leases last three of them.
 const childReconcileInterval = 2 * time.Millisecond
 
+// childCallTimeout and childIdleTimeout are the CallTimeout and IdleTimeout
+// of the children and the recovery, short for calls to a local disk: a
+// repair leaves the entry of a write that no side holds while the write
+// may still be committing, a time these bound (see Options.CallTimeout),
+// so a recovery right after a kill waits about that long for such entries.
+const (
+	childCallTimeout = 200 * time.Millisecond
+	childIdleTimeout = 200 * time.Millisecond
+)
+
 // settleTimeout bounds the drains of a recovery.
 const settleTimeout = 10 * time.Second
 
@@ -120,7 +130,7 @@ func withFailover(ctx context.Context, c Config, fn func(*failoverblob.Failover,
 	if err != nil {
 		return err
 	}
-	opts := &failoverblob.Options{Mode: c.Mode, MaxClockSkew: recoveryClockSkew}
+	opts := &failoverblob.Options{Mode: c.Mode, MaxClockSkew: recoveryClockSkew, CallTimeout: childCallTimeout, IdleTimeout: childIdleTimeout}
 	if c.Journal == "file" {
 		jf, err := openJournalFile(filepath.Join(c.Dir, "journal"))
 		if err != nil {
