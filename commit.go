@@ -255,6 +255,9 @@ func (w *writer) commitMirror() error {
 	p, _ := w.f.idx.get(w.key)
 	for _, s := range sideIDs {
 		if w.missed[s] != nil || p.entries[s] > 0 {
+			// A side the write is committing on too gets an alongside
+			// entry: should its commit fail, an ordinary one follows.
+			rec.alongside[s] = w.missed[s] == nil
 			if err := rec.record(s); err != nil {
 				return err
 			}
@@ -348,7 +351,7 @@ func (w *writer) commitFailed(rec *records, s journal.Side, err error, applied [
 	if !outage && s == journal.Primary {
 		w.refused = err
 	}
-	if err := rec.recordAfter(s); err != nil {
+	if err := rec.recordMissed(s); err != nil {
 		return true, err
 	}
 	return false, nil

@@ -142,3 +142,60 @@ func TestRepairLeavesTheEntryOfAWriteStillCommitting(t *testing.T) {
 		})
 	}
 }
+
+// A Mirror-mode write of a key with pending work for the primary records
+// an entry for the primary although it commits there too. A pass of
+// another instance that listed that entry, and looked at the key between
+// a third instance's delete's calls to the two sides (the primary's done,
+// the secondary's not yet), found the write on the secondary alone and
+// copied it back onto the primary, where the delete had removed it; the
+// delete, which had found the key on both sides, did not look again (seeds
+// 51 and 545 of the several-writer Mirror configuration). The entry now
+// says the write was committing on the primary too, and a repair that
+// finds the primary without it leaves it to whatever removed it.
+func TestMirrorRepairLeavesAWriteMadeOnBothSidesThatALaterDeleteRemoved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl, w, d, r := missedPrimary(t)
+		ctx := fl.ctx
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write of the pending key, on both sides")
+		require.Equal(t, "v2", fl.content(0, "k"), "the primary after the write")
+		require.Equal(t, "v2", fl.content(1, "k"), "the secondary after the write")
+		time.Sleep(time.Second)
+
+		deleted := d.deleteWaitingOnSecondary(ctx, "k", failovertest.Fault{Latency: 5 * time.Second})
+		require.Equal(t, "<absent>", fl.content(0, "k"), "the primary while the delete waits on the secondary")
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass")
+		require.NoError(t, <-deleted, "the delete")
+		for _, in := range []*instance{r, w, d} {
+			_, err := in.f.Drain(ctx)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the drains")
+		assert.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the drains")
+		assert.Equal(t, "<not found>", r.read(ctx, "k"), "a read")
+	})
+}
+
+// An alongside entry whose write then fails on the side it was for gets an
+// ordinary entry beside it, and the repair copies the write there.
+func TestMirrorWriteThatFailsOnASideItsEntryWasAlongsideIsRepaired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := newLanding(t, failoverblob.Mirror)
+		l.shut.Store(true)
+		l.gate <- failovertest.ErrOutage
+		require.NoError(t, l.w.Bucket().WriteAll(l.ctx, "k", []byte("v1"), nil), "a write that fails on the secondary at its commit")
+		l.gate <- failovertest.ErrOutage
+		require.NoError(t, l.w.Bucket().WriteAll(l.ctx, "k", []byte("v2"), nil), "a write of the pending key that fails on the secondary at its commit")
+		require.Equal(t, "v2", l.content(t, 0, "k"), "the primary after the writes")
+		require.Equal(t, "<absent>", l.content(t, 1, "k"), "the secondary after the writes")
+		l.shut.Store(false)
+		time.Sleep(2 * time.Minute)
+
+		rep, err := l.r.Drain(l.ctx)
+		require.NoError(t, err)
+		assert.Zero(t, rep.Remaining, "entries left")
+		assert.Equal(t, "v2", l.content(t, 1, "k"), "the secondary after the pass")
+	})
+}

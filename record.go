@@ -185,7 +185,10 @@ type records struct {
 	// stamp.unseen); a tombstone the journal could not record is kept as
 	// an ordinary one.
 	unseen bool
-	also   []*entry // entries recorded before e's, for the same change
+	// alongside marks the entry for a side as an alongside one (see
+	// alongsideSize): the change is being made on that side too.
+	alongside [2]bool
+	also      []*entry // entries recorded before e's, for the same change
 }
 
 // newRecords returns the records of a change of key, none recorded yet.
@@ -201,6 +204,9 @@ func (r *records) record(s journal.Side) error {
 	size := r.size
 	if r.unseen && r.op == journal.Delete && s == journal.Primary {
 		size = unseenSize
+	}
+	if r.alongside[s] && r.op == journal.Put {
+		size = alongsideSize(size)
 	}
 	e, err := r.f.record(r.ctx, r.key, r.op, r.v, s, size)
 	if err != nil {
@@ -235,6 +241,21 @@ func (r *records) recordAfter(s journal.Side) error {
 		}
 	}
 	return err
+}
+
+// recordMissed records, as recordAfter does, that side s is missing a
+// change whose commit there failed. An alongside entry for s (see
+// alongsideSize) said the change was being made there: an ordinary one is
+// recorded beside it.
+func (r *records) recordMissed(s journal.Side) error {
+	if r.alongside[s] {
+		r.alongside[s] = false
+		if r.e[s] != nil {
+			r.also = append(r.also, r.e[s])
+			r.e[s] = nil
+		}
+	}
+	return r.recordAfter(s)
 }
 
 // keep counts in the index an entry the journal could not record.

@@ -302,6 +302,17 @@ func (r *repairKey) apply(changes []change) error {
 			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
 			return r.dropStaleCopy(c.s)
 		}
+		if c.alongside && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
+			// The write committed on src, and was committing on dst too
+			// without failing there: dst lacks it because a later change,
+			// which the pass has not listed (another instance's delete,
+			// between its calls to the two sides), removed it, or its
+			// commit there is still under way. Copying would bring a
+			// deleted object back. (A crash between the write's failure
+			// on dst and its record is Verify's to repair.)
+			r.f.opts.Logger.Info("failoverblob: repair skipped: the write was made on the side too, and did not fail there", "key", r.key, "side", r.dst.id.String())
+			return nil
+		}
 		if settled, err := r.applyPut(c.s); settled || err != nil {
 			return err
 		}
@@ -578,6 +589,10 @@ type change struct {
 	// landing says the change is a put whose write may still be
 	// committing (see Failover.mayLand).
 	landing bool
+	// alongside says the change's only entries for the side being
+	// repaired are alongside ones (see alongsideSize): its write was
+	// committing there too, and did not fail there.
+	alongside bool
 }
 
 // changesOf returns the changes the entries describe, newest first. The
@@ -599,13 +614,21 @@ type change struct {
 func (f *Failover) changesOf(key string, missing journal.Side, entries []journal.Entry, read time.Time) ([]change, error) {
 	changes := make([]change, 0, len(entries)+1)
 	listed := make(map[Version]bool, len(entries))
+	missed := map[Version]bool{} // puts with an ordinary entry for missing
 	for _, e := range entries {
 		v, err := ParseVersion(e.Version)
 		if err != nil {
 			return nil, err
 		}
-		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e)})
+		along := e.Missing == missing && alongsideEntry(e.Op, e.Size)
+		if e.Missing == missing && e.Op == journal.Put && !along {
+			missed[v] = true
+		}
+		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e), alongside: along})
 		listed[v] = true
+	}
+	for i := range changes {
+		changes[i].alongside = changes[i].alongside && !missed[changes[i].s.v]
 	}
 	if p, ok := f.idx.get(key); ok && p.known && !p.latest.v.IsZero() && !listed[p.latest.v] && (read.IsZero() || !p.latest.at.IsZero() || !p.modTime.Before(read)) {
 		op := journal.Put

@@ -206,6 +206,19 @@ const unseenSize = -1
 // tombstone.
 func unseenEntry(op journal.Op, size int64) bool { return op == journal.Delete && size == unseenSize }
 
+// An alongside entry is the entry of a Mirror-mode write for a side the
+// write was committing on too, recorded because the key had pending work
+// there (see writer.commitMirror): the side lacks the write only if its
+// commit failed, which the writer then records in an ordinary entry, or a
+// later change removed it. Its Size is alongsideSize of the object's size;
+// an instance that does not know the encoding takes it for an ordinary
+// entry, as entries were before.
+func alongsideSize(size int64) int64 { return -2 - max(size, 0) }
+
+// alongsideEntry reports whether an entry of op with size is an alongside
+// one.
+func alongsideEntry(op journal.Op, size int64) bool { return op == journal.Put && size <= -2 }
+
 // entryStampOf is the stamp of the change e records, of version v.
 func entryStampOf(e journal.Entry, v Version) stamp {
 	return stamp{v: v, at: entryAt(e, v), unseen: unseenEntry(e.Op, e.Size)}
