@@ -74,7 +74,11 @@ type Entry struct {
 	// Size is the object's size in bytes for a Put, when known; otherwise 0.
 	// The failover bucket records -1 for a Delete whose tombstone removes
 	// only an object no other entry accounts for (a Mirror-mode delete that
-	// found nothing on the side it reached).
+	// found nothing on the side it reached), and -2 less the object's size
+	// for a Put recorded for a side the write was committing on too (a
+	// Mirror-mode write of a key with pending work there), which lacks it
+	// only if a later change removed it or, once another entry says so, the
+	// commit failed there. ObjectSize reads a Put's size either way.
 	Size int64
 	// Recorded is when the entry was appended, by the appender's clock.
 	// Append sets it when zero.
@@ -84,6 +88,18 @@ type Entry struct {
 	// object's modification time); zero otherwise. It is ignored on input.
 	// A Recorded far ahead of Stored comes from a clock that ran fast.
 	Stored time.Time
+}
+
+// ObjectSize returns the size of the object a Put entry records (see
+// Entry.Size), and 0 for a Delete.
+func (e Entry) ObjectSize() int64 {
+	switch {
+	case e.Op != Put:
+		return 0
+	case e.Size <= -2:
+		return -2 - e.Size
+	}
+	return max(e.Size, 0)
 }
 
 // Journal is a record of pending repairs. Implementations are safe for

@@ -104,7 +104,7 @@ func pendingWork(entries []journal.Entry) (keys int, bytes int64) {
 	}
 	for _, e := range newest {
 		if e.Op == journal.Put {
-			bytes += e.Size
+			bytes += e.ObjectSize()
 		}
 	}
 	return len(newest), bytes

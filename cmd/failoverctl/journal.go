@@ -61,7 +61,7 @@ func printEntriesJSON(w io.Writer, entries []journal.Entry, now time.Time) error
 	for i, e := range entries {
 		out[i] = entryJSON{
 			ID: e.ID, Key: e.Key, Op: e.Op.String(), Missing: e.Missing.String(),
-			Version: e.Version, Size: e.Size, Recorded: e.Recorded,
+			Version: e.Version, Size: e.ObjectSize(), Recorded: e.Recorded,
 			AgeSeconds: now.Sub(e.Recorded).Seconds(),
 		}
 	}
@@ -81,7 +81,7 @@ func printEntries(w io.Writer, entries []journal.Entry, now time.Time) {
 	for _, e := range entries {
 		size := "-"
 		if e.Op == journal.Put {
-			size = formatBytes(e.Size)
+			size = formatBytes(e.ObjectSize())
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", age(now, e.Recorded), e.Op, e.Missing, size, printableKey(e.Key))
 	}
