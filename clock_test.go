@@ -160,11 +160,12 @@ func TestWriterIDThatMetadataCannotCarryIsRefused(t *testing.T) {
 	}
 }
 
-// Item 6: a metadata key that folds to the version key is refused on
-// write, by the rule that hides the version from Attributes.
+// Item 6: a metadata key that folds to the version key (or to the other
+// reserved key, StoredMetadataKey) is refused on write, by the rule that
+// hides them from Attributes.
 func TestMetadataKeyFoldingToTheVersionKeyIsRefused(t *testing.T) {
 	r := newRig(t, failoverblob.Options{})
-	for _, k := range []string{"failover-version", "Failover-Version", "failover-verſion", "FAILOVER-VERSION"} {
+	for _, k := range []string{"failover-version", "Failover-Version", "failover-verſion", "FAILOVER-VERSION", "failover-stored", "Failover-Stored", "failover-ſtored"} {
 		err := r.b.WriteAll(r.ctx, "k", []byte("v"), &blob.WriterOptions{Metadata: map[string]string{k: "x"}})
 		if !errors.Is(err, failoverblob.ErrReservedKey) || gcerrors.Code(err) != gcerrors.InvalidArgument {
 			t.Errorf("metadata key %q: got %v, want ErrReservedKey (InvalidArgument)", k, err)

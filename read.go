@@ -280,7 +280,7 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 		if err != nil {
 			return nil, err
 		}
-		f.seen(key, s.id, stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime})
+		f.seen(key, s.id, objectStamp(attrs))
 		return attrs, nil
 	}, hedged: true, got: &got})
 	if got.stop != nil {
@@ -292,14 +292,21 @@ func (b *bucket) Attributes(ctx context.Context, key string) (*driver.Attributes
 	return withoutVersion(got.v.(*driver.Attributes)), nil
 }
 
-// withoutVersion returns a copy of a without the version metadata. Drivers
-// may return attributes they keep, so a is not changed.
+// withoutVersion returns a copy of a without the reserved metadata (see
+// isReservedMetadata). Drivers may return attributes they keep, so a is
+// not changed.
 func withoutVersion(a *driver.Attributes) *driver.Attributes {
 	c := *a
-	if _, ok := versionEntry(a.Metadata); ok {
-		c.Metadata = make(map[string]string, len(a.Metadata)-1)
+	reserved := 0
+	for k := range a.Metadata {
+		if isReservedMetadata(k) {
+			reserved++
+		}
+	}
+	if reserved > 0 {
+		c.Metadata = make(map[string]string, len(a.Metadata)-reserved)
 		for k, v := range a.Metadata {
-			if !isVersionKey(k) {
+			if !isReservedMetadata(k) {
 				c.Metadata[k] = v
 			}
 		}

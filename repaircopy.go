@@ -41,8 +41,10 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, a
 		ContentEncoding:    attrs.ContentEncoding,
 		ContentLanguage:    attrs.ContentLanguage,
 		ContentMD5:         srcMD5,
-		Metadata:           attrs.Metadata,
-		BeforeWrite:        dst.writeIf(prior),
+		// A version from a clock that ran fast keeps, in the copy, when
+		// it was first stored, which orders it.
+		Metadata:    copyMetadata(attrs.Metadata, objectStamp(attrs), f.opts.MaxClockSkew),
+		BeforeWrite: dst.writeIf(prior),
 	}}
 	// Not checked here: the side's portable layer checks srcMD5 (see
 	// transfer), so it gets the ContentMD5 whatever its provider takes.

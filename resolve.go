@@ -237,7 +237,7 @@ func (f *Failover) inspect(ctx context.Context, s *side, key string) (sideObject
 	case err != nil:
 		return sideObject{}, err
 	}
-	st := stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime}
+	st := objectStamp(attrs)
 	f.seen(key, s.id, st)
 	return sideObject{asked: true, exists: true, s: st, size: attrs.Size, modTime: attrs.ModTime, attrs: attrs}, nil
 }

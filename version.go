@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"gocloud.dev/blob/driver"
+
 	"github.com/failoverblob/failoverblob/journal"
 )
 
@@ -16,6 +18,14 @@ import (
 // failover bucket stamps its version. It is reserved: callers may not set it,
 // and Attributes hides it.
 const VersionMetadataKey = "failover-version"
+
+// StoredMetadataKey is the metadata key under which the reconciler's copy
+// of an object whose version came from a clock that ran fast (see
+// Options.MaxClockSkew) keeps when the object was first stored, in Unix
+// nanoseconds: such a version is ordered by that time, which the copy's
+// own modification time, later, would misplace. It is reserved as
+// VersionMetadataKey is.
+const StoredMetadataKey = "failover-stored"
 
 // Version orders the writes made through failover buckets. It is a hybrid
 // logical clock reading (wall time in nanoseconds plus a logical counter that
@@ -119,6 +129,47 @@ func versionEntry(md map[string]string) (string, bool) {
 }
 
 func isVersionKey(k string) bool { return strings.EqualFold(k, VersionMetadataKey) }
+
+// isReservedMetadata reports whether metadata key k is one the failover
+// bucket keeps for itself: a caller may not set it, and Attributes hides
+// it. Keys are compared folding case, as the read side finds them.
+func isReservedMetadata(k string) bool {
+	return isVersionKey(k) || strings.EqualFold(k, StoredMetadataKey)
+}
+
+// objectStamp is the stamp of an object a side holds, from its attributes:
+// its version, placed at when it was stored, which is its modification
+// time, or, for a reconciler's copy that kept an earlier time (see
+// StoredMetadataKey), that time.
+func objectStamp(attrs *driver.Attributes) stamp {
+	st := stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime}
+	for k, v := range attrs.Metadata {
+		if !strings.EqualFold(k, StoredMetadataKey) {
+			continue
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && (st.at.IsZero() || n < st.at.UnixNano()) {
+			st.at = time.Unix(0, n)
+		}
+	}
+	return st
+}
+
+// copyMetadata returns the metadata of a reconciler's copy of an object
+// stamped s, with metadata md: md, and, for a version from a clock that
+// ran fast, when the object was first stored (see StoredMetadataKey).
+func copyMetadata(md map[string]string, s stamp, skew time.Duration) map[string]string {
+	if !s.fast(skew) {
+		return md
+	}
+	c := make(map[string]string, len(md)+1)
+	for k, v := range md {
+		if !strings.EqualFold(k, StoredMetadataKey) {
+			c[k] = v
+		}
+	}
+	c[StoredMetadataKey] = strconv.FormatInt(s.at.UnixNano(), 10)
+	return c
+}
 
 // maxWriterID is the longest writer id, in bytes.
 const maxWriterID = 64

@@ -25,9 +25,10 @@ func (b *bucket) NewTypedWriter(ctx context.Context, key, contentType string, op
 		return nil, err
 	}
 	for k := range opts.Metadata {
-		// The rule Attributes hides the version by: keys that fold to it.
-		if isVersionKey(k) {
-			return nil, fmt.Errorf("%w: metadata key %q is %q, which is reserved", ErrReservedKey, k, VersionMetadataKey)
+		// The rule Attributes hides the reserved keys by: keys that fold
+		// to them.
+		if isReservedMetadata(k) {
+			return nil, fmt.Errorf("%w: metadata key %q is reserved (%q, %q)", ErrReservedKey, k, VersionMetadataKey, StoredMetadataKey)
 		}
 	}
 	f := b.f
