@@ -220,6 +220,12 @@ func (w *writer) commitPrimary(pw *sideWriter, rec *records) (committed bool, er
 		return false, err
 	}
 	w.reached[journal.Primary] = true
+	// The entry recorded before the commit was stored before the bytes
+	// are replayed to the secondary, which takes as long as the write
+	// has bytes: a pass that found neither side holding the write long
+	// after the entry (see Failover.mayLand) would take it for failed.
+	// A new entry is recorded beside the secondary's commit.
+	rec.renew(journal.Primary)
 	return false, w.redirect(err)
 }
 

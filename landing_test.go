@@ -1,6 +1,7 @@
 package failoverblob_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/memblob"
 	"gocloud.dev/gcerrors"
 
@@ -198,4 +200,97 @@ func TestMirrorWriteThatFailsOnASideItsEntryWasAlongsideIsRepaired(t *testing.T)
 		assert.Zero(t, rep.Remaining, "entries left")
 		assert.Equal(t, "v2", l.content(t, 1, "k"), "the secondary after the pass")
 	})
+}
+
+// slowWrites is a side whose writers take a while over each Write to a key
+// outside the reserved prefix while slow is set.
+type slowWrites struct {
+	driver.Bucket
+	slow *atomic.Bool
+}
+
+func (s *slowWrites) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
+	w, err := s.Bucket.NewTypedWriter(ctx, key, contentType, opts)
+	if err != nil || strings.HasPrefix(key, failoverblob.ReservedPrefix) {
+		return w, err
+	}
+	return &slowWriter{Writer: w, slow: s.slow}, nil
+}
+
+type slowWriter struct {
+	driver.Writer
+	slow *atomic.Bool
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	if w.slow.Load() {
+		time.Sleep(20 * time.Second)
+	}
+	return w.Writer.Write(p)
+}
+
+// A Redirect-mode write of a key with pending work records its entry for
+// the primary before the primary's commit; when that commit fails, the
+// bytes are replayed to the secondary, which takes as long as the write
+// has bytes. A pass long after the entry found neither side holding the
+// write and took it for one that failed: it moved the older redirected
+// version to the primary and acknowledged the entry, and the write, once
+// replayed and acknowledged, had none. A new entry is now recorded beside
+// the secondary's commit.
+func TestRedirectedReplayLongAfterItsEntryIsRecordedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		raw := [2]*blob.Bucket{memblob.OpenBucket(nil), memblob.OpenBucket(nil)}
+		defer raw[0].Close()
+		defer raw[1].Close()
+		var failCommits, slow atomic.Bool
+		p, _ := failovertest.NewDriver(raw[0], nil)
+		s, _ := failovertest.NewDriver(raw[1], nil)
+		wsides := [2]*blob.Bucket{
+			blob.NewBucket(&commitGate{Bucket: p, commit: func(key string) error {
+				if failCommits.Load() && !strings.HasPrefix(key, failoverblob.ReservedPrefix) {
+					return failovertest.ErrOutage
+				}
+				return nil
+			}}),
+			blob.NewBucket(&slowWrites{Bucket: s, slow: &slow}),
+		}
+		open := func(sides [2]*blob.Bucket) *failoverblob.Failover {
+			f, err := failoverblob.New(ctx, sides[0], sides[1], &failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = f.Close() })
+			return f
+		}
+		w := open(wsides)
+		rp, _ := failovertest.Wrap(raw[0], nil)
+		rs, _ := failovertest.Wrap(raw[1], nil)
+		r := open([2]*blob.Bucket{rp, rs})
+
+		failCommits.Store(true)
+		require.NoError(t, w.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write redirected at its commit")
+		require.Equal(t, "v1", string(mustRead(t, raw[1], "k")), "the secondary after the first write")
+		slow.Store(true)
+		big := bytes.Repeat([]byte("2"), 640<<10)
+		written := make(chan error, 1)
+		go func() { written <- w.Bucket().WriteAll(ctx, "k", big, nil) }()
+		time.Sleep(2 * time.Minute) // longer than a write may commit after its entry, by the timeouts
+		_, err := r.Drain(ctx)
+		require.NoError(t, err)
+		require.NoError(t, <-written, "the write replayed to the secondary")
+		slow.Store(false)
+		failCommits.Store(false)
+		_, err = r.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, len(big), len(mustRead(t, raw[0], "k")), "bytes on the primary after the passes")
+		got, err := r.Bucket().ReadAll(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, len(big), len(got), "bytes read")
+	})
+}
+
+func mustRead(t *testing.T, b *blob.Bucket, key string) []byte {
+	t.Helper()
+	data, err := b.ReadAll(context.Background(), key)
+	require.NoError(t, err)
+	return data
 }

@@ -95,9 +95,10 @@ type Options struct {
 	// CallTimeout and IdleTimeout together bound how long after its journal
 	// entry a write may still commit: a pass that finds no side holding
 	// the write of another instance's entry leaves the entry for
-	// 2×CallTimeout + 2×IdleTimeout + MaxClockSkew after it was stored
+	// 3×CallTimeout + 2×IdleTimeout + MaxClockSkew after it was stored
 	// before taking the write for one that failed. Instances sharing a
-	// journal should set both alike.
+	// journal should set both alike, and a Journal given here should
+	// bound its calls by no more than CallTimeout.
 	IdleTimeout time.Duration
 
 	// SpoolMemory is how many bytes of each streamed write in Redirect mode

@@ -250,12 +250,18 @@ func (r *records) recordAfter(s journal.Side) error {
 func (r *records) recordMissed(s journal.Side) error {
 	if r.alongside[s] {
 		r.alongside[s] = false
-		if r.e[s] != nil {
-			r.also = append(r.also, r.e[s])
-			r.e[s] = nil
-		}
+		r.renew(s)
 	}
 	return r.recordAfter(s)
+}
+
+// renew makes the entry for side s, if recorded, one of the change's
+// earlier entries (also), so that the next record for s appends a new one.
+func (r *records) renew(s journal.Side) {
+	if r.e[s] != nil {
+		r.also = append(r.also, r.e[s])
+		r.e[s] = nil
+	}
 }
 
 // keep counts in the index an entry the journal could not record.

@@ -283,8 +283,12 @@ func (r *repairKey) dropSource() {
 // apply brings dst up to the newest of changes (newest first) that a side
 // holds the data of: a delete, or a put whose object exists. It leaves the
 // key when src holds a version newer than all of them (see superseded),
-// or when dst held the newest of them and no longer does (a later change,
-// not listed, removed it).
+// when dst held the newest of them and no longer does (a later change,
+// not listed, removed it), or when the newest is a put made on dst too
+// (an alongside entry) that src holds and dst does not. A put no side
+// holds whose write may still be committing (see Failover.mayLand)
+// defers the repair; one that cannot be is taken for a write that failed,
+// and the older changes are looked at.
 func (r *repairKey) apply(changes []change) error {
 	if r.superseded(changes) {
 		return r.supersede(changes[0])
@@ -302,7 +306,7 @@ func (r *repairKey) apply(changes []change) error {
 			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
 			return r.dropStaleCopy(c.s)
 		}
-		if c.alongside && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
+		if c.alongside && !r.temporary && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
 			// The write committed on src, and was committing on dst too
 			// without failing there: dst lacks it because a later change,
 			// which the pass has not listed (another instance's delete,
@@ -348,7 +352,10 @@ func (f *Failover) mayLand(e journal.Entry) bool {
 	return d < bound && d > -bound
 }
 
-// appendedHere reports whether this instance, since New, appended e.
+// appendedHere reports whether this instance, since New, appended e. A
+// journal.Bucket names its appender (see journal.Bucket.Appended), so
+// failover buckets in one process that share one journal value take each
+// other's entries for their own: each instance needs its own journal.
 func (f *Failover) appendedHere(e journal.Entry) bool {
 	if e.Recorded.Before(f.opened) {
 		return false
@@ -361,12 +368,17 @@ func (f *Failover) appendedHere(e journal.Entry) bool {
 }
 
 // landingTime bounds how long after its entry was stored a write may
-// still commit: the entry's append, tried on each side in turn, then the
-// commit on each side in turn (a Mirror-mode write with a condition),
-// each bounded by the idle watchdog, and the clocks' disagreement. It
-// assumes the instances sharing a journal have the same timeouts.
+// still commit, its bytes being written before its entries are recorded
+// (a redirected write replayed to the secondary records its entry again
+// beside the secondary's commit): the answer to the entry's append, and
+// the append of an entry for the other side, tried on each side in turn
+// (a Mirror-mode write), each bounded by CallTimeout; then the commit on
+// each side in turn (a Mirror-mode write with a condition), each bounded
+// by the idle watchdog; and the clocks' disagreement. It assumes the
+// instances sharing a journal have the same timeouts, and a journal whose
+// calls take no longer than CallTimeout.
 func (f *Failover) landingTime() time.Duration {
-	return 2*f.opts.CallTimeout + 2*f.opts.IdleTimeout + f.opts.MaxClockSkew
+	return 3*f.opts.CallTimeout + 2*f.opts.IdleTimeout + f.opts.MaxClockSkew
 }
 
 // unseenVoid reports whether an unseen tombstone (see stamp.unseen) has
@@ -589,9 +601,9 @@ type change struct {
 	// landing says the change is a put whose write may still be
 	// committing (see Failover.mayLand).
 	landing bool
-	// alongside says the change's only entries for the side being
-	// repaired are alongside ones (see alongsideSize): its write was
-	// committing there too, and did not fail there.
+	// alongside says the change's entries for the side being repaired,
+	// among those listed, are all alongside ones (see alongsideSize): its
+	// write was committing there too, and no entry says it failed there.
 	alongside bool
 }
 

@@ -21,10 +21,11 @@ const VersionMetadataKey = "failover-version"
 
 // StoredMetadataKey is the metadata key under which the reconciler's copy
 // of an object whose version came from a clock that ran fast (see
-// Options.MaxClockSkew) keeps when the object was first stored, in Unix
-// nanoseconds: such a version is ordered by that time, which the copy's
-// own modification time, later, would misplace. It is reserved as
-// VersionMetadataKey is.
+// Options.MaxClockSkew) keeps when the object was first stored: the
+// version, a space, and the time in Unix nanoseconds. Such a version is
+// ordered by that time, which the copy's own modification time, later,
+// would misplace. A value that does not name the object's own version is
+// ignored. It is reserved as VersionMetadataKey is.
 const StoredMetadataKey = "failover-stored"
 
 // Version orders the writes made through failover buckets. It is a hybrid
@@ -143,11 +144,18 @@ func isReservedMetadata(k string) bool {
 // StoredMetadataKey), that time.
 func objectStamp(attrs *driver.Attributes) stamp {
 	st := stamp{v: versionOf(attrs.Metadata), at: attrs.ModTime}
-	for k, v := range attrs.Metadata {
+	if st.v.IsZero() {
+		return st
+	}
+	for k, val := range attrs.Metadata {
 		if !strings.EqualFold(k, StoredMetadataKey) {
 			continue
 		}
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 && (st.at.IsZero() || n < st.at.UnixNano()) {
+		v, nanos, ok := strings.Cut(val, " ")
+		if !ok || v != st.v.String() {
+			continue // not this version's (metadata a caller set once)
+		}
+		if n, err := strconv.ParseInt(nanos, 10, 64); err == nil && n > 0 && (st.at.IsZero() || n < st.at.UnixNano()) {
 			st.at = time.Unix(0, n)
 		}
 	}
@@ -167,7 +175,7 @@ func copyMetadata(md map[string]string, s stamp, skew time.Duration) map[string]
 			c[k] = v
 		}
 	}
-	c[StoredMetadataKey] = strconv.FormatInt(s.at.UnixNano(), 10)
+	c[StoredMetadataKey] = s.v.String() + " " + strconv.FormatInt(s.at.UnixNano(), 10)
 	return c
 }
 
