@@ -294,3 +294,27 @@ func mustRead(t *testing.T, b *blob.Bucket, key string) []byte {
 	require.NoError(t, err)
 	return data
 }
+
+// A side that lacks a write whose entry for it is an alongside one, the
+// other side holding it, with no tombstone recorded by the time a write
+// may take to commit, lost it to a delete a crash cut between the sides,
+// or to a failed commit whose record a crash cut: neither was
+// acknowledged, and the repair copies the write, so that the sides agree,
+// rather than leaving them apart until Verify.
+func TestMirrorRepairCopiesAnAlongsideWriteOnceItCannotBeCommitting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl, w, _, r := missedPrimary(t)
+		ctx := fl.ctx
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write of the pending key, on both sides")
+		require.NoError(t, fl.raw[0].Delete(ctx, "k"), "the primary's copy, gone with nothing recorded")
+
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "<absent>", fl.content(0, "k"), "the primary after a pass soon after the write")
+		time.Sleep(2 * time.Minute)
+		_, err = r.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "v2", fl.content(0, "k"), "the primary after a pass once the write cannot be committing")
+		assert.Zero(t, r.f.Status().Pending, "entries left")
+	})
+}

@@ -306,16 +306,18 @@ func (r *repairKey) apply(changes []change) error {
 			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
 			return r.dropStaleCopy(c.s)
 		}
-		if c.alongside && !r.temporary && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
+		if c.alongside && c.recent && !r.temporary && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
 			// The write committed on src, and was committing on dst too
 			// without failing there: dst lacks it because a later change,
 			// which the pass has not listed (another instance's delete,
-			// between its calls to the two sides), removed it, or its
-			// commit there is still under way. Copying would bring a
-			// deleted object back. (A crash between the write's failure
-			// on dst and its record is Verify's to repair.)
-			r.f.opts.Logger.Info("failoverblob: repair skipped: the write was made on the side too, and did not fail there", "key", r.key, "side", r.dst.id.String())
-			return nil
+			// between its calls to the two sides, whose tombstone, if it
+			// recorded one, the next pass lists), removed it, or its
+			// commit there is still under way. Copying now could bring a
+			// deleted object back. Once the entry is older than a write
+			// may take to commit, dst's lack of it is a failure whose
+			// record a crash cut, or a delete a crash cut between the
+			// sides, and the write is copied.
+			return fmt.Errorf("%w: the %s lacks the write of %q that was being made there too, and a later change may have removed it", errRepairDeferred, r.dst.id, r.key)
 		}
 		if settled, err := r.applyPut(c.s); settled || err != nil {
 			return err
@@ -339,15 +341,17 @@ func (r *repairKey) apply(changes []change) error {
 // New is never committing while its key is repaired, which holds the
 // key's lock as the write's commit does.
 func (f *Failover) mayLand(e journal.Entry) bool {
-	if e.Op != journal.Put || f.appendedHere(e) {
-		return false
-	}
+	return e.Op == journal.Put && !f.appendedHere(e) && f.recent(e)
+}
+
+// recent reports whether e was stored less than landingTime ago. An entry
+// stamped far in the future comes from a clock that ran fast, not from a
+// write in flight: the window is bounded both ways.
+func (f *Failover) recent(e journal.Entry) bool {
 	at := e.Stored
 	if at.IsZero() {
 		at = e.Recorded
 	}
-	// An entry stamped far in the future comes from a clock that ran
-	// fast, not from a write in flight: the window is bounded both ways.
 	d, bound := f.opts.Now().Sub(at), f.landingTime()
 	return d < bound && d > -bound
 }
@@ -604,7 +608,8 @@ type change struct {
 	// alongside says the change's entries for the side being repaired,
 	// among those listed, are all alongside ones (see alongsideSize): its
 	// write was committing there too, and no entry says it failed there.
-	alongside bool
+	// recent says one of them was stored less than landingTime ago.
+	alongside, recent bool
 }
 
 // changesOf returns the changes the entries describe, newest first. The
@@ -636,7 +641,7 @@ func (f *Failover) changesOf(key string, missing journal.Side, entries []journal
 		if e.Missing == missing && e.Op == journal.Put && !along {
 			missed[v] = true
 		}
-		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e), alongside: along})
+		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e), alongside: along, recent: along && f.recent(e)})
 		listed[v] = true
 	}
 	for i := range changes {
