@@ -34,14 +34,17 @@ type Failover struct {
 	// readingsBegun counts the readings of the journal begun; readingsTaken
 	// is the number of the last one begun whose listing the index took in.
 	readingsBegun, readingsTaken atomic.Int64
-	instance                     string       // this instance's name in reconcile leases and probe canaries
-	opened                       time.Time    // when New was called, by Options.Now
-	running                      atomic.Int32 // Runs running
-	journalTries                 retries      // journalKnown's readings of the journal
-	unsureTries                  retries      // state's readings of the journal for keys it is unsure of
-	passes                       atomic.Int64 // Drain passes completed
-	lastPass                     atomic.Int64 // when the last one completed, in Unix nanoseconds
-	force                        atomic.Int32 // the ForceMode (Force)
+	instance                     string    // this instance's name in reconcile leases and probe canaries
+	opened                       time.Time // when New was called, by Options.Now
+
+	alongsideMu  sync.Mutex
+	alongside    map[string]alongsideSeen // see alongsideHeld
+	running      atomic.Int32             // Runs running
+	journalTries retries                  // journalKnown's readings of the journal
+	unsureTries  retries                  // state's readings of the journal for keys it is unsure of
+	passes       atomic.Int64             // Drain passes completed
+	lastPass     atomic.Int64             // when the last one completed, in Unix nanoseconds
+	force        atomic.Int32             // the ForceMode (Force)
 	// warnedNoRun and lastNoRunCheck pace the warning that work is pending
 	// with no Run running (warnIfUnreconciled).
 	warnedNoRun    atomic.Bool

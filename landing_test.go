@@ -156,13 +156,25 @@ func TestRepairLeavesTheEntryOfAWriteStillCommitting(t *testing.T) {
 // says the write was committing on the primary too, and a repair that
 // finds the primary without it leaves it to whatever removed it.
 func TestMirrorRepairLeavesAWriteMadeOnBothSidesThatALaterDeleteRemoved(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		after time.Duration // from the write to the delete
+	}{
+		{"a delete soon after the write", time.Second},
+		{"a delete long after the write", 10 * time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) { testAlongsideDelete(t, c.after) })
+	}
+}
+
+func testAlongsideDelete(t *testing.T, after time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		fl, w, d, r := missedPrimary(t)
 		ctx := fl.ctx
 		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v2"), nil), "a write of the pending key, on both sides")
 		require.Equal(t, "v2", fl.content(0, "k"), "the primary after the write")
 		require.Equal(t, "v2", fl.content(1, "k"), "the secondary after the write")
-		time.Sleep(time.Second)
+		time.Sleep(after)
 
 		deleted := d.deleteWaitingOnSecondary(ctx, "k", failovertest.Fault{Latency: 5 * time.Second})
 		require.Equal(t, "<absent>", fl.content(0, "k"), "the primary while the delete waits on the secondary")

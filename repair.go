@@ -77,6 +77,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 	if err := r.cleanUp(); err != nil {
 		return r.rep, nil, err
 	}
+	f.alongsideSettled(key)
 	f.opts.Logger.Info("failoverblob: repaired", "key", key, "side", missing.String(), "action", r.rep.Action.String(), "bytes", r.rep.Bytes, "cleaned", r.rep.Cleaned)
 	if r.partial {
 		// The part of the journal not read may hold older entries of the
@@ -306,17 +307,17 @@ func (r *repairKey) apply(changes []change) error {
 			r.f.opts.Logger.Info("failoverblob: repair skipped: the side held the key's newest known change, and a later change removed it", "key", r.key, "side", r.dst.id.String())
 			return r.dropStaleCopy(c.s)
 		}
-		if c.alongside && c.recent && !r.temporary && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) {
+		if c.alongside && !r.temporary && r.from.exists && r.from.s.v == c.s.v && !(r.have.exists && r.have.s.compare(c.s, r.skew) >= 0) && r.f.alongsideHeld(r.key, c.s.v) {
 			// The write committed on src, and was committing on dst too
 			// without failing there: dst lacks it because a later change,
 			// which the pass has not listed (another instance's delete,
 			// between its calls to the two sides, whose tombstone, if it
-			// recorded one, the next pass lists), removed it, or its
+			// recorded one, a later pass lists), removed it, or its
 			// commit there is still under way. Copying now could bring a
-			// deleted object back. Once the entry is older than a write
-			// may take to commit, dst's lack of it is a failure whose
-			// record a crash cut, or a delete a crash cut between the
-			// sides, and the write is copied.
+			// deleted object back. Once the key has been found so for
+			// longer than such a delete takes to end, dst's lack of it is
+			// a failure whose record a crash cut, or a delete a crash cut
+			// between the sides, and the write is copied.
 			return fmt.Errorf("%w: the %s lacks the write of %q that was being made there too, and a later change may have removed it", errRepairDeferred, r.dst.id, r.key)
 		}
 		if settled, err := r.applyPut(c.s); settled || err != nil {
@@ -343,6 +344,52 @@ func (r *repairKey) apply(changes []change) error {
 func (f *Failover) mayLand(e journal.Entry) bool {
 	return e.Op == journal.Put && !f.appendedHere(e) && f.recent(e)
 }
+
+// alongsideHeld reports whether a repair that found the side it repairs
+// without version v of key, which an alongside entry says was being made
+// there too, and the other side holding it, is to wait: until this
+// instance has found the key so for longer than a delete takes to reach
+// both sides and record what it missed (3×CallTimeout + MaxClockSkew, see
+// apply). Each such key is remembered from its first finding (at most
+// maxAlongsideHeld of them; past that, repairs wait) until it is settled.
+func (f *Failover) alongsideHeld(key string, v Version) bool {
+	f.alongsideMu.Lock()
+	defer f.alongsideMu.Unlock()
+	now := f.opts.Now()
+	seen, ok := f.alongside[key]
+	if !ok || seen.v != v {
+		if len(f.alongside) >= maxAlongsideHeld {
+			return true
+		}
+		if f.alongside == nil {
+			f.alongside = map[string]alongsideSeen{}
+		}
+		f.alongside[key] = alongsideSeen{v: v, at: now}
+		return true
+	}
+	if now.Sub(seen.at) < 3*f.opts.CallTimeout+f.opts.MaxClockSkew {
+		return true
+	}
+	delete(f.alongside, key)
+	return false
+}
+
+// alongsideSettled forgets key's first finding (see alongsideHeld).
+func (f *Failover) alongsideSettled(key string) {
+	f.alongsideMu.Lock()
+	defer f.alongsideMu.Unlock()
+	delete(f.alongside, key)
+}
+
+// alongsideSeen is when a repair first found a key as alongsideHeld says,
+// at version v.
+type alongsideSeen struct {
+	v  Version
+	at time.Time
+}
+
+// maxAlongsideHeld bounds the keys alongsideHeld remembers.
+const maxAlongsideHeld = 100_000
 
 // recent reports whether e was stored less than landingTime ago. An entry
 // stamped far in the future comes from a clock that ran fast, not from a
@@ -608,8 +655,7 @@ type change struct {
 	// alongside says the change's entries for the side being repaired,
 	// among those listed, are all alongside ones (see alongsideSize): its
 	// write was committing there too, and no entry says it failed there.
-	// recent says one of them was stored less than landingTime ago.
-	alongside, recent bool
+	alongside bool
 }
 
 // changesOf returns the changes the entries describe, newest first. The
@@ -641,7 +687,7 @@ func (f *Failover) changesOf(key string, missing journal.Side, entries []journal
 		if e.Missing == missing && e.Op == journal.Put && !along {
 			missed[v] = true
 		}
-		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e), alongside: along, recent: along && f.recent(e)})
+		changes = append(changes, change{op: e.Op, s: entryStampOf(e, v), landing: f.mayLand(e), alongside: along})
 		listed[v] = true
 	}
 	for i := range changes {
