@@ -115,9 +115,7 @@ func TestRepairLeavesTheEntryOfAWriteStillCommitting(t *testing.T) {
 				require.NoError(t, err)
 				assert.Zero(t, rep.Remaining, "entries left by the pass after the write")
 				assert.Equal(t, "v2", l.content(t, 0, "k"), "the primary after the pass")
-				got, err := l.r.Bucket().ReadAll(l.ctx, "k")
-				require.NoError(t, err)
-				assert.Equal(t, "v2", string(got), "a read by the reconciler")
+				assert.Equal(t, "v2", string(mustRead(t, l.r.Bucket(), "k")), "a read by the reconciler")
 			})
 		})
 		t.Run(mode.String()+"/the write fails", func(t *testing.T) {
@@ -137,9 +135,7 @@ func TestRepairLeavesTheEntryOfAWriteStillCommitting(t *testing.T) {
 				require.NoError(t, err)
 				assert.Zero(t, rep.Remaining, "entries left by a pass once the write cannot be committing")
 				assert.Equal(t, "v1", l.content(t, 0, "k"), "the primary")
-				got, err := l.r.Bucket().ReadAll(l.ctx, "k")
-				require.NoError(t, err)
-				assert.Equal(t, "v1", string(got), "a read by the reconciler")
+				assert.Equal(t, "v1", string(mustRead(t, l.r.Bucket(), "k")), "a read by the reconciler")
 			})
 		})
 	}
