@@ -350,14 +350,26 @@ func (f *Failover) mayLand(e journal.Entry) bool {
 // there too, and the other side holding it, is to wait: until this
 // instance has found the key so for longer than a delete takes to reach
 // both sides and record what it missed (3×CallTimeout + MaxClockSkew, see
-// apply). Each such key is remembered from its first finding (at most
-// maxAlongsideHeld of them; past that, repairs wait) until it is settled.
+// apply). Each such key is remembered from its first finding until it is
+// settled, or, once maxAlongsideHeld keys are remembered, until it was
+// found longer ago than the hold (another instance may have settled it);
+// while that many are held, new ones wait.
 func (f *Failover) alongsideHeld(key string, v Version) bool {
 	f.alongsideMu.Lock()
 	defer f.alongsideMu.Unlock()
 	now := f.opts.Now()
+	hold := 3*f.opts.CallTimeout + f.opts.MaxClockSkew
 	seen, ok := f.alongside[key]
 	if !ok || seen.v != v {
+		if len(f.alongside) >= maxAlongsideHeld {
+			// Keys another instance settled are never seen here again:
+			// those found longer ago than the hold are forgotten.
+			for k, s := range f.alongside {
+				if now.Sub(s.at) >= hold {
+					delete(f.alongside, k)
+				}
+			}
+		}
 		if len(f.alongside) >= maxAlongsideHeld {
 			return true
 		}
@@ -367,7 +379,7 @@ func (f *Failover) alongsideHeld(key string, v Version) bool {
 		f.alongside[key] = alongsideSeen{v: v, at: now}
 		return true
 	}
-	if now.Sub(seen.at) < 3*f.opts.CallTimeout+f.opts.MaxClockSkew {
+	if now.Sub(seen.at) < hold {
 		return true
 	}
 	delete(f.alongside, key)
@@ -389,7 +401,7 @@ type alongsideSeen struct {
 }
 
 // maxAlongsideHeld bounds the keys alongsideHeld remembers.
-const maxAlongsideHeld = 100_000
+var maxAlongsideHeld = 100_000
 
 // recent reports whether e was stored less than landingTime ago. An entry
 // stamped far in the future comes from a clock that ran fast, not from a

@@ -57,3 +57,42 @@ func TestObjectStampTakesTheStoredTimeOfItsOwnVersionOnly(t *testing.T) {
 		t.Errorf("a copy's metadata %v: stamp at %v, want %v", md, got.at, s.at)
 	}
 }
+
+// alongsideHeld holds a key from its first finding for the hold, then lets
+// its repair go; once the keys it remembers fill it, it forgets those
+// found longer ago than the hold (another instance may have settled
+// them), and only while it is still full do new ones wait.
+func TestAlongsideHeldForgetsKeysPastTheHold(t *testing.T) {
+	defer func(n int) { maxAlongsideHeld = n }(maxAlongsideHeld)
+	maxAlongsideHeld = 2
+	now := time.Unix(1000, 0)
+	f := &Failover{opts: Options{Now: func() time.Time { return now }, CallTimeout: time.Second, MaxClockSkew: time.Second}}
+	v := Version{Wall: 1, Writer: "w"}
+	for _, k := range []string{"a", "b"} {
+		if !f.alongsideHeld(k, v) {
+			t.Fatalf("%s at its first finding: not held", k)
+		}
+	}
+	if !f.alongsideHeld("c", v) {
+		t.Fatal("c, with the memory full of keys within the hold: not held")
+	}
+	now = now.Add(4 * time.Second) // the hold: 3×CallTimeout + MaxClockSkew
+	if f.alongsideHeld("a", v) {
+		t.Error("a, found again past the hold: still held")
+	}
+	if !f.alongsideHeld("c", v) {
+		t.Error("c, with room for it: not held")
+	}
+	// b and c are remembered; d fills the memory, and b, past the hold,
+	// is forgotten to make room.
+	if !f.alongsideHeld("d", v) {
+		t.Error("d: not held")
+	}
+	if _, ok := f.alongside["b"]; ok || len(f.alongside) != 2 {
+		t.Errorf("after d: %d keys remembered, b among them %t; want c and d", len(f.alongside), ok)
+	}
+	now = now.Add(4 * time.Second)
+	if f.alongsideHeld("c", v) {
+		t.Error("c, found again past its hold: still held")
+	}
+}
