@@ -143,8 +143,13 @@ func (w *writer) clearTombstone() error {
 	if p.hintDel.unseen {
 		// The delete found nothing, and what a side holds now may be
 		// another writer's write, which its tombstone does not remove
-		// (see stamp.unseen): removing it would lose that write.
-		return unavailable(nil, "writing %q with IfNotExist: its delete found nothing on the secondary, and whether the key exists is up to its repair", w.key)
+		// (see stamp.unseen): removing it would lose that write. Where
+		// neither side holds the key, the tombstone has nothing to
+		// remove, and the write's own condition decides.
+		if err := w.f.neitherHolds(w.ctx, w.key); err != nil {
+			return unavailable(err, "writing %q with IfNotExist: its delete found nothing on the secondary, and whether the key exists is up to its repair", w.key)
+		}
+		return nil
 	}
 	for _, sw := range w.sw {
 		if sw == nil {
@@ -155,6 +160,21 @@ func (w *writer) clearTombstone() error {
 		cancel()
 		if err != nil && !isNotFound(err) {
 			return unavailable(err, "writing %q with IfNotExist needs its deleted object gone from the %s", w.key, sw.s.id)
+		}
+	}
+	return nil
+}
+
+// neitherHolds returns nil if both sides answer that they do not hold
+// key, and otherwise why not.
+func (f *Failover) neitherHolds(ctx context.Context, key string) error {
+	for _, s := range f.sides {
+		o, err := f.inspect(ctx, s, key)
+		switch {
+		case err != nil:
+			return err
+		case o.exists:
+			return fmt.Errorf("the %s holds %q", s.id, key)
 		}
 	}
 	return nil

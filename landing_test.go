@@ -326,3 +326,29 @@ func TestMirrorRepairCopiesAnAlongsideWriteOnceItCannotBeCommitting(t *testing.T
 		assert.Zero(t, r.f.Status().Pending, "entries left")
 	})
 }
+
+// An IfNotExist write of a key whose unseen tombstone (a Mirror-mode
+// delete that found nothing) waits for its repair was unavailable until
+// the repair, however long the sides had been up: where neither side
+// holds the key, the tombstone has nothing to remove, and the write goes
+// ahead on its own condition (seeds 238 of the fleet tier and 901 of
+// mirror-either-flapping, where the repair waited on a crashed instance).
+func TestIfNotExistWriteOverAnUnseenTombstoneOfAKeyNoSideHolds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := mirrorFleet(t, 1)
+		d := fl.in[0]
+		ctx := fl.ctx
+		d.faults[0].Outage(nil)
+		require.Equal(t, gcerrors.NotFound, gcerrors.Code(d.f.Bucket().Delete(ctx, "k")), "a delete of a key no side holds, the primary down")
+		d.faults[0].Heal()
+		time.Sleep(2 * time.Minute)
+		require.NoError(t, d.f.Bucket().WriteAll(ctx, "k", []byte("v1"), &blob.WriterOptions{IfNotExist: true}), "an IfNotExist write before the tombstone's repair")
+		err := d.f.Bucket().WriteAll(ctx, "k", []byte("v2"), &blob.WriterOptions{IfNotExist: true})
+		assert.Equal(t, gcerrors.FailedPrecondition, gcerrors.Code(err), "a second IfNotExist write: %v", err)
+		_, err = d.f.Drain(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, "v1", fl.content(0, "k"), "the primary after the drain")
+		assert.Equal(t, "v1", fl.content(1, "k"), "the secondary after the drain")
+		assert.Equal(t, "v1", d.read(ctx, "k"), "a read")
+	})
+}
