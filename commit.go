@@ -168,12 +168,12 @@ func (w *writer) clearTombstone() error {
 // neitherHolds returns nil if both sides answer that they do not hold
 // key, and otherwise why not.
 func (f *Failover) neitherHolds(ctx context.Context, key string) error {
+	got, _, err := f.inspectBoth(ctx, key)
+	if err != nil {
+		return err
+	}
 	for _, s := range f.sides {
-		o, err := f.inspect(ctx, s, key)
-		switch {
-		case err != nil:
-			return err
-		case o.exists:
+		if got[s.id].exists {
 			return fmt.Errorf("the %s holds %q", s.id, key)
 		}
 	}

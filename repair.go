@@ -284,12 +284,13 @@ func (r *repairKey) dropSource() {
 // apply brings dst up to the newest of changes (newest first) that a side
 // holds the data of: a delete, or a put whose object exists. It leaves the
 // key when src holds a version newer than all of them (see superseded),
-// when dst held the newest of them and no longer does (a later change,
-// not listed, removed it), or when the newest is a put made on dst too
-// (an alongside entry) that src holds and dst does not. A put no side
-// holds whose write may still be committing (see Failover.mayLand)
-// defers the repair; one that cannot be is taken for a write that failed,
-// and the older changes are looked at.
+// or when dst held the newest of them and no longer does (a later change,
+// not listed, removed it). It defers the repair while the newest is a put
+// made on dst too (an alongside entry) that src holds and dst does not,
+// for the hold alongsideHeld keeps, and while a put no side holds may
+// still be committing (see Failover.mayLand); a put that no side holds
+// and that cannot be committing is taken for a write that failed, and
+// the older changes are looked at.
 func (r *repairKey) apply(changes []change) error {
 	if r.superseded(changes) {
 		return r.supersede(changes[0])

@@ -115,27 +115,30 @@ func versionOf(md map[string]string) Version {
 	return v
 }
 
-// versionEntry finds the version in metadata as a driver returns it: the
-// portable layer lowercases metadata keys, drivers need not.
+// versionEntry finds the version in metadata (see metadataEntry).
 func versionEntry(md map[string]string) (string, bool) {
-	if v, ok := md[VersionMetadataKey]; ok {
+	return metadataEntry(md, VersionMetadataKey)
+}
+
+// metadataEntry finds key in metadata as a driver returns it: the
+// portable layer lowercases metadata keys, drivers need not.
+func metadataEntry(md map[string]string, key string) (string, bool) {
+	if v, ok := md[key]; ok {
 		return v, true
 	}
 	for k, v := range md {
-		if isVersionKey(k) {
+		if strings.EqualFold(k, key) {
 			return v, true
 		}
 	}
 	return "", false
 }
 
-func isVersionKey(k string) bool { return strings.EqualFold(k, VersionMetadataKey) }
-
 // isReservedMetadata reports whether metadata key k is one the failover
 // bucket keeps for itself: a caller may not set it, and Attributes hides
 // it. Keys are compared folding case, as the read side finds them.
 func isReservedMetadata(k string) bool {
-	return isVersionKey(k) || strings.EqualFold(k, StoredMetadataKey)
+	return strings.EqualFold(k, VersionMetadataKey) || strings.EqualFold(k, StoredMetadataKey)
 }
 
 // objectStamp is the stamp of an object a side holds, from its attributes:
@@ -147,17 +150,16 @@ func objectStamp(attrs *driver.Attributes) stamp {
 	if st.v.IsZero() {
 		return st
 	}
-	for k, val := range attrs.Metadata {
-		if !strings.EqualFold(k, StoredMetadataKey) {
-			continue
-		}
-		v, nanos, ok := strings.Cut(val, " ")
-		if !ok || v != st.v.String() {
-			continue // not this version's (metadata a caller set once)
-		}
-		if n, err := strconv.ParseInt(nanos, 10, 64); err == nil && n > 0 && (st.at.IsZero() || n < st.at.UnixNano()) {
-			st.at = time.Unix(0, n)
-		}
+	val, ok := metadataEntry(attrs.Metadata, StoredMetadataKey)
+	if !ok {
+		return st
+	}
+	v, nanos, ok := strings.Cut(val, " ")
+	if !ok || v != st.v.String() {
+		return st // not this version's (metadata a caller set once)
+	}
+	if n, err := strconv.ParseInt(nanos, 10, 64); err == nil && n > 0 && (st.at.IsZero() || n < st.at.UnixNano()) {
+		st.at = time.Unix(0, n)
 	}
 	return st
 }
