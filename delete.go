@@ -87,6 +87,18 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 		secondaryLook = f.lookBeside(ctx, f.sides[journal.Secondary], key)
 		defer secondaryLook()
 	}
+	if rec.recorded(journal.Primary) && f.sharedJournal() {
+		// Another instance's pass that listed the journal before the
+		// tombstone was recorded may be about to copy a redirected copy
+		// onto the primary: the marker tells it the key was deleted since.
+		if err := f.writeMarker(ctx, pr, key, rec.v); err != nil {
+			if !pr.outage(ctx, err) {
+				rec.withdraw()
+				return err
+			}
+			return f.tombstone(rec, h, err)
+		}
+	}
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	if isNotFound(err) && !copied && pending && !p.known {
 		return f.deleteUnresolved(rec, p, h, err, primaryHad)
@@ -549,7 +561,17 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 		o.err, o.missed = d.on[journal.Primary].err, true
 		return false, nil
 	}
-	err = s.delete(d.rec.ctx, f.opts.CallTimeout, d.rec.key, d.opts)
+	if d.pending && f.sharedJournal() {
+		// Another instance's pass that listed the journal before this
+		// delete's tombstones were recorded may be about to copy the key
+		// onto s from the other side: the marker tells it the key was
+		// deleted since. A marker that cannot be written is a delete s
+		// missed.
+		err = f.writeMarker(d.rec.ctx, s, d.rec.key, d.rec.v)
+	}
+	if err == nil {
+		err = s.delete(d.rec.ctx, f.opts.CallTimeout, d.rec.key, d.opts)
+	}
 	o.err = err
 	switch {
 	case err == nil && id == journal.Secondary && d.rec.unseen:

@@ -50,7 +50,7 @@ type Failover struct {
 	warnedNoRun    atomic.Bool
 	lastNoRunCheck atomic.Int64
 	distinct       atomic.Bool // the sides were found to be distinct storage (checkDistinct)
-	leasesLeft     atomic.Bool // reconcile leases may be left behind (tidyLeases)
+	leftBehind     atomic.Bool // reconcile leases or delete markers may be left behind (tidyLeases)
 
 	hedges hedgeBudget // hedged reads (hedge.go)
 	stale  *staleCache // Options.Cache (stale.go); nil without one
@@ -108,7 +108,7 @@ func New(ctx context.Context, primary, secondary *blob.Bucket, opts *Options) (*
 	f.locks.init()
 	f.hedges.fraction, f.hedges.floor = o.HedgeBudget, int64(o.HedgeFloor)
 	f.stale = newStaleCache(o)
-	f.leasesLeft.Store(true)
+	f.leftBehind.Store(true)
 	f.instance = newInstanceID(f.clock.writer)
 	f.opened = o.Now()
 	// Options reports what is in effect: the writer id chosen, and the

@@ -413,12 +413,16 @@ func (f *Failover) sweepSide(ctx context.Context, s *side, skip func(name string
 // that leaves nothing pending, as long as some may be left: from New (an
 // instance may have died before this one started), and from a pass that had
 // work (one holding leases may have died since), until a sweep finds none.
-// An idle instance costs nothing: one LIST a side once its work is done.
-// worked says the pass had work; complete, that it read the whole journal.
-// c (nil: none) is the claims of a pass that had work, whose releases may
-// still be under way: the sweep goes on beside them, leaves the leases they
-// release to them, and waits for them.
-func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool, c *claims) {
+// The delete markers no pass needs any more go too (see markerPrefix): those
+// written before the pass's listing began, which therefore held the
+// tombstones they guard, and longer ago than landingTime. An idle instance
+// costs nothing: two LISTs a side once its work is done. worked says the
+// pass had work; listed, when the pass's listing that read the whole
+// journal began (zero: it did not read it whole). c (nil: none) is the
+// claims of a pass that had work, whose releases may still be under way:
+// the sweep goes on beside them, leaves the leases they release to them,
+// and waits for them.
+func (f *Failover) tidyLeases(ctx context.Context, worked bool, listed time.Time, c *claims) {
 	if !f.usesLeases() {
 		if c != nil {
 			c.wait()
@@ -426,7 +430,7 @@ func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool, c *cla
 		return
 	}
 	if worked {
-		f.leasesLeft.Store(true)
+		f.leftBehind.Store(true)
 	}
 	var skip func(string) bool
 	if c != nil {
@@ -436,14 +440,25 @@ func (f *Failover) tidyLeases(ctx context.Context, worked, complete bool, c *cla
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if c.unreleased {
-				f.leasesLeft.Store(true)
+				f.leftBehind.Store(true)
 			}
 		}()
 	}
-	if !complete || ctx.Err() != nil || f.pendingEntries() > 0 || !f.leasesLeft.Load() {
+	if listed.IsZero() || ctx.Err() != nil || f.pendingEntries() > 0 || !f.leftBehind.Load() {
 		return
 	}
-	if f.sweepLeases(ctx, skip) {
-		f.leasesLeft.Store(false)
+	before := listed.Add(-f.opts.MaxClockSkew)
+	if aged := time.Now().Add(-f.landingTime()); aged.Before(before) {
+		before = aged
+	}
+	var markersSwept [2]bool
+	var wg sync.WaitGroup
+	for i, s := range f.sides {
+		wg.Go(func() { markersSwept[i] = f.sweepMarkers(ctx, s, before) })
+	}
+	leasesSwept := f.sweepLeases(ctx, skip)
+	wg.Wait()
+	if leasesSwept && markersSwept[0] && markersSwept[1] {
+		f.leftBehind.Store(false)
 	}
 }

@@ -266,7 +266,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	listErr = errors.Join(listErr, keptErr)
 	if len(entries) == 0 {
 		claims.dispatched()
-		f.tidyLeases(ctx, false, listErr == nil, claims)
+		f.tidyLeases(ctx, false, completeAt(listedAt, listErr), claims)
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if err := f.checkDistinct(ctx); err != nil {
@@ -281,7 +281,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	p.run(groups)
 	// The leases left behind are looked for beside the last releases.
-	f.tidyLeases(ctx, true, listErr == nil, p.claims)
+	f.tidyLeases(ctx, true, completeAt(listedAt, listErr), p.claims)
 	p.rep.Remaining, _ = f.idx.stats()
 	p.rep.Leased = p.claims.refused
 	if err := ctx.Err(); err != nil {
@@ -452,4 +452,13 @@ func (p *pass) done(g *keyGroup, r Repair, err error) {
 func (f *Failover) pendingEntries() int {
 	n, _ := f.idx.stats()
 	return n
+}
+
+// completeAt returns when a listing of the journal that began at listedAt
+// and ended with err read every entry: listedAt, or zero if it did not.
+func completeAt(listedAt time.Time, err error) time.Time {
+	if err != nil {
+		return time.Time{}
+	}
+	return listedAt
 }

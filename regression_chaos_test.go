@@ -1385,8 +1385,13 @@ func (in *instance) redirect(t *testing.T, ctx context.Context, key, value strin
 // primary first waits d, and returns once the pass waits there; the
 // channel gives the Drain's error.
 func (in *instance) drainStalled(ctx context.Context, key string, nth int64, d time.Duration) <-chan error {
+	return in.drainStalledOn(ctx, 0, key, nth, d)
+}
+
+// drainStalledOn is drainStalled where the call that waits is to side i.
+func (in *instance) drainStalledOn(ctx context.Context, i int, key string, nth int64, d time.Duration) <-chan error {
 	var calls atomic.Int64
-	in.faults[0].Refuse(func(k string) error {
+	in.faults[i].Refuse(func(k string) error {
 		if k == key && calls.Add(1) == nth {
 			time.Sleep(d)
 		}

@@ -43,6 +43,7 @@ func (f *Failover) repair(ctx context.Context, key string, missing journal.Side,
 		// The secondary holds only temporary copies in Redirect mode.
 		temporary: f.opts.Mode == Redirect && missing == journal.Primary,
 		partial:   read.IsZero() && f.sharedJournal(),
+		listed:    read,
 		rep:       Repair{Key: key, Side: missing, Entries: len(entries)},
 	}
 	if len(entries) == 0 {
@@ -152,6 +153,9 @@ type repairKey struct {
 	// could not read every entry: a tombstone it missed may be why dst
 	// lacks the key (see applyPut).
 	partial bool
+	// listed is when the pass's listing that read every entry began (zero:
+	// it could not read them all).
+	listed time.Time
 
 	have, from sideObject // what dst and src hold
 	// source is a reader of the key on src opened beside the look at
@@ -553,6 +557,9 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 		// the pass could not read: copying could bring the key back.
 		return true, fmt.Errorf("%w: the %s lacks %q, and the journal was not read whole; its repair waits for a listing that is", errRepairDeferred, r.dst.id, r.key)
 	case r.from.exists && r.from.s.compare(s, r.skew) >= 0:
+		if err := r.notDeletedSince(); err != nil {
+			return true, err
+		}
 		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.attrs, r.have.attrs, r.takeSource())
 		if err != nil {
 			return true, err
@@ -564,6 +571,29 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// notDeletedSince checks, before a copy onto dst, which lacks the key,
+// with a journal other instances write, that no delete of the key newer
+// than the copy wrote its marker on dst since the pass listed the journal
+// (see markerPrefix): that delete may have removed the key from dst after
+// the pass listed the journal, and copying would bring it back. Such a key
+// is left for a pass that lists the delete's tombstone. A marker written
+// before the listing began (less the clocks' disagreement) adds nothing:
+// the listing holds its tombstone, if the delete recorded one.
+func (r *repairKey) notDeletedSince() error {
+	if r.have.exists || !r.f.sharedJournal() {
+		return nil
+	}
+	m, err := r.f.readMarker(r.ctx, r.dst, r.key)
+	switch {
+	case err != nil:
+		return err
+	case m.v.IsZero() || m.at.Before(r.listed.Add(-r.skew)) || m.compare(r.from.s, r.skew) <= 0:
+		return nil
+	}
+	r.f.opts.Logger.Info("failoverblob: repair deferred: a delete newer than the copy removed the key since the journal was listed", "key", r.key, "side", r.dst.id.String(), "delete", m.v.String())
+	return fmt.Errorf("%w: a delete of %q newer than %s was made on the %s since the journal was listed; its repair waits for a listing that holds the tombstone", errRepairDeferred, r.key, r.from.s.v, r.dst.id)
 }
 
 // sourceStayed looks again, after a Mirror-mode repair copied src's
