@@ -332,6 +332,9 @@ type mirrorDelete struct {
 	// when the primary missed the delete, looked at before the tombstone
 	// for the primary was recorded (see lookFirst).
 	before secondaryBefore
+	// recordedFirst says tombstones were recorded before any side was
+	// asked: the key had pending work (see run).
+	recordedFirst bool
 }
 
 // secondaryBefore is what a look at the secondary found (see lookFirst).
@@ -360,6 +363,7 @@ func (d *mirrorDelete) run() error {
 			if err := d.rec.record(s); err != nil {
 				return err
 			}
+			d.recordedFirst = true
 		}
 	}
 	for _, s := range d.f.sides {
@@ -378,6 +382,8 @@ func (d *mirrorDelete) settle() error {
 		return d.bothDown()
 	case d.unresolved():
 		return d.deleteUnresolved()
+	case d.foundNowhere() && d.removedByItsTombstone():
+		return d.foundGone()
 	case d.foundNowhere():
 		return d.notFound()
 	case d.onlyPrimaryHad():
@@ -514,6 +520,28 @@ func (d *mirrorDelete) foundNowhere() bool {
 	pr, sec := d.on[journal.Primary], d.on[journal.Secondary]
 	mayExist := d.pending && d.p.mayExist() && (d.p.known || !sec.answered)
 	return pr.answered && !pr.found && !sec.found && !mayExist
+}
+
+// removedByItsTombstone reports whether a delete that found the key on
+// no side may have found nothing through its own tombstones: it recorded
+// them, in a journal other instances read, before it asked the sides, for
+// a key whose state it could not work out, and another instance's
+// reconciler may have applied them meanwhile, removing the key from both
+// sides.
+func (d *mirrorDelete) removedByItsTombstone() bool {
+	return d.recordedFirst && !d.p.known && d.f.sharedJournal()
+}
+
+// foundGone settles a delete that found the key on no side, perhaps
+// through its own tombstones (see removedByItsTombstone): whether the key
+// existed when the delete began cannot be told, so neither NotFound nor
+// success is a true answer. The tombstones stand (they delete nothing more
+// if the key was absent), and the delete is unavailable, as
+// deleteAmbiguous answers in Redirect mode; a second delete answers
+// NotFound.
+func (d *mirrorDelete) foundGone() error {
+	d.f.idx.commit(d.rec.key, d.rec.v, true, [2]bool{}, 0)
+	return unavailable(errors.Join(d.on[journal.Primary].err, d.on[journal.Secondary].err), "no side holds %q, perhaps through this delete's tombstones, which another instance may have applied before the sides were asked; the delete is recorded", d.rec.key)
 }
 
 // onlyPrimaryHad reports whether the primary had a key with no pending

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gocloud.dev/gcerrors"
 
 	"github.com/failoverblob/failoverblob"
 	"github.com/failoverblob/failoverblob/failovertest"
@@ -126,4 +127,37 @@ func markers(t *testing.T, fl *fleet) int {
 		}
 	}
 	return n
+}
+
+// A Mirror-mode delete of a key with pending work whose state it could not
+// work out records its tombstones before it asks the sides; another
+// instance's pass may apply them meanwhile, removing the key from both
+// sides, and the delete then finds it nowhere. It cannot tell whether the
+// key existed when it began, so it is unavailable, not NotFound (which
+// would say an acknowledged write never existed), and a second delete
+// answers NotFound. (Seed 3249 of the several-writer chaos tier.)
+func TestMirrorDeleteWhoseTombstoneAnotherInstanceAppliedFirstIsUnavailable(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := mirrorFleet(t, 3)
+		w, d, r := fl.in[0], fl.in[1], fl.in[2]
+		ctx := fl.ctx
+		w.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		require.NoError(t, w.f.Bucket().WriteAll(ctx, "k", []byte("v1"), nil), "a write the primary missed")
+		require.NoError(t, d.f.Refresh(ctx))
+
+		// d cannot work out k's state (the secondary fails its looks), and
+		// its first write to the primary, the delete's marker, is slow.
+		d.faults[1].Set(failovertest.OpAttributes, failovertest.Fault{})
+		d.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Latency: 5 * time.Second})
+		deleted := make(chan error, 1)
+		go func() { deleted <- d.f.Bucket().Delete(ctx, "k") }()
+		synctest.Wait()
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err, "a pass that applies the delete's tombstone")
+		require.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the pass")
+
+		err = <-deleted
+		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete that found the key nowhere")
+		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(d.f.Bucket().Delete(ctx, "k")), "a second delete")
+	})
 }
