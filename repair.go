@@ -557,10 +557,7 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 		// the pass could not read: copying could bring the key back.
 		return true, fmt.Errorf("%w: the %s lacks %q, and the journal was not read whole; its repair waits for a listing that is", errRepairDeferred, r.dst.id, r.key)
 	case r.from.exists && r.from.s.compare(s, r.skew) >= 0:
-		if err := r.notDeletedSince(); err != nil {
-			return true, err
-		}
-		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.attrs, r.have.attrs, r.takeSource())
+		n, err := r.f.copyObject(r.ctx, r.src, r.dst, r.key, r.from.attrs, r.have.attrs, r.takeSource(), r.notDeletedSince())
 		if err != nil {
 			return true, err
 		}
@@ -573,27 +570,43 @@ func (r *repairKey) applyPut(s stamp) (settled bool, err error) {
 	return false, nil
 }
 
-// notDeletedSince checks, before a copy onto dst, which lacks the key,
-// with a journal other instances write, that no delete of the key newer
-// than the copy wrote its marker on dst since the pass listed the journal
-// (see markerPrefix): that delete may have removed the key from dst after
-// the pass listed the journal, and copying would bring it back. Such a key
-// is left for a pass that lists the delete's tombstone. A marker written
-// before the listing began (less the clocks' disagreement) adds nothing:
-// the listing holds its tombstone, if the delete recorded one.
-func (r *repairKey) notDeletedSince() error {
+// notDeletedSince returns the gate of a copy onto dst that lacks the key,
+// with a journal other instances write (nil otherwise): it reads dst's
+// marker of a delete of the key (see markerPrefix), starting now, beside
+// the copy's streaming, and keeps the copy from committing if a delete
+// newer than it wrote the marker since the pass listed the journal. That
+// delete may have removed the key from dst after the pass listed the
+// journal, and the copy would bring it back: the key is left for a pass
+// that lists the delete's tombstone. A marker written before the listing
+// began (less the clocks' disagreement) adds nothing: the listing holds
+// its tombstone, if the delete recorded one. The read starts after the
+// look at dst ended: a delete that removed the key before that look wrote
+// its marker before, and the read finds it.
+func (r *repairKey) notDeletedSince() func() error {
 	if r.have.exists || !r.f.sharedJournal() {
 		return nil
 	}
-	m, err := r.f.readMarker(r.ctx, r.dst, r.key)
-	switch {
-	case err != nil:
-		return err
-	case m.v.IsZero() || m.at.Before(r.listed.Add(-r.skew)) || m.compare(r.from.s, r.skew) <= 0:
-		return nil
+	type read struct {
+		m   stamp
+		err error
 	}
-	r.f.opts.Logger.Info("failoverblob: repair deferred: a delete newer than the copy removed the key since the journal was listed", "key", r.key, "side", r.dst.id.String(), "delete", m.v.String())
-	return fmt.Errorf("%w: a delete of %q newer than %s was made on the %s since the journal was listed; its repair waits for a listing that holds the tombstone", errRepairDeferred, r.key, r.from.s.v, r.dst.id)
+	done := make(chan read, 1)
+	go func() {
+		m, err := r.f.readMarker(r.ctx, r.dst, r.key)
+		done <- read{m, err}
+	}()
+	return func() error {
+		got := <-done
+		m := got.m
+		switch {
+		case got.err != nil:
+			return got.err
+		case m.v.IsZero() || m.at.Before(r.listed.Add(-r.skew)) || m.compare(r.from.s, r.skew) <= 0:
+			return nil
+		}
+		r.f.opts.Logger.Info("failoverblob: repair deferred: a delete newer than the copy removed the key since the journal was listed", "key", r.key, "side", r.dst.id.String(), "delete", m.v.String())
+		return fmt.Errorf("%w: a delete of %q newer than %s was made on the %s since the journal was listed; its repair waits for a listing that holds the tombstone", errRepairDeferred, r.key, r.from.s.v, r.dst.id)
+	}
 }
 
 // sourceStayed looks again, after a Mirror-mode repair copied src's

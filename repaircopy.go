@@ -24,8 +24,10 @@ import (
 // MD5 dst reports after the copy is compared with the bytes sent. If src
 // changed since attrs was read, the copy is abandoned. prior is what dst
 // held when the copy was decided (nil: nothing); where dst's provider can,
-// the write is conditional on it. source is closed.
-func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, attrs, prior *driver.Attributes, source *reader) (int64, error) {
+// the write is conditional on it. source is closed. gate (nil: none) is
+// called once the bytes are streamed, before the write commits: an error
+// from it abandons the copy.
+func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, attrs, prior *driver.Attributes, source *reader, gate func() error) (int64, error) {
 	var srcMD5 []byte
 	if len(attrs.MD5) == md5.Size {
 		srcMD5 = attrs.MD5
@@ -51,7 +53,7 @@ func (f *Failover) copyObject(ctx context.Context, src, dst *side, key string, a
 	if err := w.open(ctx, dst, false); err != nil {
 		return 0, err
 	}
-	n, sum, err := transfer(w.sw[dst.id], r, src, attrs.Size, srcMD5)
+	n, sum, err := transfer(w.sw[dst.id], r, src, attrs.Size, srcMD5, gate)
 	if err != nil || srcMD5 != nil {
 		return n, err
 	}
@@ -84,13 +86,14 @@ func (f *Failover) openSource(ctx context.Context, src *side, key string, attrs 
 // transfer streams r, read from src, into sw, and commits it if what was
 // read is size bytes with the MD5 srcMD5 (nil: unknown). It returns the
 // bytes read and, where srcMD5 is nil, their MD5; a write that is not
-// committed is aborted.
+// committed is aborted. gate (nil: none) must return nil for the write to
+// commit.
 //
 // Where srcMD5 is known, sw was opened with it as its ContentMD5, and the
 // side's portable layer (see bucketconv.Bucket), which hashes every byte
 // it is given, refuses to commit bytes that do not match it: they are not
 // hashed here a second time.
-func transfer(sw *sideWriter, r io.Reader, src *side, size int64, srcMD5 []byte) (n int64, sum []byte, err error) {
+func transfer(sw *sideWriter, r io.Reader, src *side, size int64, srcMD5 []byte, gate func() error) (n int64, sum []byte, err error) {
 	var h hash.Hash
 	var dst io.Writer = sw
 	if srcMD5 == nil {
@@ -106,6 +109,8 @@ func transfer(sw *sideWriter, r io.Reader, src *side, size int64, srcMD5 []byte)
 		err = errors.Join(rerr, werr)
 	case n != size:
 		err = fmt.Errorf("read %d bytes of %d from the %s", n, size, src.id)
+	case gate != nil:
+		err = gate()
 	}
 	if err != nil {
 		sw.abort(nil)

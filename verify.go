@@ -431,7 +431,7 @@ func (f *Failover) repairDifference(ctx context.Context, key string, got [2]side
 		rep.Repaired++
 		return nil
 	}
-	n, err := f.copyObject(ctx, f.sides[src], f.sides[dst], key, got[src].attrs, got[dst].attrs, nil)
+	n, err := f.copyObject(ctx, f.sides[src], f.sides[dst], key, got[src].attrs, got[dst].attrs, nil, nil)
 	if err != nil {
 		return err
 	}
