@@ -511,6 +511,18 @@ func (x *index) reached(key string, sides [2]bool) {
 	x.store(x.m, key, p)
 }
 
+// unsettle makes key's state unknown, to be resolved from the sides'
+// versions when next needed: an entry of it that this process withdrew may
+// still be applied by another instance (see Failover.unsettle).
+func (x *index) unsettle(key string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if p, ok := x.load(x.m, key); ok && p.known {
+		p.known = false
+		x.store(x.m, key, p)
+	}
+}
+
 // changed reports whether the index no longer says of key what p says: its
 // newest change, or where it is.
 func (x *index) changed(key string, p keyState) bool {

@@ -79,10 +79,12 @@ func (f *Failover) retract(e entry) {
 	if !f.idx.unhint(e.id, e.key, e.op, e.s, e.prev) {
 		f.relearn(ctx, e.key)
 	}
-	if err := f.opts.Journal.Ack(ctx, e.id); err == nil {
-		f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
-		f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
+	if err := f.opts.Journal.Ack(ctx, e.id); err != nil {
+		f.unsettle(e.key)
+		return
 	}
+	f.idx.acked(e.key, e.missing, []string{e.id}, time.Time{})
+	f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
 }
 
 // markWithdrawn records the withdrawal r of the entry id.
@@ -123,6 +125,20 @@ func (f *Failover) dropUnrecorded(id, key string, op journal.Op, v Version) {
 		f.relearn(ctx, key)
 	}
 	_ = f.opts.Journal.Ack(ctx, id)
+	f.unsettle(key)
+}
+
+// unsettle makes key's state unknown in the index, after this process
+// withdrew an entry of it from a journal other instances read, which may
+// hold it still (its append failed and may have stored it all the same, or
+// its acknowledgement failed): another instance's reconciler may apply it,
+// changing the key on the sides behind this process's index, which would
+// otherwise go on listing (or reading) the key by the state it knew. The
+// next read or listing of the key resolves it from the sides' versions.
+func (f *Failover) unsettle(key string) {
+	if f.sharedJournal() {
+		f.idx.unsettle(key)
+	}
 }
 
 // unrecordedMemory is how long the withdrawal of a failed append's entry

@@ -1,0 +1,55 @@
+package failoverblob_test
+
+import (
+	"io"
+	"testing"
+	"testing/synctest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/failoverblob/failoverblob"
+	"github.com/failoverblob/failoverblob/failovertest"
+)
+
+// A delete whose tombstone's append failed after storing it, and whose
+// withdrawal of the entry failed too, leaves the tombstone in the shared
+// journal, where another instance's pass applies it: the key is gone from
+// both sides. The deleting instance, whose delete failed, no longer lists
+// the key by the state it knew (its own redirected write, on the
+// secondary): it looks at the sides. (Seed 646 of the several-writer
+// chaos tier: a Get answered NotFound and a List right after showed the
+// key.)
+func TestWithdrawnEntryAnotherInstanceAppliedLeavesNoPhantom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 2, failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1})
+		a, r := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		a.redirect(t, ctx, "k", "redirected")
+
+		// The tombstone's append stores it on the secondary and reports a
+		// failure, fails on the primary, and its withdrawal fails.
+		a.faults[1].Set(failovertest.OpWrite, failovertest.Fault{Applied: true, Times: 1})
+		a.faults[0].Set(failovertest.OpWrite, failovertest.Fault{Times: 1})
+		a.faults[1].Set(failovertest.OpDelete, failovertest.Fault{Times: 1})
+		require.Error(t, a.f.Bucket().Delete(ctx, "k"), "the delete whose tombstone could not be recorded")
+		a.faults[0].Heal()
+		a.faults[1].Heal()
+
+		_, err := r.f.Drain(ctx)
+		require.NoError(t, err, "another instance's pass")
+		require.Equal(t, "<absent>", fl.content(0, "k"), "the primary after the pass")
+		require.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the pass")
+
+		assert.Equal(t, "<not found>", a.read(ctx, "k"), "a read by the deleting instance")
+		it := a.f.Bucket().List(nil)
+		for {
+			o, err := it.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			assert.NotEqual(t, "k", o.Key, "a listing by the deleting instance")
+		}
+	})
+}
