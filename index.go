@@ -523,6 +523,18 @@ func (x *index) unsettle(key string) {
 	}
 }
 
+// unsettleIf makes key's state unknown (see unsettle) if the index still
+// says of it what p says: a read found p wrong.
+func (x *index) unsettleIf(key string, p keyState) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	q, ok := x.load(x.m, key)
+	if ok && q.known && q.deleted == p.deleted && q.on == p.on && q.latest.v == p.latest.v {
+		q.known = false
+		x.store(x.m, key, q)
+	}
+}
+
 // changed reports whether the index no longer says of key what p says: its
 // newest change, or where it is.
 func (x *index) changed(key string, p keyState) bool {

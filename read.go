@@ -183,8 +183,11 @@ func (f *Failover) readPending(ctx context.Context, key string, p keyState, op s
 		case isNotFound(err):
 			// Another instance's reconciler may have moved the newest
 			// version to the other side, or its delete removed it: the
-			// sides' versions tell.
+			// sides' versions tell, and the index, which no longer says
+			// where the key is, no longer answers for it (a listing next
+			// resolves it too).
 			h.release()
+			f.idx.unsettleIf(key, p)
 			return f.readNewest(ctx, key, op, &p.latest.v)
 		default:
 			return err

@@ -53,3 +53,32 @@ func TestWithdrawnEntryAnotherInstanceAppliedLeavesNoPhantom(t *testing.T) {
 		}
 	})
 }
+
+// An instance whose index says where a key's newest version is, and whose
+// read finds it gone from there (another instance deleted it, and this one
+// has not read the journal since), no longer lists the key by its index:
+// a listing after that read looks at the sides, and does not show the key
+// the read said was not found. (Seed 5573 of the several-writer chaos
+// tier.)
+func TestReadThatFindsTheHolderWithoutTheKeyUnsettlesItsState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 2, failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1})
+		a, b := fl.in[0], fl.in[1]
+		ctx := fl.ctx
+		a.redirect(t, ctx, "k", "redirected")
+		require.NoError(t, b.f.Refresh(ctx))
+		require.NoError(t, b.f.Bucket().Delete(ctx, "k"), "another instance's delete")
+		require.Equal(t, "<absent>", fl.content(1, "k"), "the secondary after the delete")
+
+		assert.Equal(t, "<not found>", a.read(ctx, "k"), "a read by the instance that redirected the write")
+		it := a.f.Bucket().List(nil)
+		for {
+			o, err := it.Next(ctx)
+			if err == io.EOF {
+				break
+			}
+			require.NoError(t, err)
+			assert.NotEqual(t, "k", o.Key, "a listing by that instance after its read")
+		}
+	})
+}
