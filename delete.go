@@ -98,6 +98,7 @@ func (f *Failover) deleteRedirect(ctx context.Context, key string, p keyState, p
 			}
 			return f.tombstone(rec, h, err)
 		}
+		rec.marked[journal.Primary] = true
 	}
 	err = pr.delete(ctx, f.opts.CallTimeout, key, &driver.DeleteOptions{BeforeDelete: h.guard()})
 	if isNotFound(err) && !copied && pending && !p.known {
@@ -595,7 +596,9 @@ func (d *mirrorDelete) deleteOn(s *side) (done bool, err error) {
 		// onto s from the other side: the marker tells it the key was
 		// deleted since. A marker that cannot be written is a delete s
 		// missed.
-		err = f.writeMarker(d.rec.ctx, s, d.rec.key, d.rec.v)
+		if err = f.writeMarker(d.rec.ctx, s, d.rec.key, d.rec.v); err == nil {
+			d.rec.marked[s.id] = true
+		}
 	}
 	if err == nil {
 		err = s.delete(d.rec.ctx, f.opts.CallTimeout, d.rec.key, d.opts)

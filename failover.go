@@ -49,8 +49,9 @@ type Failover struct {
 	// with no Run running (warnIfUnreconciled).
 	warnedNoRun    atomic.Bool
 	lastNoRunCheck atomic.Int64
-	distinct       atomic.Bool // the sides were found to be distinct storage (checkDistinct)
-	leftBehind     atomic.Bool // reconcile leases or delete markers may be left behind (tidyLeases)
+	distinct       atomic.Bool  // the sides were found to be distinct storage (checkDistinct)
+	leftBehind     atomic.Bool  // reconcile leases or delete markers may be left behind (tidyLeases)
+	markersWritten atomic.Int64 // delete markers this instance began to write (tidyLeases)
 
 	hedges hedgeBudget // hedged reads (hedge.go)
 	stale  *staleCache // Options.Cache (stale.go); nil without one

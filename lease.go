@@ -447,6 +447,9 @@ func (f *Failover) tidyLeases(ctx context.Context, worked bool, listed time.Time
 	if listed.IsZero() || ctx.Err() != nil || f.pendingEntries() > 0 || !f.leftBehind.Load() {
 		return
 	}
+	// A marker written during the sweep may be missed by its listing: the
+	// flag it set stays.
+	written := f.markersWritten.Load()
 	before := listed.Add(-f.opts.MaxClockSkew)
 	if aged := time.Now().Add(-f.landingTime()); aged.Before(before) {
 		before = aged
@@ -458,7 +461,7 @@ func (f *Failover) tidyLeases(ctx context.Context, worked bool, listed time.Time
 	}
 	leasesSwept := f.sweepLeases(ctx, skip)
 	wg.Wait()
-	if leasesSwept && markersSwept[0] && markersSwept[1] {
+	if leasesSwept && markersSwept[0] && markersSwept[1] && f.markersWritten.Load() == written {
 		f.leftBehind.Store(false)
 	}
 }

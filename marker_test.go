@@ -1,6 +1,7 @@
 package failoverblob_test
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -159,5 +160,29 @@ func TestMirrorDeleteWhoseTombstoneAnotherInstanceAppliedFirstIsUnavailable(t *t
 		err = <-deleted
 		assert.ErrorIs(t, err, failoverblob.ErrUnavailable, "the delete that found the key nowhere")
 		assert.Equal(t, gcerrors.NotFound, gcerrors.Code(d.f.Bucket().Delete(ctx, "k")), "a second delete")
+	})
+}
+
+// A delete that is withdrawn (here the primary refuses it, as a side
+// refuses a name it cannot store) removes the marker it wrote: it deleted
+// nothing, and its marker would hold back repairs whose passes listed the
+// journal before it.
+func TestWithdrawnDeleteRemovesItsMarker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fl := newFleet(t, 1, failoverblob.Options{Breaker: neverTrips(), ProbeInterval: -1})
+		a := fl.in[0]
+		ctx := fl.ctx
+		a.redirect(t, ctx, "k", "redirected")
+		refused := errors.New("refused by the side")
+		a.faults[0].Refuse(func(k string) error {
+			if k == "k" {
+				return refused
+			}
+			return nil
+		})
+		require.ErrorIs(t, a.f.Bucket().Delete(ctx, "k"), refused)
+		assert.Zero(t, markers(t, fl), "markers after a refused delete")
+		a.faults[0].Refuse(nil)
+		assert.Equal(t, "redirected", a.read(ctx, "k"), "the key after a refused delete")
 	})
 }

@@ -87,6 +87,19 @@ func (f *Failover) retract(e entry) {
 	f.markWithdrawn(e.id, retraction{at: time.Now(), dropped: true})
 }
 
+// unmark removes the markers a withdrawn delete wrote (see Failover.unmark).
+func (r *records) unmark() {
+	for _, s := range sideIDs {
+		if !r.marked[s] {
+			continue
+		}
+		r.marked[s] = false
+		ctx, cancel := context.WithTimeout(context.Background(), r.f.opts.CallTimeout)
+		r.f.unmark(ctx, r.f.sides[s], r.key, r.v)
+		cancel()
+	}
+}
+
 // markWithdrawn records the withdrawal r of the entry id.
 func (f *Failover) markWithdrawn(id string, r retraction) {
 	f.retractedMu.Lock()
@@ -205,6 +218,9 @@ type records struct {
 	// alongsideSize): the change is being made on that side too.
 	alongside [2]bool
 	also      []*entry // entries recorded before e's, for the same change
+	// marked says a delete wrote its marker on the side (see
+	// markerPrefix), which withdraw removes.
+	marked [2]bool
 }
 
 // newRecords returns the records of a change of key, none recorded yet.
@@ -369,6 +385,7 @@ func (r *records) recorded(s journal.Side) bool { return r.e[s] != nil }
 // second appended over the first's hint: the hint before the change is
 // the one the first entry found, and every entry goes back to it.
 func (r *records) withdraw() {
+	r.unmark()
 	all := append(r.e[:], r.also...)
 	var prev *stamp
 	for _, e := range all {

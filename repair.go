@@ -601,7 +601,7 @@ func (r *repairKey) notDeletedSince() func() error {
 		switch {
 		case got.err != nil:
 			return got.err
-		case m.v.IsZero() || m.at.Before(r.listed.Add(-r.skew)) || m.compare(r.from.s, r.skew) <= 0:
+		case m.v.IsZero() || m.at.Before(r.listed.Add(-r.skew-markerTimeGrain)) || m.compare(r.from.s, r.skew) <= 0:
 			return nil
 		}
 		r.f.opts.Logger.Info("failoverblob: repair deferred: a delete newer than the copy removed the key since the journal was listed", "key", r.key, "side", r.dst.id.String(), "delete", m.v.String())
