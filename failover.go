@@ -50,8 +50,8 @@ type Failover struct {
 	warnedNoRun    atomic.Bool
 	lastNoRunCheck atomic.Int64
 	distinct       atomic.Bool  // the sides were found to be distinct storage (checkDistinct)
-	leftBehind     atomic.Bool  // reconcile leases or delete markers may be left behind (tidyLeases)
-	markersWritten atomic.Int64 // delete markers this instance began to write (tidyLeases)
+	leftBehind     atomic.Bool  // reconcile leases or delete markers may be left behind (tidyLeftovers)
+	markersWritten atomic.Int64 // delete markers this instance began to write (tidyLeftovers)
 
 	hedges hedgeBudget // hedged reads (hedge.go)
 	stale  *staleCache // Options.Cache (stale.go); nil without one

@@ -528,8 +528,7 @@ func (x *index) unsettle(key string) {
 func (x *index) unsettleIf(key string, p keyState) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	q, ok := x.load(x.m, key)
-	if ok && q.known && q.deleted == p.deleted && q.on == p.on && q.latest.v == p.latest.v {
+	if q, ok := x.load(x.m, key); ok && q.says(p) {
 		q.known = false
 		x.store(x.m, key, q)
 	}
@@ -539,7 +538,13 @@ func (x *index) unsettleIf(key string, p keyState) {
 // newest change, or where it is.
 func (x *index) changed(key string, p keyState) bool {
 	q, ok := x.get(key)
-	return !ok || !q.known || q.deleted != p.deleted || q.on != p.on || q.latest.v != p.latest.v
+	return !ok || !q.says(p)
+}
+
+// says reports whether q, a known state, says of its key what p says: its
+// newest change, and where it is.
+func (q keyState) says(p keyState) bool {
+	return q.known && q.deleted == p.deleted && q.on == p.on && q.latest.v == p.latest.v
 }
 
 // moved records that side to holds s, the newest version of key there is,

@@ -409,7 +409,7 @@ func (f *Failover) sweepSide(ctx context.Context, s *side, skip func(name string
 	return swept
 }
 
-// tidyLeases sweeps the leases left behind (see sweepLeases) after a pass
+// tidyLeftovers sweeps the leases left behind (see sweepLeases) after a pass
 // that leaves nothing pending, as long as some may be left: from New (an
 // instance may have died before this one started), and from a pass that had
 // work (one holding leases may have died since), until a sweep finds none.
@@ -422,7 +422,7 @@ func (f *Failover) sweepSide(ctx context.Context, s *side, skip func(name string
 // claims of a pass that had work, whose releases may still be under way:
 // the sweep goes on beside them, leaves the leases they release to them,
 // and waits for them.
-func (f *Failover) tidyLeases(ctx context.Context, worked bool, listed time.Time, c *claims) {
+func (f *Failover) tidyLeftovers(ctx context.Context, worked bool, listed time.Time, c *claims) {
 	if !f.usesLeases() {
 		if c != nil {
 			c.wait()

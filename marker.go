@@ -51,7 +51,7 @@ import (
 // no pass needs any more (a pass that listed the journal after it was
 // written sees the tombstone it guards) is removed by the sweep of
 // leftovers once an instance has nothing pending (see
-// Failover.tidyLeases), once it is older than landingTime.
+// Failover.tidyLeftovers), once it is older than landingTime.
 const markerPrefix = ReservedPrefix + "deletes/"
 
 // markerName returns the name of key's delete marker: keys may be as long

@@ -266,7 +266,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	listErr = errors.Join(listErr, keptErr)
 	if len(entries) == 0 {
 		claims.dispatched()
-		f.tidyLeases(ctx, false, completeAt(listedAt, listErr), claims)
+		f.tidyLeftovers(ctx, false, completeAt(listedAt, listErr), claims)
 		return Report{Remaining: f.pendingEntries()}, listErr
 	}
 	if err := f.checkDistinct(ctx); err != nil {
@@ -281,7 +281,7 @@ func (f *Failover) Drain(ctx context.Context) (Report, error) {
 	}
 	p.run(groups)
 	// The leases left behind are looked for beside the last releases.
-	f.tidyLeases(ctx, true, completeAt(listedAt, listErr), p.claims)
+	f.tidyLeftovers(ctx, true, completeAt(listedAt, listErr), p.claims)
 	p.rep.Remaining, _ = f.idx.stats()
 	p.rep.Leased = p.claims.refused
 	if err := ctx.Err(); err != nil {
